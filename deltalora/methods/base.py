@@ -1,0 +1,60 @@
+"""The contract every fine-tuning method implements.
+
+A method turns a freshly loaded pretrained model into the model the Trainer optimizes, and may add
+Trainer callbacks (AdaLoRA's rank allocator, Delta-LoRA's W update, DyLoRA's rank sampling). Keeping
+that to two calls is what lets a new baseline be one small module plus one registration line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method needs to know about the model and the run, decided by the runner.
+
+    target_modules: module-name suffixes the LoRA protocol adapts for this model family
+        (["query", "value"] for BERT/RoBERTa, ["c_attn"] for GPT-2, ["q_proj", "v_proj"] for BART).
+    fan_in_fan_out: True for GPT-2's Conv1D layers (weight stored in x out).
+    task_type: a peft.TaskType name: "SEQ_CLS", "CAUSAL_LM" or "SEQ_2_SEQ_LM".
+    modules_to_save: modules trained in full beside the adapter (a classification head).
+    total_steps: optimizer steps the run will take (AdaLoRA's schedule and DyLoRA need it).
+    seed: the run's seed, for methods that draw random numbers of their own.
+    """
+
+    target_modules: tuple[str, ...]
+    fan_in_fan_out: bool = False
+    task_type: str = "SEQ_CLS"
+    modules_to_save: tuple[str, ...] = ()
+    total_steps: int = 1
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    """Base class. Subclasses set `name`, `description` and `defaults` and implement `apply`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    # Method hyper-parameters and their defaults; the runner validates overrides against these keys
+    # and types, so a misspelt `--set method.rr=4` fails instead of being ignored.
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def apply(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> nn.Module:
+        """Return the model to train (may wrap `model`); only parameters to train require grad."""
+        raise NotImplementedError
+
+    def callbacks(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> list:
+        """transformers.TrainerCallback instances this method needs during training."""
+        return []
+
+    def extra_updated_params(self, model: nn.Module, hp: dict[str, Any]) -> int:
+        """Parameters changed during training without a gradient (Delta-LoRA's W); 0 for most methods."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"<method {self.name}>"

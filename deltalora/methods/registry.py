@@ -1,0 +1,24 @@
+"""The method registry. Adding a baseline is one module plus one `register(...)` line below."""
+
+from __future__ import annotations
+
+from .base import Method
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if not method.name or method.name in METHODS:
+        raise ValueError(f"method name {method.name!r} is empty or already registered")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(sorted(METHODS))}") from None
+
+
+# Registration lines: one per method module.

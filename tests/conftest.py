@@ -1,0 +1,16 @@
+"""Test-wide settings: keep every cache in a temporary folder and never touch a hub."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_CACHE_ROOT = tempfile.mkdtemp(prefix="deltalora-test-cache-")
+for _var, _sub in (("HF_HOME", "hf"), ("XDG_CACHE_HOME", "xdg"), ("MPLCONFIGDIR", "mpl")):
+    os.environ[_var] = os.path.join(_CACHE_ROOT, _sub)
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE_ROOT, "hf", "datasets")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")

@@ -1,0 +1,423 @@
+"""Delta-LoRA against an independent, literal Algorithm 1 in float64.
+
+The reference below does not use deltalora at all: it trains plain PEFT LoRA with AdamW and, after
+each optimizer step t > K, adds lam*s*(B'A' - BA) to every adapted W by forming both full products,
+exactly as the paper's Algorithm 1 reads. Both engines must match it to 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft.tuners.lora import LoraLayer
+from tiny_models import base_model, batches, lora_model, logits, make_optimizer
+
+import deltalora.delta_lora as dl_mod
+from deltalora import DeltaLoRA
+
+TOL = 1e-9
+STEPS = 30
+K = 5
+
+
+def lora_layers(model):
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer) and "default" in m.lora_A]
+
+
+def train_steps(model, kind, opt, data, *, accum: int = 1):
+    model.train()
+    for i, batch in enumerate(data):
+        loss = model(**batch).loss / accum
+        loss.backward()
+        if (i + 1) % accum == 0:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+
+def reference_run(kind, lam, k, steps, *, accum: int = 1, **model_kw):
+    """Algorithm 1, literally, on plain PEFT LoRA."""
+    model = lora_model(kind, **model_kw)
+    opt = make_optimizer(model)
+    layers = [m for _, m in lora_layers(model)]
+    data = batches(kind, steps * accum)
+    t = 0
+    model.train()
+    for i, batch in enumerate(data):
+        (model(**batch).loss / accum).backward()
+        if (i + 1) % accum:
+            continue
+        old = [(m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone()) for m in layers]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if t > k:
+            with torch.no_grad():
+                for m, (b0, a0) in zip(layers, old):
+                    b1, a1 = m.lora_B["default"].weight, m.lora_A["default"].weight
+                    delta = lam * m.scaling["default"] * (b1 @ a1 - b0 @ a0)
+                    if m.fan_in_fan_out:
+                        delta = delta.T
+                    m.get_base_layer().weight += delta
+        t += 1
+    return model
+
+
+def engine_run(kind, engine, lam, k, steps, *, accum: int = 1, **model_kw):
+    model = lora_model(kind, **model_kw)
+    opt = make_optimizer(model)
+    handle = DeltaLoRA(model, opt, update_ratio=lam, start_step=k, engine=engine,
+                       allow_dropout=model_kw.get("dropout", 0) > 0)
+    train_steps(model, kind, opt, batches(kind, steps * accum), accum=accum)
+    return model, handle
+
+
+def max_dev(m1, m2, kind) -> dict[str, float]:
+    out = {"logits": (logits(m1, kind) - logits(m2, kind)).abs().max().item()}
+    d_ab = 0.0
+    for (_, a), (_, b) in zip(lora_layers(m1), lora_layers(m2)):
+        d_ab = max(d_ab, (a.lora_A["default"].weight - b.lora_A["default"].weight).abs().max().item())
+        d_ab = max(d_ab, (a.lora_B["default"].weight - b.lora_B["default"].weight).abs().max().item())
+    out["AB"] = d_ab
+    return out
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+@pytest.mark.parametrize("lam", [0.0, 0.5, 2.0])
+def test_engines_match_reference_algorithm_1(kind, engine, lam):
+    ref = reference_run(kind, lam, K, STEPS)
+    model, handle = engine_run(kind, engine, lam, K, STEPS)
+    dev = max_dev(model, ref, kind)
+    assert dev["logits"] < TOL and dev["AB"] < TOL, dev
+    assert handle.step == STEPS
+    w0 = base_model(kind)
+    for (name, layer), (_, ref_layer) in zip(lora_layers(model), lora_layers(ref)):
+        w = layer.get_base_layer().weight
+        orig = w0.get_submodule(name.replace("base_model.model.", "")).weight
+        if engine == "folded":
+            assert torch.equal(w, orig), f"folded engine wrote W of {name}"
+            # ... but its effective weight is Algorithm 1's W_T
+            eff = orig + handle.slots[[s.name for s in handle.slots].index(name)].effective_delta() - (
+                layer.get_delta_weight("default")
+            )
+            assert (eff - ref_layer.get_base_layer().weight).abs().max().item() < TOL
+        else:
+            assert (w - ref_layer.get_base_layer().weight).abs().max().item() < TOL
+    if lam > 0:  # the comparison is not vacuous: Delta-LoRA really differs from LoRA here
+        lora = reference_run(kind, 0.0, K, STEPS)
+        assert (logits(model, kind) - logits(lora, kind)).abs().max().item() > 1e-4
+
+
+def test_rslora_and_more_targets_match_reference():
+    kw = dict(use_rslora=True, targets=["query", "key", "value", "dense"], r=3, alpha=5)
+    ref = reference_run("bert", 2.0, 3, 20, **kw)
+    for engine in ("inplace", "folded"):
+        model, _ = engine_run("bert", engine, 2.0, 3, 20, **kw)
+        dev = max_dev(model, ref, "bert")
+        assert dev["logits"] < TOL and dev["AB"] < TOL, (engine, dev)
+
+
+def test_gpt2_all_conv1d_targets_match_reference():
+    kw = dict(targets=["c_attn", "c_proj", "c_fc"])
+    ref = reference_run("gpt2", 1.0, 2, 15, **kw)
+    for engine in ("inplace", "folded"):
+        model, _ = engine_run("gpt2", engine, 1.0, 2, 15, **kw)
+        dev = max_dev(model, ref, "gpt2")
+        assert dev["logits"] < TOL and dev["AB"] < TOL, (engine, dev)
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_folded_hook_fallback_matches_reference(monkeypatch, kind):
+    monkeypatch.setattr(dl_mod, "USE_PEFT_VARIANT", False)
+    ref = reference_run(kind, 2.0, K, 20)
+    model, handle = engine_run(kind, "folded", 2.0, K, 20)
+    assert handle.slots[0].fold_handle[0] == "hook"
+    dev = max_dev(model, ref, kind)
+    assert dev["logits"] < TOL and dev["AB"] < TOL, dev
+
+
+def test_folded_term_detached_from_input_is_detected(monkeypatch):
+    """Sanity check of the test itself: the wrong 'no gradient to x' variant must fail the comparison."""
+    monkeypatch.setattr(dl_mod, "USE_PEFT_VARIANT", False)
+    right = dl_mod.folded_extra
+    monkeypatch.setattr(dl_mod, "folded_extra", lambda x, slot: right(x.detach(), slot))
+    ref = reference_run("bert", 2.0, K, STEPS)
+    model, _ = engine_run("bert", "folded", 2.0, K, STEPS)
+    assert max_dev(model, ref, "bert")["AB"] > 1e-6
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_dropout_allowed_matches_reference_algorithm(engine):
+    """allow_dropout=True is Algorithm 1 as written with dropout in the branch (the ablation)."""
+    torch.manual_seed(7)
+    ref = reference_run("bert", 2.0, 3, 12, dropout=0.3)
+    torch.manual_seed(7)
+    model, _ = engine_run("bert", engine, 2.0, 3, 12, dropout=0.3)
+    dev = max_dev(model, ref, "bert")
+    assert dev["logits"] < TOL and dev["AB"] < TOL, dev
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_lambda_zero_is_plain_lora_bitwise(engine):
+    plain = lora_model("gpt2")
+    opt = make_optimizer(plain)
+    train_steps(plain, "gpt2", opt, batches("gpt2", 12))
+    model, _ = engine_run("gpt2", engine, 0.0, 0, 12)
+    assert torch.equal(logits(model, "gpt2"), logits(plain, "gpt2"))
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_nothing_changes_before_the_switch(engine):
+    k = 6
+    plain = lora_model("bert")
+    opt = make_optimizer(plain)
+    train_steps(plain, "bert", opt, batches("bert", k))
+    model, handle = engine_run("bert", engine, 2.0, k, k)
+    assert torch.equal(logits(model, "bert"), logits(plain, "bert"))  # steps 0..K-1: bitwise plain LoRA
+    assert not handle.switched
+    train_steps(model, "bert", handle.optimizer, batches("bert", 1, seed=4))
+    train_steps(plain, "bert", opt, batches("bert", 1, seed=4))
+    # after step K the folded term is (BA - S)x = 0 exactly in real arithmetic; only rounding remains
+    assert (logits(model, "bert") - logits(plain, "bert")).abs().max().item() < 1e-14
+    w0 = base_model("bert")
+    for name, layer in lora_layers(model):
+        orig = w0.get_submodule(name.replace("base_model.model.", "")).weight
+        assert torch.equal(layer.get_base_layer().weight, orig)
+    assert handle.switched  # the snapshot is taken after K+1 steps; W moves from the next step on
+    # one more step moves W (inplace) / the function (both)
+    opt2 = handle.optimizer
+    train_steps(model, "bert", opt2, batches("bert", 1, seed=5))
+    train_steps(plain, "bert", opt, batches("bert", 1, seed=5))
+    assert not torch.equal(logits(model, "bert"), logits(plain, "bert"))
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_gradient_accumulation_counts_optimizer_steps(engine):
+    accum, steps = 3, 10
+    ref = reference_run("bert", 2.0, 2, steps, accum=accum)
+    model, handle = engine_run("bert", engine, 2.0, 2, steps, accum=accum)
+    assert handle.step == steps
+    dev = max_dev(model, ref, "bert")
+    assert dev["logits"] < TOL and dev["AB"] < TOL, dev
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_amp_skipped_step_is_not_counted(engine):
+    """torch.amp.GradScaler skips optimizer.step when a gradient is inf; that step must not count."""
+    model = lora_model("bert", dtype=torch.float32)
+    opt = make_optimizer(model)
+    handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=0, engine=engine)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    data = batches("bert", 6)
+    w = lora_layers(model)[0][1].get_base_layer().weight
+    for i, batch in enumerate(data):
+        scaler.scale(model(**batch).loss).backward()
+        if i == 3:  # poison one gradient: the scaler must skip this step
+            next(p for p in model.parameters() if p.grad is not None).grad.fill_(float("inf"))
+            w_before, a_before = w.detach().clone(), handle.slots[0].A.detach().clone()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        if i == 3:
+            assert handle.step == 3, "a skipped AMP step was counted"
+            assert torch.equal(w, w_before) and torch.equal(handle.slots[0].A, a_before)
+    assert handle.step == 5
+    if engine == "inplace":
+        assert not torch.equal(w, base_model("bert", dtype=torch.float32).bert.encoder.layer[0].attention.self.query.weight)
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_export_round_trip_rank_2r(tmp_path, kind, engine):
+    r = 4
+    model, handle = engine_run(kind, engine, 2.0, 3, 15, r=r)
+    path = handle.export_adapter(tmp_path / "adapter")
+    assert (path / "adapter_config.json").is_file() and (path / "adapter_model.safetensors").is_file()
+    loaded = PeftModel.from_pretrained(base_model(kind), str(path))
+    assert loaded.peft_config["default"].r == 2 * r
+    assert (logits(loaded, kind) - logits(model, kind)).abs().max().item() < TOL
+    merged = loaded.merge_and_unload()
+    w0 = base_model(kind)
+    for name, _ in lora_layers(model):
+        sub = name.replace("base_model.model.", "")
+        update = merged.get_submodule(sub).weight - w0.get_submodule(sub).weight
+        assert torch.linalg.matrix_rank(update).item() <= 2 * r
+
+
+def test_export_before_switch_is_plain_rank_r(tmp_path):
+    model, handle = engine_run("bert", "folded", 2.0, 50, 5, r=4)
+    path = handle.export_adapter(tmp_path / "a")
+    loaded = PeftModel.from_pretrained(base_model("bert"), str(path))
+    assert loaded.peft_config["default"].r == 4
+    assert (logits(loaded, "bert") - logits(model, "bert")).abs().max().item() < TOL
+
+
+def test_export_keeps_scale_with_rslora_and_rank_pattern(tmp_path):
+    kw = dict(use_rslora=True, r=4, alpha=6, rank_pattern={"value": 2}, alpha_pattern={"query": 3})
+    model, handle = engine_run("bert", "folded", 2.0, 2, 10, **kw)
+    loaded = PeftModel.from_pretrained(base_model("bert"), str(handle.export_adapter(tmp_path / "a")))
+    assert (logits(loaded, "bert") - logits(model, "bert")).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_merge_and_unload_gives_effective_weights(engine):
+    model, handle = engine_run("gpt2", engine, 2.0, 3, 12)
+    expected = logits(model, "gpt2")
+    merged = handle.merge_and_unload()
+    assert not any(isinstance(m, LoraLayer) for m in merged.modules())
+    assert (logits(merged, "gpt2") - expected).abs().max().item() < TOL
+
+
+def _snapshot_state(model, opt, handle):
+    return (
+        {k: v.clone() for k, v in get_peft_model_state_dict(model).items()},
+        opt.state_dict(),
+        handle.state_dict(),
+    )
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+@pytest.mark.parametrize("n_first", [3, 9])  # before and after the switch at K+1 = 5
+def test_resume_is_exact(tmp_path, engine, n_first):
+    import copy
+
+    k, total = 4, 16
+    data = batches("bert", total)
+    full = lora_model("bert")
+    opt = make_optimizer(full)
+    DeltaLoRA(full, opt, update_ratio=2.0, start_step=k, engine=engine)
+    train_steps(full, "bert", opt, data)
+
+    first = lora_model("bert")
+    opt1 = make_optimizer(first)
+    h1 = DeltaLoRA(first, opt1, update_ratio=2.0, start_step=k, engine=engine)
+    train_steps(first, "bert", opt1, data[:n_first])
+    adapter_sd = {k2: v.clone() for k2, v in get_peft_model_state_dict(first).items()}
+    opt_sd = copy.deepcopy(opt1.state_dict())
+    h1.save(tmp_path / "dl.safetensors")
+    del first, opt1, h1
+
+    second = lora_model("bert", seed=0)
+    set_peft_model_state_dict(second, adapter_sd)
+    opt2 = make_optimizer(second)
+    opt2.load_state_dict(opt_sd)
+    h2 = DeltaLoRA(second, opt2, update_ratio=2.0, start_step=k, engine=engine)
+    h2.load(tmp_path / "dl.safetensors")
+    assert h2.step == n_first
+    train_steps(second, "bert", opt2, data[n_first:])
+    assert torch.equal(logits(second, "bert"), logits(full, "bert"))
+
+
+def test_load_state_rejects_mismatched_settings():
+    model, handle = engine_run("bert", "folded", 2.0, 2, 5)
+    state = handle.state_dict()
+    other = lora_model("bert")
+    h = DeltaLoRA(other, make_optimizer(other), update_ratio=1.0, start_step=2, engine="folded")
+    with pytest.raises(ValueError, match="update_ratio"):
+        h.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------------- bad input
+def _opt(model):
+    return make_optimizer(model)
+
+
+def test_no_lora_layers():
+    m = base_model("bert")
+    with pytest.raises(ValueError, match="no PEFT LoRA layers"):
+        DeltaLoRA(m, _opt(m))
+
+
+def test_dropout_refused_unless_allowed():
+    m = lora_model("bert", dropout=0.1)
+    with pytest.raises(ValueError, match=r"lora_dropout must be 0.*allow_dropout=True"):
+        DeltaLoRA(m, _opt(m))
+    DeltaLoRA(m, _opt(m), allow_dropout=True)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "2", True])
+def test_bad_update_ratio(value):
+    m = lora_model("bert")
+    with pytest.raises(ValueError, match="update_ratio must be a finite number >= 0"):
+        DeltaLoRA(m, _opt(m), update_ratio=value)
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "500", None, True])
+def test_bad_start_step(value):
+    m = lora_model("bert")
+    with pytest.raises(ValueError, match="start_step must be a non-negative integer"):
+        DeltaLoRA(m, _opt(m), start_step=value)
+
+
+def test_unknown_engine():
+    m = lora_model("bert")
+    with pytest.raises(ValueError, match=r"engine must be one of \('inplace', 'folded'\); got 'fast'"):
+        DeltaLoRA(m, _opt(m), engine="fast")
+
+
+def test_merged_adapters_refused():
+    m = lora_model("bert")
+    m.merge_adapter()
+    with pytest.raises(ValueError, match="adapters are merged"):
+        DeltaLoRA(m, _opt(m))
+
+
+def test_two_active_adapters_refused():
+    m = lora_model("gpt2")
+    m.add_adapter("second", LoraConfig(r=2, target_modules=["c_attn"], lora_dropout=0.0, fan_in_fan_out=True))
+    m.base_model.set_adapter(["default", "second"])
+    with pytest.raises(ValueError, match="more than one adapter is active"):
+        DeltaLoRA(m, _opt(m))
+
+
+def test_dora_refused():
+    m = lora_model("bert", use_dora=True)
+    with pytest.raises(ValueError, match="LoRA variant"):
+        DeltaLoRA(m, _opt(m))
+
+
+def test_optimizer_without_adapter_refused():
+    m = lora_model("bert")
+    head = [p for n, p in m.named_parameters() if p.requires_grad and "lora_" not in n]
+    with pytest.raises(ValueError, match="optimizer: it does not update lora_A/lora_B"):
+        DeltaLoRA(m, torch.optim.AdamW(head))
+
+
+def test_double_attach_refused_and_detach_restores_lora():
+    m = lora_model("bert")
+    opt = _opt(m)
+    h = DeltaLoRA(m, opt, start_step=0)
+    with pytest.raises(ValueError, match="already attached"):
+        DeltaLoRA(m, opt)
+    h.detach()
+    DeltaLoRA(m, opt)
+
+
+def test_extra_updated_params_counts_adapted_weights():
+    m = lora_model("bert")
+    h = DeltaLoRA(m, _opt(m))
+    # 2 layers x (query, value) x 24 x 24
+    assert h.extra_updated_params() == 2 * 2 * 24 * 24
+
+
+def test_weight_updates_follow_telescoping_identity():
+    model, handle = engine_run("bert", "inplace", 2.0, 3, 14)
+    w0 = base_model("bert")
+    for name, update in handle.iter_weight_updates():
+        sub = name.replace("base_model.model.", "")
+        actual = model.get_submodule(name).get_base_layer().weight - w0.get_submodule(sub).weight
+        assert (actual - update).abs().max().item() < TOL
+        assert torch.linalg.matrix_rank(update).item() <= 2 * 4
+
+
+def test_bf16_inplace_accumulates_in_float32():
+    """In bf16 the inplace write is computed in float32 and rounded once; it never produces NaN."""
+    m = lora_model("bert", dtype=torch.bfloat16)
+    opt = _opt(m)
+    h = DeltaLoRA(m, opt, start_step=0, engine="inplace")
+    train_steps(m, "bert", opt, batches("bert", 4))
+    w = h.slots[0].weight
+    assert w.dtype == torch.bfloat16 and torch.isfinite(w).all()
+    assert math.isfinite(logits(m, "bert").float().abs().max().item())
