@@ -22,3 +22,12 @@ def get_method(name: str) -> Method:
 
 
 # Registration lines: one per method module.
+from . import adalora, delta_lora, dora, dylora, full_ft, lora, lora_scaled  # noqa: E402
+
+register(full_ft.METHOD)
+register(lora.METHOD)
+register(adalora.METHOD)
+register(dylora.METHOD)
+register(dora.METHOD)
+register(delta_lora.METHOD)
+register(lora_scaled.METHOD)
