@@ -1,2 +1,23 @@
-# deltalora workflow entry point. The rules live in workflow/rules/*.smk (one file per experiment
-# family); the config is validated against workflow/config/schema.yaml.
+# deltalora: regenerate the Delta-LoRA paper's tables and ablations, and audit its claims.
+#
+#   snakemake --cores all results/glue_table.csv                  # the main job (embedded profile)
+#   snakemake --cores all                                          # everything (rule all)
+#   snakemake -n --configfile workflow/config/paper.yaml all       # the paper profile's DAG
+#
+# Rules stay thin: each calls the `deltalora` command line; the logic lives in the package.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "workflow/config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/glue.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/glue_table.csv",

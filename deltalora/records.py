@@ -1,0 +1,205 @@
+"""Run records: one JSON file per run, written atomically and last, with full provenance.
+
+A record is the only thing collectors read. It is written by `os.replace` of a complete temporary
+file after everything else of the run is done, so a crashed or killed run never leaves a file a
+collector could mistake for a result. `read_record` refuses anything truncated, malformed,
+incomplete or of another schema version, naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "record.json"
+
+REQUIRED_KEYS = (
+    "schema_version", "status", "task", "task_family", "model", "method", "seed", "profile", "config",
+    "metric", "epochs", "best", "final", "params", "provenance",
+)
+REQUIRED_PROVENANCE = ("versions", "git_commit", "device", "wall_time_s", "peak_memory_bytes", "peak_memory_method")
+
+
+class RecordError(ValueError):
+    """A run record is missing, truncated, malformed or incomplete."""
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit of the deltalora source tree in use (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "deltalora"], capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "datasets", "accelerate", "numpy", "deltalora"):
+        try:
+            from importlib.metadata import version
+
+            out[name] = version(name)
+        except Exception:  # noqa: BLE001 - a missing package is recorded as None
+            out[name] = None
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "hostname": socket.gethostname(),
+                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["type"] = "cuda"
+        info["name"] = torch.cuda.get_device_name(0)
+        info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    else:
+        info["type"] = "cpu"
+        info["name"] = _cpu_name()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class PeakMemory:
+    """Peak memory of a run.
+
+    GPU: `torch.cuda.max_memory_allocated` after a reset at the start of the run (tensors only).
+    CPU: the process's peak resident set size (`getrusage(RUSAGE_SELF).ru_maxrss`), which includes
+    the Python interpreter and libraries, and is a high-water mark over the process lifetime: when
+    several runs share a process (seeds grouped into one job), a later run reports the max so far.
+    The baseline RSS at the start of the run is recorded beside it.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self.baseline = _current_rss()
+
+    def result(self) -> dict[str, Any]:
+        import torch
+
+        if self.cuda:
+            return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated()),
+                    "peak_memory_method": "torch.cuda.max_memory_allocated"}
+        return {"peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+                "peak_memory_method": "ru_maxrss (process peak RSS, CPU)",
+                "rss_at_start_bytes": self.baseline}
+
+
+def _current_rss() -> int | None:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def provenance(started: float, peak: PeakMemory) -> dict[str, Any]:
+    g = git_commit()
+    return {
+        "versions": versions(),
+        "git_commit": g["commit"],
+        "git_dirty": g["dirty"],
+        "device": device_info(),
+        "command": " ".join(sys.argv),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "wall_time_s": round(time.time() - started, 3),
+        **peak.result(),
+    }
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check one record; RecordError names the file and what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read run record ({e.strerror})") from None
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not a complete JSON run record (truncated or corrupt: {e.msg} at line {e.lineno})") from None
+    if not isinstance(rec, Mapping):
+        raise RecordError(f"{path}: a run record must be a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    if missing:
+        raise RecordError(f"{path}: incomplete run record, missing {missing}")
+    if rec["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"{path}: record schema version {rec['schema_version']} is not {SCHEMA_VERSION}")
+    if rec["status"] != "complete":
+        raise RecordError(f"{path}: run status is {rec['status']!r}, not 'complete'")
+    prov = rec["provenance"]
+    missing = [k for k in REQUIRED_PROVENANCE if k not in prov]
+    if missing:
+        raise RecordError(f"{path}: provenance lacks {missing}")
+    if not isinstance(rec["best"], Mapping) or "metrics" not in rec["best"]:
+        raise RecordError(f"{path}: record has no best-epoch metrics")
+    return dict(rec)

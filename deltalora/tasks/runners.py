@@ -1,0 +1,139 @@
+"""Task runners: the task-specific half of one run (data, model head, tokenization, metrics).
+
+`deltalora.train.run` is task-agnostic; it asks the runner of the task family for everything that
+differs between GLUE classification and NLG generation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..models import Family, family_of, load_config, load_pretrained, load_tokenizer
+from .base import TaskSpec
+from .data_checks import DataError
+
+
+class GlueRunner:
+    """GLUE: sequence classification (regression for STS-B), scored with the LoRA conventions."""
+
+    peft_task_type = "SEQ_CLS"
+
+    def __init__(self, cfg: dict[str, Any]):
+        from .glue import get_glue_task
+
+        self.cfg = cfg
+        self.spec: TaskSpec = get_glue_task(cfg["task"].split("/", 1)[1])
+        self.model_config = load_config(cfg["model"], cfg["model_options"])
+        self.family: Family = family_of(self.model_config.model_type)
+        if self.family.kind != "encoder":
+            raise ValueError(f"model {cfg['model']!r} is a {self.family.kind} model; GLUE needs an encoder")
+
+    @property
+    def metric_key(self) -> str:
+        return self.spec.metric_name
+
+    def load_data(self):
+        from .glue import load_glue
+
+        d = self.cfg["data"]
+        if d.get("files"):  # user-supplied JSON Lines files in GLUE's schema, validated on load
+            from .glue import load_glue_files
+
+            missing = [s for s in self.spec.splits if s not in d["files"]]
+            if missing:
+                raise DataError(f"data.files: task {self.spec.name} needs files for splits {missing}")
+            return load_glue_files(self.spec.name, {s: d["files"][s] for s in self.spec.splits})
+        return load_glue(self.spec.name, profile=self.cfg["profile"], data_dir=d.get("data_dir"),
+                         n_train=d["n_train"] or None, n_val=d["n_val"] or None, seed=d["seed"])
+
+    def load_model(self):
+        from transformers import AutoModelForSequenceClassification
+
+        kw: dict[str, Any] = {"num_labels": self.spec.num_labels}
+        if self.spec.label_names:
+            kw["id2label"] = dict(enumerate(self.spec.label_names))
+            kw["label2id"] = {n: i for i, n in enumerate(self.spec.label_names)}
+        else:
+            kw["problem_type"] = "regression"
+        model = load_pretrained(self.cfg["model"], AutoModelForSequenceClassification, self.cfg["model_options"], **kw)
+        tokenizer = load_tokenizer(self.cfg["model"], self.cfg["model_options"])
+        return model, tokenizer
+
+    def modules_to_save(self, model) -> tuple[str, ...]:
+        for name in ("classifier", "score"):
+            if hasattr(model, name):
+                return (name,)
+        return ()
+
+    def tokenize(self, data, tokenizer):
+        max_len = self.cfg["train"]["max_length"] or self.spec.max_length
+        cols = list(self.spec.input_columns)
+
+        def encode(batch):
+            enc = tokenizer(*[batch[c] for c in cols], truncation=True, max_length=max_len)
+            enc["labels"] = batch["label"]
+            return enc
+
+        def prep(ds):
+            return ds.map(encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
+                          desc=None)
+
+        train = prep(data[self.spec.train_split])
+        evals = {split: prep(data[split]) for split in self.spec.eval_splits}
+        return train, evals
+
+    def collator(self, tokenizer, model):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    def compute_metrics(self, eval_pred) -> dict[str, float]:
+        from ..metrics.glue import glue_metrics
+
+        preds, labels = eval_pred.predictions, eval_pred.label_ids
+        if isinstance(preds, tuple):
+            preds = preds[0]
+        return glue_metrics(self.spec.name, preds, labels)
+
+    def epoch_metrics(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per-epoch validation metrics from the Trainer's log history, scored split first."""
+        by_epoch: dict[int, dict[str, Any]] = defaultdict(lambda: {"metrics": {}, "extra_splits": {}})
+        main, extra = self.spec.eval_split, self.spec.extra_eval_splits
+        for h in history:
+            if "epoch" not in h:
+                continue
+            for key, value in h.items():
+                for split in (main, *extra):
+                    prefix = f"eval_{split}_"
+                    if key.startswith(prefix):
+                        e = by_epoch[round(h["epoch"])]
+                        e["step"] = h.get("step")
+                        name = key[len(prefix):]
+                        if name in ("runtime", "samples_per_second", "steps_per_second"):
+                            continue
+                        target = e["metrics"] if split == main else e["extra_splits"].setdefault(split, {})
+                        target[name] = value
+        return [{"epoch": ep, "step": v.get("step"), "metrics": v["metrics"], "extra_splits": v["extra_splits"]}
+                for ep, v in sorted(by_epoch.items()) if v["metrics"]]
+
+    def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, float] | None:
+        return None
+
+
+    def load_init_adapter(self, model, path: str) -> None:
+        from ..analysis import load_adapter_weights
+
+        load_adapter_weights(model, path)
+
+
+def get_runner(cfg: dict[str, Any]):
+    task = cfg["task"]
+    if task.startswith("glue/"):
+        return GlueRunner(cfg)
+    if task in ("e2e", "webnlg", "xsum"):
+        from .nlg_runner import NLGRunner
+
+        return NLGRunner(cfg)
+    raise ValueError(f"unknown task {task!r}; see `deltalora tasks`")

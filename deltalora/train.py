@@ -1,0 +1,256 @@
+"""One run: train one (task, model, method, seed) with transformers.Trainer, evaluate, write one record.
+
+Read top to bottom: `run()` resolves the data, the model and the method, builds a Trainer, trains
+with evaluation at the end of every epoch, and writes `record.json` atomically and last. The
+task-specific parts (tokenization, metrics, generation) live in `deltalora.tasks.runners`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or inf."""
+
+
+class RunError(ValueError):
+    """A run cannot start: bad data, model or configuration (message says which)."""
+
+
+def _trainer_class():
+    import torch
+    from transformers import Trainer
+
+    class GuardedTrainer(Trainer):
+        """Trainer that stops at the first non-finite loss instead of training on garbage."""
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not torch.isfinite(loss).all():
+                raise DivergenceError(
+                    f"training diverged: loss is {loss.detach().float().item()} at optimizer step "
+                    f"{self.state.global_step + 1} (epoch {self.state.epoch:.2f}); no record written"
+                )
+            return loss
+
+    return GuardedTrainer
+
+
+def latest_checkpoint(trainer_dir: Path) -> Path | None:
+    """The newest checkpoint that was completely written (Trainer writes trainer_state.json last)."""
+    if not trainer_dir.is_dir():
+        return None
+    done = []
+    for p in trainer_dir.glob("checkpoint-*"):
+        suffix = p.name.split("-", 1)[1]
+        if suffix.isdigit() and (p / "trainer_state.json").is_file() and (p / ".complete").is_file():
+            done.append((int(suffix), p))
+    return max(done)[1] if done else None
+
+
+def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool):
+    from transformers import TrainingArguments
+
+    t = cfg["train"]
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    kw: dict[str, Any] = {
+        "output_dir": str(out / "trainer"),
+        "per_device_train_batch_size": t["batch_size"],
+        "per_device_eval_batch_size": t["eval_batch_size"],
+        "gradient_accumulation_steps": t["grad_accum"],
+        "num_train_epochs": t["epochs"],
+        "max_steps": t["max_steps"] or -1,
+        "learning_rate": t["lr"],
+        "lr_scheduler_type": t["lr_scheduler"],
+        "weight_decay": t["weight_decay"],
+        "max_grad_norm": t["max_grad_norm"],
+        "label_smoothing_factor": t.get("label_smoothing", 0.0),
+        "eval_strategy": "epoch" if has_eval else "no",
+        "save_strategy": "steps" if t["checkpoint_every"] else "no",
+        "save_steps": t["checkpoint_every"] or 500,
+        "save_total_limit": 2,
+        "logging_strategy": "steps",
+        "logging_steps": t["logging_steps"],
+        "report_to": [],
+        "seed": cfg["seed"],
+        "data_seed": cfg["seed"],
+        "use_cpu": not use_cuda,
+        "fp16": t["precision"] == "fp16" and use_cuda,
+        "bf16": t["precision"] == "bf16",
+        "dataloader_num_workers": 0,
+        "remove_unused_columns": False,  # the runners keep exactly the model's inputs
+        "disable_tqdm": os.environ.get("DELTALORA_NO_PROGRESS") == "1",
+        "save_safetensors": True,
+    }
+    if t.get("warmup_steps"):
+        kw["warmup_steps"] = int(t["warmup_steps"])
+    elif "warmup_ratio" in fields:
+        kw["warmup_ratio"] = t["warmup_ratio"]
+    else:  # transformers 5: a float < 1 is a ratio
+        kw["warmup_steps"] = float(t["warmup_ratio"])
+    kw = {k: v for k, v in kw.items() if k in fields}
+    return TrainingArguments(**kw)
+
+
+def _checkpoint_marker_callback():
+    from transformers import TrainerCallback
+
+    class CheckpointComplete(TrainerCallback):
+        """Marks a checkpoint complete after every callback (e.g. Delta-LoRA's state) has written to it."""
+
+        def on_save(self, args, state, control, **kwargs):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                (ckpt / ".complete").write_text(str(state.global_step))
+
+    return CheckpointComplete()
+
+
+def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) -> dict[str, Any]:
+    """Train and evaluate one configuration; write `out/record.json` last; return the record.
+
+    on_trained: optional callable(model) called after training, before the record is written
+    (tests use it to inspect weights).
+    """
+    import torch
+    import transformers
+    from transformers import set_seed
+
+    from .analysis import capture_initial_weights, weight_update_analysis
+    from .methods import MethodContext, get_method
+    from .tasks.runners import get_runner
+
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / RECORD_NAME
+    if record_path.exists():  # a stale record must never survive a rerun that fails
+        record_path.unlink()
+    transformers.logging.set_verbosity_error()
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    use_cuda = torch.cuda.is_available()
+    peak = PeakMemory()
+
+    runner = get_runner(cfg)  # task-specific: data, model class, metrics
+    data = runner.load_data()
+    set_seed(cfg["seed"])
+    model, tokenizer = runner.load_model()
+    family = runner.family
+    train_ds, eval_sets = runner.tokenize(data, tokenizer)
+
+    t = cfg["train"]
+    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / t["batch_size"]) / t["grad_accum"])
+    total_steps = t["max_steps"] or steps_per_epoch * t["epochs"]
+    method = get_method(cfg["method"])
+    ctx = MethodContext(
+        target_modules=family.target_modules,
+        fan_in_fan_out=family.fan_in_fan_out,
+        task_type=runner.peft_task_type,
+        modules_to_save=runner.modules_to_save(model),
+        total_steps=total_steps,
+        seed=cfg["seed"],
+    )
+    initial = capture_initial_weights(model, family.target_modules) if cfg["analysis"]["update_rank"] else None
+    set_seed(cfg["seed"])
+    model = method.apply(model, dict(cfg["hp"]), ctx)
+    if t.get("init_adapter"):
+        runner.load_init_adapter(model, t["init_adapter"])
+    callbacks = method.callbacks(model, dict(cfg["hp"]), ctx) + [_checkpoint_marker_callback()]
+    n_total = sum(p.numel() for p in model.parameters())
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda)
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_sets or None,
+        data_collator=runner.collator(tokenizer, model),
+        compute_metrics=runner.compute_metrics,
+        callbacks=callbacks,
+    )
+    resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    if on_trained is not None:
+        on_trained(model)
+    history = trainer.state.log_history
+    epochs = runner.epoch_metrics(history)
+    final_eval = runner.final_evaluation(trainer, model, tokenizer, data, out)
+    if final_eval is not None:
+        epochs[-1]["metrics"].update(final_eval)
+    metric = runner.metric_key
+    if not epochs:
+        raise RunError("no evaluation was recorded (no validation split?)")
+    best = max(epochs, key=lambda e: (_finite(e["metrics"].get(metric)), -e["epoch"]))
+    delta = _delta_lora_summary(callbacks)
+    record = {
+        "schema_version": 1,
+        "status": "complete",
+        "task": cfg["task"],
+        "task_family": runner.spec.family,
+        "model": cfg["model"],
+        "method": cfg["method"],
+        "row": cfg.get("row") or cfg["method"],
+        "seed": cfg["seed"],
+        "profile": cfg["profile"],
+        "config": cfg,
+        "metric": metric,
+        "epochs": epochs,
+        "best": best,
+        "final": epochs[-1],
+        "train_curve": [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
+                        for h in history if "loss" in h and "eval_loss" not in h],
+        "train_summary": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("train_")},
+        "steps": trainer.state.global_step,
+        "params": {
+            "total": n_total,
+            "trainable": n_trainable,
+            "extra_updated": method.extra_updated_params(model, cfg["hp"]),
+        },
+        "delta_lora": delta,
+        "analysis": {"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {},
+        "provenance": provenance(started, peak),
+    }
+    atomic_write_json(out / "log_history.json", history)
+    if not t["checkpoint_every"] or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
+        shutil.rmtree(out / "trainer", ignore_errors=True)
+    atomic_write_json(record_path, record)  # last: its presence means the run is complete
+    return record
+
+
+def _finite(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else -math.inf
+
+
+def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:
+    from .delta_lora import DeltaLoRACallback
+
+    for cb in callbacks:
+        if isinstance(cb, DeltaLoRACallback) and cb.delta_lora is not None:
+            dl = cb.delta_lora
+            return {"steps_counted": dl.step, "switched": dl.switched, "engine": dl.engine,
+                    "update_ratio": dl.update_ratio, "start_step": dl.start_step,
+                    "extra_updated_params": dl.extra_updated_params()}
+    return None
+
+
+def summarize(record: dict[str, Any]) -> str:
+    m = record["metric"]
+    return (f"{record['task']} {record['method']} seed {record['seed']}: best {m} "
+            f"{record['best']['metrics'][m]:.2f} (epoch {record['best']['epoch']}), final "
+            f"{record['final']['metrics'][m]:.2f}; {record['provenance']['wall_time_s']:.1f}s")
+
+
+__all__ = ["DivergenceError", "RunError", "latest_checkpoint", "run", "summarize"]

