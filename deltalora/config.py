@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -57,15 +58,36 @@ def _read_yaml(path: Path | str, what: str) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=None)
+def _profile(name: str) -> dict[str, Any]:
+    return yaml.safe_load(resources.files("deltalora.profiles").joinpath(f"{name}.yaml").read_text())
+
+
 def load_profile(name: str) -> dict[str, Any]:
     if name not in PROFILES:
         raise ConfigError(f"profile: unknown profile {name!r}{suggest(name, PROFILES)}")
-    text = resources.files("deltalora.profiles").joinpath(f"{name}.yaml").read_text()
-    return yaml.safe_load(text)
+    return copy.deepcopy(_profile(name))
 
 
+@functools.lru_cache(maxsize=None)
 def schema() -> dict[str, Any]:
+    """The run-configuration JSON schema (cached; do not mutate)."""
     return yaml.safe_load(resources.files("deltalora.profiles").joinpath("run.schema.yaml").read_text())
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(key: str) -> Any:
+    import jsonschema
+
+    root = schema()
+    sub = root if key == "" else _subschema(key)
+    full = {**sub, "$defs": root["$defs"]}
+    return jsonschema.Draft202012Validator(full)
+
+
+def _subschema(key: str) -> dict[str, Any]:
+    kind, _, name = key.partition(":")
+    return schema()["$defs"][name] if kind == "def" else schema()["properties"][name]
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,12 +127,9 @@ def _format_error(err: Any) -> str:
     return f"{where}: {err.message}"
 
 
-def validate_against(instance: Any, subschema: Mapping[str, Any], prefix: str = "") -> list[str]:
-    import jsonschema
-
-    root = schema()
-    full = {**subschema, "$defs": root["$defs"]} if "$defs" not in subschema else dict(subschema)
-    validator = jsonschema.Draft202012Validator(full)
+def validate_against(instance: Any, key: str, prefix: str = "") -> list[str]:
+    """Validate against the whole schema (key "") or a part: "def:train", "prop:analysis"."""
+    validator = _validator(key)
     problems = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         msg = _format_error(err)
@@ -120,10 +139,11 @@ def validate_against(instance: Any, subschema: Mapping[str, Any], prefix: str = 
 
 def validate_profile_config(cfg: Mapping[str, Any]) -> None:
     """Check a full (profile-shaped) configuration; raise ConfigError listing every problem."""
-    problems = validate_against(cfg, schema())
+    problems = validate_against(cfg, "")
     from .methods import METHODS
 
-    for name, block in (cfg.get("methods") or {}).items():
+    methods = cfg.get("methods") or {}
+    for name, block in (methods.items() if isinstance(methods, Mapping) else ()):
         if name != "_shared" and name not in METHODS:
             problems.append(f"methods.{name}: unknown method{suggest(name, [*METHODS, '_shared'])}")
         elif not isinstance(block, Mapping):
@@ -288,13 +308,12 @@ def resolve_run(
         raise ConfigError(f"model: no model given for task {task!r} and the profile has none for {family!r}")
     if not isinstance(run["model"], str):
         raise ConfigError(f"model: expected a string (hub id, embedded:<name> or a directory), got {run['model']!r}")
-    defs = schema()["$defs"]
     problems = []
-    problems += validate_against(run["train"], defs["train"], "train.")
-    problems += validate_against(run["data"], defs["data"], "data.")
-    problems += validate_against(run["generation"], defs["generation"], "generation.")
-    problems += validate_against(run["model_options"], schema()["properties"]["model_options"], "model_options.")
-    problems += validate_against(run["analysis"], schema()["properties"]["analysis"], "analysis.")
+    problems += validate_against(run["train"], "def:train", "train.")
+    problems += validate_against(run["data"], "def:data", "data.")
+    problems += validate_against(run["generation"], "def:generation", "generation.")
+    problems += validate_against(run["model_options"], "prop:model_options", "model_options.")
+    problems += validate_against(run["analysis"], "prop:analysis", "analysis.")
     problems += check_hp(method, run["hp"], m.defaults)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

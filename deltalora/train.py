@@ -8,8 +8,8 @@ task-specific parts (tokenization, metrics, generation) live in `deltalora.tasks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import pickle
 import os
 import shutil
 import time
@@ -181,7 +181,12 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         callbacks=callbacks,
     )
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except pickle.UnpicklingError as e:
+        # Trainer loads checkpoint files with torch.load(weights_only=True): a pickle carrying code is refused.
+        raise RunError(f"checkpoint {resume} was refused by torch.load(weights_only=True) (unsafe or corrupt "
+                       f"pickle): {str(e).splitlines()[0]}; delete {resume} to restart from the previous one") from None
 
     if on_trained is not None:
         on_trained(model)
