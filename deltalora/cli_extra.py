@@ -26,3 +26,42 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     g.add_argument("--rows", default=None, help="comma-separated row order (default: order of appearance)")
     g.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")
     g.set_defaults(func=_collect_glue)
+    add_bench(sub)
+
+
+def _bench_memory(args: argparse.Namespace) -> int:
+    from .benchmark import measure
+    from .collect.memory import write_memory_table
+
+    rows = measure(args.models.split(","), device=args.device, dtypes=args.dtypes.split(","), rounds=args.rounds,
+                   batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads)
+    bf16 = None
+    if args.bf16_steps:
+        from .benchmark import bf16_rounding_loss
+
+        bf16 = bf16_rounding_loss(args.bf16_model, device=args.device, steps=args.bf16_steps)
+    write_memory_table(rows, args.out, profile=args.profile, bf16=bf16, plots_dir=args.plots)
+    print(f"wrote {args.out} (+ .md)")
+    return 0
+
+
+def add_bench(sub) -> None:  # noqa: ANN001
+    b = sub.add_parser("bench", help="memory and speed measurements")
+    bsub = b.add_subparsers(dest="bench", metavar="WHAT")
+    bsub.required = True
+    m = bsub.add_parser("memory", help="peak memory and step time: full FT, LoRA, Delta-LoRA (inplace, folded, naive)")
+    m.add_argument("--models", default="minilm,gpt2m-4l", help="comma list: tiny, minilm, gpt2m-4l, roberta-base, gpt2-medium")
+    m.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    m.add_argument("--dtypes", default="fp32", help="comma list: fp32, bf16")
+    m.add_argument("--rounds", type=int, default=3, help="interleaved rounds (CPU: one fresh process per measurement)")
+    m.add_argument("--batch", type=int, default=16)
+    m.add_argument("--seq", type=int, default=64)
+    m.add_argument("--steps", type=int, default=8)
+    m.add_argument("--warmup", type=int, default=2)
+    m.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    m.add_argument("--bf16-steps", type=int, default=20, help="steps of the bf16 rounding-loss measurement (0: skip)")
+    m.add_argument("--bf16-model", default="minilm")
+    m.add_argument("--profile", default="default", choices=["default", "paper"])
+    m.add_argument("--out", required=True, help="CSV path; .md beside it")
+    m.add_argument("--plots", default=None, help="folder for the bar plot")
+    m.set_defaults(func=_bench_memory)

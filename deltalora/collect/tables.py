@@ -166,7 +166,7 @@ def provenance_lines(records: Sequence[dict[str, Any]], profile: str) -> list[st
 
 def write_outputs(df: pd.DataFrame, csv_path: str | os.PathLike, markdown: str, latex: str | None = None) -> None:
     csv_path = Path(csv_path)
-    atomic_write_text(csv_path, df.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(csv_path, df.to_csv(index=False))  # full precision: cells equal the records
     atomic_write_text(csv_path.with_suffix(".md"), markdown.rstrip() + "\n")
     if latex is not None:
         atomic_write_text(csv_path.with_suffix(".tex"), latex)

@@ -15,6 +15,9 @@ ROWS = config["rows"]
 GLUE_RECORD = f"{RUNS}/glue/{{task}}/{{row}}/seed{{seed}}/record.json"
 GLUE_RUN_DIR = f"{RUNS}/glue/{{task}}/{{row}}/seed{{{{seed}}}}"
 GLUE_LOG = f"{RUNS}/logs/glue/{{task}}/{{row}}.log"
+GLUE_SEED_LOG = f"{RUNS}/logs/glue/{{task}}/{{row}}/seed{{seed}}.log"
+# Several seeds per job (default: yes) saves the ~5 s process start-up per run on small CPU runs.
+GROUP_SEEDS = bool(config.get("group_seeds", PROFILE != "paper"))
 GLUE_TASKS = config["glue"]["tasks"]
 GLUE_ROWS = config["glue"]["rows"]
 
@@ -26,6 +29,7 @@ for _row in GLUE_ROWS:
 wildcard_constraints:
     task="[a-z0-9]+",
     row="[A-Za-z0-9_]+",
+    seed="[0-9]+",
 
 
 def row_method(wildcards):
@@ -40,6 +44,10 @@ def row_sets(wildcards, threads):
 
 def glue_records(wildcards=None):
     return expand(GLUE_RECORD, task=GLUE_TASKS, row=GLUE_ROWS, seed=SEEDS)
+
+
+def glue_seed_dir(wildcards):
+    return f"{RUNS}/glue/{wildcards.task}/{wildcards.row}/seed{wildcards.seed}"
 
 
 def glue_run_dir(wildcards):

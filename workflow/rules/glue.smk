@@ -2,26 +2,50 @@
 # otherwise dominate the embedded profile's few-second runs); the table is built from the records.
 
 
-rule glue_train:
-    output:
-        expand(GLUE_RECORD, seed=SEEDS, allow_missing=True),
-    params:
-        method=row_method,
-        sets=row_sets,
-        seeds=SEED_LIST,
-        profile=PROFILE,
-        out=glue_run_dir,
-    log:
-        GLUE_LOG,
-    threads: 1
-    resources:
-        gpu=GPUS,
-    conda:
-        "../envs/deltalora.yaml"
-    shell:
-        "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
-        "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
-        "{params.sets} > {log} 2>&1"
+if GROUP_SEEDS:
+
+    rule glue_train:
+        output:
+            expand(GLUE_RECORD, seed=SEEDS, allow_missing=True),
+        params:
+            method=row_method,
+            sets=row_sets,
+            seeds=SEED_LIST,
+            profile=PROFILE,
+            out=glue_run_dir,
+        log:
+            GLUE_LOG,
+        threads: 1
+        resources:
+            gpu=GPUS,
+        conda:
+            "../envs/deltalora.yaml"
+        shell:
+            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
+            "{params.sets} > {log} 2>&1"
+
+else:  # one job per seed: long GPU runs, where start-up is negligible and a failure costs one seed
+
+    rule glue_train:
+        output:
+            GLUE_RECORD,
+        params:
+            method=row_method,
+            sets=row_sets,
+            profile=PROFILE,
+            out=glue_seed_dir,
+        log:
+            GLUE_SEED_LOG,
+        threads: 1
+        resources:
+            gpu=GPUS,
+        conda:
+            "../envs/deltalora.yaml"
+        shell:
+            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "--row {wildcards.row} --seed {wildcards.seed} --out {params.out} --profile {params.profile} "
+            "{params.sets} > {log} 2>&1"
 
 
 rule glue_table:

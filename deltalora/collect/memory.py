@@ -1,0 +1,106 @@
+"""The memory/speed table: CSV + Markdown + a bar plot of the ratios to LoRA."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .tables import PROFILE_NOTE, fmt, markdown_table, write_outputs
+
+GOAL = 1.02  # both engines within 1.02x of LoRA in peak memory and step time
+
+
+def _mib(b: float) -> str:
+    return f"{b / 2**20:.1f}"
+
+
+def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLike, *, profile: str,
+                       bf16: dict[str, Any] | None = None, plots_dir: str | os.PathLike | None = None) -> None:
+    df = pd.DataFrame(rows)
+    plots = []
+    if plots_dir is not None:
+        plots = memory_plot(df, Path(plots_dir) / "memory_speed", profile=profile)
+    device = ", ".join(sorted(set(df["device"])))
+    body = []
+    for _, r in df.iterrows():
+        body.append([
+            r["model"], r["dtype"], r["config"],
+            f"{_mib(r['peak_bytes'])} ({_mib(r['peak_bytes_min'])}-{_mib(r['peak_bytes_max'])})",
+            fmt(r["peak_ratio_to_lora"], digits=3),
+            f"{r['median_step_s'] * 1000:.1f} ({r['step_s_min'] * 1000:.1f}-{r['step_s_max'] * 1000:.1f})",
+            fmt(r["step_ratio_to_lora"], digits=3),
+            _mib(r["weights_bytes"]), _mib(r["gradients_bytes"]), _mib(r["optimizer_bytes"]),
+            _mib(r["activations_bytes"]),
+        ])
+    lines = [
+        f"# Memory and speed ({profile} profile, {device})",
+        "",
+        f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
+        f"- Peak memory: {df['peak_method'].iloc[0]}. Step: forward + backward + AdamW step, median over timed steps, "
+        "then median over interleaved rounds (min-max over rounds in brackets).",
+        f"- Batch {df['batch'].iloc[0]}, sequence length {df['seq'].iloc[0]}; Delta-LoRA switched on from the first "
+        "step (K=0) so every timed step pays its full cost. Goal: both engines within "
+        f"{GOAL}x of LoRA in peak memory and step time.",
+        "- Split: weights, gradients and AdamW states counted from parameter sizes; activations = measured peak - "
+        "those (on CPU also allocator slack).",
+        "",
+        markdown_table(["model", "dtype", "config", "peak MiB", "peak / LoRA", "step ms", "step / LoRA",
+                        "weights MiB", "grads MiB", "AdamW MiB", "activations MiB"], body),
+    ]
+    notes = []
+    for model in sorted(set(df["model"])):
+        for dtype in sorted(set(df[df["model"] == model]["dtype"])):
+            sub = df[(df["model"] == model) & (df["dtype"] == dtype)].set_index("config")
+            for engine in ("inplace", "folded"):
+                if engine in sub.index:
+                    ok = sub.loc[engine, "peak_ratio_to_lora"] <= GOAL and sub.loc[engine, "step_ratio_to_lora"] <= GOAL
+                    notes.append(f"- {model} {dtype} {engine}: peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
+                                 f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
+                                 f"{'within' if ok else 'NOT within'} the {GOAL}x goal")
+    if notes:
+        lines += ["", "## Against the goal", "", *notes]
+    if bf16:
+        lines += ["", "## bf16: the part of the intended W update lost to rounding", "",
+                  f"Model {bf16['model']} in bf16 (LoRA factors float32), {bf16.get('lr')} learning rate, "
+                  "autocast bf16; lost = ||intended - actual|| / ||intended|| over all adapted layers and steps.", "",
+                  markdown_table(["engine", "lost fraction of the W update"],
+                                 [["inplace (W written in bf16)", f"{bf16['inplace_lost_fraction']:.4f}"],
+                                  ["folded (W never written)", f"{bf16['folded_lost_fraction']:.2e}"]])]
+    if plots:
+        rel = [os.path.relpath(p, Path(out_csv).parent) for p in plots if p.endswith(".png")]
+        lines += ["", *[f"![memory and speed]({p})" for p in rel]]
+    if bf16:
+        for k, v in bf16.items():
+            df[f"bf16_{k}"] = v
+    write_outputs(df, out_csv, "\n".join(lines))
+
+
+def memory_plot(df: pd.DataFrame, base: Path, *, profile: str) -> list[str]:
+    from .plots import _plt, save
+
+    plt = _plt()
+    groups = [(m, d) for m in dict.fromkeys(df["model"]) for d in dict.fromkeys(df[df["model"] == m]["dtype"])]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    configs = list(dict.fromkeys(df["config"]))
+    width = 0.8 / max(1, len(configs))
+    for k, (col, title) in enumerate((("peak_ratio_to_lora", "peak memory / LoRA"),
+                                      ("step_ratio_to_lora", "median step time / LoRA"))):
+        ax = axes[k]
+        for i, c in enumerate(configs):
+            vals = [float(df[(df["model"] == m) & (df["dtype"] == d) & (df["config"] == c)][col].iloc[0])
+                    for m, d in groups]
+            ax.bar([g + i * width for g in range(len(groups))], vals, width=width, label=c, color=f"C{i}")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(GOAL, color="k", lw=0.8, ls="--")
+        ax.set_xticks([g + width * (len(configs) - 1) / 2 for g in range(len(groups))])
+        ax.set_xticklabels([f"{m}\n{d}" for m, d in groups], fontsize=8)
+        ax.set_ylabel(title)
+        ax.set_title(f"{title} ({profile} profile)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Memory and speed relative to LoRA (dashed: {GOAL}x goal) - {profile} profile", fontsize=10)
+    fig.tight_layout()
+    return save(fig, base)
