@@ -146,6 +146,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     data = runner.load_data()
     set_seed(cfg["seed"])
     model, tokenizer = runner.load_model()
+    runner.init_head(model, data)
     family = runner.family
     train_ds, eval_sets = runner.tokenize(data, tokenizer)
 

@@ -70,7 +70,7 @@ def test_second_invocation_is_refused_by_the_lock(built):
 def test_glue_table_shape_and_cells_equal_records(workdir, built):
     assert built["elapsed"] < 180, f"tiny pipeline took {built['elapsed']:.0f}s (budget 180s)"
     table = pd.read_csv(workdir / "results" / "glue_table.csv")
-    assert list(table["row"]) == ["lora", "delta_lora", "lora_nodrop"]
+    assert list(table["row"]) == ["lora", "delta_lora", "lora_scaled"]
     for col in ("mnli", "rte", "stsb", "avg", "mnli_std", "rte_std", "stsb_std"):
         assert col in table.columns
     records = [json.loads(p.read_text()) for p in (workdir / "runs" / "test" / "glue").rglob("record.json")]
@@ -108,8 +108,8 @@ def test_paper_profile_dry_run_lists_every_experiment(workdir, env):
     r = snakemake(workdir, "-n", "--configfile", "workflow/config/paper.yaml", "all", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout + r.stderr
-    # 8 tasks x 7 rows x 5 seeds, one job per seed in the paper profile
-    assert text.count("rule glue_train:") == 8 * 7 * 5
+    # 8 tasks x 6 rows x 5 seeds, one job per seed in the paper profile
+    assert text.count("rule glue_train:") == 8 * 6 * 5
 
 
 def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):

@@ -187,13 +187,17 @@ def glue_markdown(table: pd.DataFrame, records: Sequence[dict[str, Any]], *, pro
         "validation split, which is also the split reported), ± sample std over seeds. Avg: mean of the task "
         "medians (± std over seeds of the per-seed average).",
         "- Metrics: " + ", ".join(f"{t}: {m}" for t, m in metric_names.items()) + " (x100). MNLI: validation_matched "
-        "(mismatched is in the records).",
+        "(mismatched is in the records; the LoRA paper's MNLI column is the overall matched+mismatched accuracy).",
         "",
         "## This run",
         "",
         markdown_table(header, body),
     ]
     pbody, notes = paper_rows(paper_csv, cols)
+    lora_dropouts = {r["config"]["hp"].get("dropout") for r in records if r.get("row") == "lora"}
+    if lora_dropouts == {0.0} and "lora_nodrop" not in set(table["row"]):
+        lines += ["", "- LoRA runs without dropout here (as microsoft/LoRA's GLUE scripts do), so the "
+                  "\"LoRA without dropout\" control is the LoRA row itself."]
     lines += ["", "## Reported in the papers (for reference; RoBERTa-base on the real GLUE data)", ""]
     if pbody:
         lines.append(markdown_table(["Row [source]", *header[1:]], pbody))
