@@ -18,6 +18,6 @@ PY
 python3 -m pytest -q -p no:cacheprovider benchmarks/gpu_tests.py 2>&1 | tail -n 15
 # 2. the memory/speed table on the GPU
 python3 -m deltalora bench memory --device cuda --models roberta-base,gpt2-medium --dtypes fp32,bf16 \
-    --rounds 3 --batch 16 --seq 128 --steps 10 --warmup 3 --bf16-model roberta-base --bf16-steps 30 \
+    --rounds 2 --batch 16 --seq 128 --steps 10 --warmup 3 --bf16-model roberta-base --bf16-steps 30 \
     --out "$out/memory_table.csv" --plots "$out/plots"
 cat "$out/memory_table.md"

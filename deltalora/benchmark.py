@@ -50,7 +50,15 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def build(model: str, dtype: str = "fp32"):
+def build(model: str, dtype: str = "fp32", device: str = "cpu"):
+    """The model (random init built directly on `device`, except MiniLM) and its LoRA config."""
+    import torch
+
+    with torch.device(device if MODELS[model]["family"] != "bert" else "cpu"):
+        return _build(model, dtype)
+
+
+def _build(model: str, dtype: str):
     import torch
     from peft import LoraConfig
 
@@ -149,7 +157,7 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base_alloc = torch.cuda.memory_allocated()
-    m, lcfg, spec = build(model, dtype)
+    m, lcfg, spec = build(model, dtype, device)
     if config != "full_ft":
         from peft import get_peft_model
 
@@ -262,7 +270,7 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
 
     results = {}
     for engine in ("inplace", "folded"):
-        m, lcfg, spec = build(model, "bf16")
+        m, lcfg, spec = build(model, "bf16", device)
         m = get_peft_model(m, lcfg)
         for n, p in m.named_parameters():  # factors in float32, as mixed-precision LoRA keeps them
             if "lora_" in n:

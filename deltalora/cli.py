@@ -34,10 +34,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .models import ModelError
     from .records import RecordError
-    from .tasks.data_checks import DataError
     from .train import RunError
 
-    return (UserError, ConfigError, ModelError, DataError, RunError, RecordError)
+    errors: tuple[type[BaseException], ...] = (UserError, ConfigError, ModelError, RunError, RecordError)
+    try:
+        from .tasks.data_checks import DataError  # needs `datasets`, absent on some benchmark machines
+    except ImportError:
+        return errors
+    return (*errors, DataError)
 
 
 def _parse_seeds(text: str) -> list[int]:
