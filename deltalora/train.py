@@ -167,7 +167,14 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     model = method.apply(model, dict(cfg["hp"]), ctx)
     if t.get("init_adapter"):
         runner.load_init_adapter(model, t["init_adapter"])
-    callbacks = method.callbacks(model, dict(cfg["hp"]), ctx) + [_checkpoint_marker_callback()]
+    callbacks = method.callbacks(model, dict(cfg["hp"]), ctx)
+    cosine_cb = None
+    if cfg["analysis"].get("grad_cosine_steps"):
+        from .gradients import GradientCosineCallback
+
+        cosine_cb = GradientCosineCallback(cfg["analysis"]["grad_cosine_steps"])
+        callbacks.append(cosine_cb)
+    callbacks.append(_checkpoint_marker_callback())  # last: marks a checkpoint complete after the others wrote
     n_total = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -226,7 +233,10 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
             "extra_updated": method.extra_updated_params(model, cfg["hp"]),
         },
         "delta_lora": delta,
-        "analysis": {"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {},
+        "analysis": {
+            **({"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {}),
+            **({"grad_cosine": cosine_cb.to_record()} if cosine_cb is not None else {}),
+        },
         "provenance": provenance(started, peak),
     }
     atomic_write_json(out / "log_history.json", history)
