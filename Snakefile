@@ -15,9 +15,15 @@ configfile: "workflow/config/default.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/glue.smk"
+include: "workflow/rules/ablations.smk"
+include: "workflow/rules/memory.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/glue_table.csv",
+        "results/ablation_dropout.csv",
+        "results/ablation_lambda_k.csv",
+        "results/ablation_rank.csv",
+        "results/memory_table.csv",

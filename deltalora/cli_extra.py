@@ -14,6 +14,24 @@ def _collect_glue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_ablation(args: argparse.Namespace) -> int:
+    from .collect import ablations
+
+    fn = {"dropout": ablations.collect_dropout, "lambda-k": ablations.collect_lambda_k,
+          "rank": ablations.collect_rank}[args.table]
+    out = fn(args.records, args.out, profile=args.profile, plots_dir=args.plots)
+    print(f"wrote {out} (+ .md)")
+    return 0
+
+
+def _common_collect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("records", nargs="+", help="run records (record.json)")
+    p.add_argument("--out", required=True, help="CSV path; .md is written beside it")
+    p.add_argument("--profile", required=True, choices=["default", "paper"],
+                   help="records of another profile are refused")
+    p.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")
+
+
 def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     c = sub.add_parser("collect", help="build a table (CSV + Markdown + LaTeX) and plots from run records")
     csub = c.add_subparsers(dest="table", metavar="TABLE")
@@ -26,6 +44,12 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     g.add_argument("--rows", default=None, help="comma-separated row order (default: order of appearance)")
     g.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")
     g.set_defaults(func=_collect_glue)
+    for name, help_ in (("dropout", "dropout ablation: LoRA and Delta-LoRA with/without dropout, plus gradient cosines"),
+                        ("lambda-k", "lambda x K ablation: grid of Delta-LoRA's update ratio and start step"),
+                        ("rank", "rank ablation: LoRA and Delta-LoRA at several r, with measured update ranks")):
+        a = csub.add_parser(name, help=help_)
+        _common_collect_args(a)
+        a.set_defaults(func=_collect_ablation)
     add_bench(sub)
 
 

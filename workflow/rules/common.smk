@@ -53,3 +53,72 @@ def glue_seed_dir(wildcards):
 def glue_run_dir(wildcards):
     """The --out pattern of one (task, row) job; {seed} is filled in by deltalora train."""
     return GLUE_RUN_DIR.format(task=wildcards.task, row=wildcards.row)
+
+
+# ---------------------------------------------------------------------------- ablations
+import pandas as pd
+from snakemake.utils import Paramspace
+
+ABL = config["ablations"]
+ABL_SEEDS = [int(s) for s in ABL["seeds"]]
+ABL_SEED_LIST = ",".join(map(str, ABL_SEEDS))
+ABL_RECORD = f"{RUNS}/ablations/{{study}}/{{task}}/{{method}}/{{point}}/seed{{seed}}/record.json"
+ABL_RUN_DIR = f"{RUNS}/ablations/{{study}}/{{task}}/{{method}}/{{point}}/seed{{{{seed}}}}"
+ABL_LOG = f"{RUNS}/logs/ablations/{{study}}/{{task}}/{{method}}/{{point}}.log"
+# lambda x K grid: K is given at the paper's scale and multiplied by k_scale (the embedded profile's
+# runs are ~500/4 times shorter than K=500 assumes; see deltalora/profiles/default.yaml).
+LAMBDA_K = Paramspace(
+    pd.DataFrame(
+        [(float(lam), int(k)) for lam in ABL["lambda_k"]["lambdas"] for k in ABL["lambda_k"]["ks"]],
+        columns=["lam", "K"],
+    ),
+    filename_params="*",
+    param_sep="~",
+    single_wildcard="point",
+)
+
+
+def abl_run_dir(wildcards):
+    return ABL_RUN_DIR.format(study=wildcards.study, task=wildcards.task, method=wildcards.method,
+                              point=wildcards.point)
+
+
+def _sets(items, threads):
+    items = [*config.get("overrides", []), *items, f"train.threads={threads}"]
+    return " ".join(f"--set {shlex.quote(s)}" for s in items)
+
+
+def dropout_sets(wildcards, threads):
+    p = float(wildcards.point.removeprefix("p"))
+    items = [f"hp.dropout={p}", f"analysis.grad_cosine_steps={ABL['dropout']['cosine_steps']}"]
+    if wildcards.method == "delta_lora" and p > 0:
+        items.append("hp.allow_dropout=true")  # Algorithm 1 as written, dropout in the branch
+    return _sets(items, threads)
+
+
+def lambda_k_sets(wildcards, threads):
+    point = LAMBDA_K.instance(wildcards)
+    k = int(round(float(point["K"]) * float(ABL["lambda_k"]["k_scale"])))
+    return _sets([f"hp.update_ratio={float(point['lam'])}", f"hp.start_step={k}"], threads)
+
+
+def rank_sets(wildcards, threads):
+    r = int(wildcards.point.removeprefix("r"))
+    return _sets([f"hp.r={r}", "analysis.update_rank=true"], threads)
+
+
+def ablation_records(wildcards):
+    s = wildcards.study
+    if s == "dropout":
+        points = [f"p{p}" for p in (0.0, float(ABL["dropout"]["p"]))]
+        methods = ["lora", "delta_lora"]
+        tasks = ABL["dropout"]["tasks"]
+    elif s == "lambda_k":
+        points = list(LAMBDA_K.instance_patterns)
+        methods = ["delta_lora"]
+        tasks = ABL["lambda_k"]["tasks"]
+    else:
+        points = [f"r{r}" for r in ABL["rank"]["ranks"]]
+        methods = ["lora", "delta_lora"]
+        tasks = ABL["rank"]["tasks"]
+    return expand(ABL_RECORD, study=s, task=tasks, method=methods, point=points, seed=ABL_SEEDS)

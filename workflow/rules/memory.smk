@@ -1,0 +1,29 @@
+# Memory and speed: full FT, LoRA, Delta-LoRA inplace / folded / naive, one fresh process per
+# measurement on CPU (interleaved rounds). It takes every core so nothing else disturbs the timings.
+
+
+rule memory_table:
+    output:
+        csv="results/memory_table.csv",
+        md="results/memory_table.md",
+    params:
+        models=",".join(config["memory"]["models"]),
+        device=config["memory"]["device"],
+        dtypes=",".join(config["memory"]["dtypes"]),
+        rounds=config["memory"]["rounds"],
+        batch=config["memory"]["batch"],
+        seq=config["memory"]["seq"],
+        bf16_model=config["memory"]["bf16_model"],
+        profile=PROFILE,
+    threads: workflow.cores
+    resources:
+        gpu=GPUS,
+    log:
+        "results/logs/memory_table.log",
+    conda:
+        "../envs/deltalora.yaml"
+    shell:
+        "deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
+        "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
+        "--bf16-model {params.bf16_model} --profile {params.profile} --out {output.csv} "
+        "--plots results/plots > {log} 2>&1"
