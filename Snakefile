@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/glue.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         "results/ablation_lambda_k.csv",
         "results/ablation_rank.csv",
         "results/memory_table.csv",
+        "results/audit.md",

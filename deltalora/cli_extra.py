@@ -51,6 +51,9 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         _common_collect_args(a)
         a.set_defaults(func=_collect_ablation)
     add_bench(sub)
+    from .audit import add_audit_command
+
+    add_audit_command(sub)
 
 
 def _bench_memory(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ rule ablation_dropout_train:
         "../envs/deltalora.yaml"
     shell:
         "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
-        "--row {wildcards.study}_{wildcards.point} --seed {params.seeds} --out '{params.out}' "
+        "--row {wildcards.study}_{wildcards.method}_{wildcards.point} --seed {params.seeds} --out '{params.out}' "
         "--profile {params.profile} {params.sets} > {log} 2>&1"
 
 

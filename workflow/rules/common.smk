@@ -21,14 +21,17 @@ GROUP_SEEDS = bool(config.get("group_seeds", PROFILE != "paper"))
 GLUE_TASKS = config["glue"]["tasks"]
 GLUE_ROWS = config["glue"]["rows"]
 
-for _row in GLUE_ROWS:
-    if _row not in ROWS:
-        raise ValueError(f"glue.rows: row {_row!r} is not defined under rows: ({', '.join(ROWS)})")
+AUDIT_TASKS = config["audit"]["tasks"]
+AUDIT_ROWS = config["audit"]["rows"]
+for _key, _rows in (("glue.rows", GLUE_ROWS), ("audit.rows", AUDIT_ROWS)):
+    for _row in _rows:
+        if _row not in ROWS:
+            raise ValueError(f"{_key}: row {_row!r} is not defined under rows: ({', '.join(ROWS)})")
 
 
 wildcard_constraints:
     task="[a-z0-9]+",
-    row="[A-Za-z0-9_]+",
+    row="[A-Za-z0-9_.]+",
     seed="[0-9]+",
 
 
@@ -122,3 +125,13 @@ def ablation_records(wildcards):
         methods = ["lora", "delta_lora"]
         tasks = ABL["rank"]["tasks"]
     return expand(ABL_RECORD, study=s, task=tasks, method=methods, point=points, seed=ABL_SEEDS)
+
+
+def audit_records(wildcards=None):
+    """Every run record the audit reads: the GLUE table, the audit's own rows, the dropout ablation."""
+    return [
+        *glue_records(),
+        *expand(GLUE_RECORD, task=AUDIT_TASKS, row=AUDIT_ROWS, seed=SEEDS),
+        *expand(ABL_RECORD, study="dropout", task=ABL["dropout"]["tasks"], method=["lora", "delta_lora"],
+                point=[f"p{p}" for p in (0.0, float(ABL["dropout"]["p"]))], seed=ABL_SEEDS),
+    ]
