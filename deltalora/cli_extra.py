@@ -32,6 +32,17 @@ def _common_collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from .models import embedded_dir
+    from .nlg.pretrain import pretrain
+
+    out = args.out or str(embedded_dir() / args.kind)
+    prov = pretrain(args.kind, out, steps=args.steps, seed=args.seed, num_threads=args.threads or None)
+    print(f"pre-trained embedded {args.kind} in {prov['wall_time_s']:.0f}s (final loss "
+          f"{prov.get('final_loss', float('nan')):.3f}) -> {out}")
+    return 0
+
+
 def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     c = sub.add_parser("collect", help="build a table (CSV + Markdown + LaTeX) and plots from run records")
     csub = c.add_subparsers(dest="table", metavar="TABLE")
@@ -51,6 +62,15 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         _common_collect_args(a)
         a.set_defaults(func=_collect_ablation)
     add_bench(sub)
+    p = sub.add_parser("pretrain", help="pre-train the embedded GPT-2 or BART (no pretrained weights exist offline)",
+                       description="Train a byte-level BPE tokenizer and a small GPT-2/BART on a generated corpus "
+                       "disjoint from the NLG proxies' evaluation data; write it atomically (safetensors).")
+    p.add_argument("--kind", required=True, choices=["gpt2", "bart"])
+    p.add_argument("--out", default=None, help="folder (default: where embedded:<kind> resolves)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the kind's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_pretrain)
     from .audit import add_audit_command
 
     add_audit_command(sub)

@@ -201,7 +201,11 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     history = trainer.state.log_history
     epochs = runner.epoch_metrics(history)
     final_eval = runner.final_evaluation(trainer, model, tokenizer, data, out)
-    if final_eval is not None:
+    if final_eval is not None:  # scores computed after training (NLG generation) belong to the final state
+        step = trainer.state.global_step
+        if not epochs or epochs[-1]["step"] != step:
+            epochs.append({"epoch": round(trainer.state.epoch or 0, 3), "step": step, "metrics": {},
+                           "extra_splits": {}})
         epochs[-1]["metrics"].update(final_eval)
     metric = runner.metric_key
     if not epochs:
@@ -237,6 +241,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
             **({"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {}),
             **({"grad_cosine": cosine_cb.to_record()} if cosine_cb is not None else {}),
         },
+        **getattr(runner, "record_extra", {}),
         "provenance": provenance(started, peak),
     }
     atomic_write_json(out / "log_history.json", history)

@@ -129,9 +129,10 @@ def ablation_records(wildcards):
 
 def audit_records(wildcards=None):
     """Every run record the audit reads: the GLUE table, the audit's own rows, the dropout ablation."""
-    return [
+    paths = [
         *glue_records(),
         *expand(GLUE_RECORD, task=AUDIT_TASKS, row=AUDIT_ROWS, seed=SEEDS),
         *expand(ABL_RECORD, study="dropout", task=ABL["dropout"]["tasks"], method=["lora", "delta_lora"],
                 point=[f"p{p}" for p in (0.0, float(ABL["dropout"]["p"]))], seed=ABL_SEEDS),
     ]
+    return list(dict.fromkeys(paths))  # a row may be in both the table and the audit list
