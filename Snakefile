@@ -15,6 +15,7 @@ configfile: "workflow/config/default.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/glue.smk"
+include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
@@ -24,6 +25,7 @@ rule all:
     default_target: True
     input:
         "results/glue_table.csv",
+        expand("results/{nlg_task}_table.csv", nlg_task=NLG_TASKS),
         "results/ablation_dropout.csv",
         "results/ablation_lambda_k.csv",
         "results/ablation_rank.csv",

@@ -24,6 +24,15 @@ def _collect_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_nlg(args: argparse.Namespace) -> int:
+    from .collect.nlg import collect_nlg
+
+    out = collect_nlg(args.table, args.records, args.out, profile=args.profile, paper_csv=args.paper,
+                      rows=args.rows.split(",") if args.rows else None, plots_dir=args.plots)
+    print(f"wrote {out} (+ .md)")
+    return 0
+
+
 def _common_collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", nargs="+", help="run records (record.json)")
     p.add_argument("--out", required=True, help="CSV path; .md is written beside it")
@@ -61,6 +70,12 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         a = csub.add_parser(name, help=help_)
         _common_collect_args(a)
         a.set_defaults(func=_collect_ablation)
+    for name in ("e2e", "webnlg", "xsum"):
+        a = csub.add_parser(name, help=f"the {name} table: rows x metrics, median over seeds with std, paper units")
+        _common_collect_args(a)
+        a.add_argument("--paper", default=None, help="paper_tables CSV to show beside ours")
+        a.add_argument("--rows", default=None, help="comma-separated row order")
+        a.set_defaults(func=_collect_nlg)
     add_bench(sub)
     p = sub.add_parser("pretrain", help="pre-train the embedded GPT-2 or BART (no pretrained weights exist offline)",
                        description="Train a byte-level BPE tokenizer and a small GPT-2/BART on a generated corpus "

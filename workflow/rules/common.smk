@@ -30,7 +30,7 @@ for _key, _rows in (("glue.rows", GLUE_ROWS), ("audit.rows", AUDIT_ROWS)):
 
 
 wildcard_constraints:
-    task="[a-z0-9]+",
+    task="cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte",
     row="[A-Za-z0-9_.]+",
     seed="[0-9]+",
 
@@ -135,4 +135,44 @@ def audit_records(wildcards=None):
         *expand(ABL_RECORD, study="dropout", task=ABL["dropout"]["tasks"], method=["lora", "delta_lora"],
                 point=[f"p{p}" for p in (0.0, float(ABL["dropout"]["p"]))], seed=ABL_SEEDS),
     ]
+    nlg_tasks = [t for t in ("e2e", "webnlg") if t in config["nlg"]["tasks"]]
+    nlg_rows = [r for r in ("lora", "delta_lora") if r in config["nlg"]["rows"]]
+    paths += expand(f"{RUNS}/nlg/{{nlg_task}}/{{row}}/seed{{seed}}/record.json", nlg_task=nlg_tasks,
+                    row=nlg_rows, seed=SEEDS)  # claims 4c/4d (BLEU gains on E2E and WebNLG)
     return list(dict.fromkeys(paths))  # a row may be in both the table and the audit list
+
+
+# ---------------------------------------------------------------------------- NLG
+NLG = config["nlg"]
+NLG_TASKS = NLG["tasks"]
+NLG_ROWS = NLG["rows"]
+NLG_KIND = {"e2e": "gpt2", "webnlg": "gpt2", "xsum": "bart"}
+MODELS_DIR = f"{RUNS}/embedded_models"
+PRETRAIN_MARKER = f"{MODELS_DIR}/{{kind}}/pretrain.json"
+NLG_RECORD = f"{RUNS}/nlg/{{nlg_task}}/{{row}}/seed{{seed}}/record.json"
+NLG_RUN_DIR = f"{RUNS}/nlg/{{nlg_task}}/{{row}}/seed{{{{seed}}}}"
+NLG_LOG = f"{RUNS}/logs/nlg/{{nlg_task}}/{{row}}.log"
+for _row in NLG_ROWS:
+    if _row not in ROWS:
+        raise ValueError(f"nlg.rows: row {_row!r} is not defined under rows: ({', '.join(ROWS)})")
+
+
+def nlg_model_input(wildcards):
+    """The default profile's NLG models are pre-trained by this workflow; the paper's come from the hub."""
+    if PROFILE == "paper":
+        return []
+    return PRETRAIN_MARKER.format(kind=NLG_KIND[wildcards.nlg_task])
+
+
+def nlg_model_arg(wildcards):
+    if PROFILE == "paper":
+        return ""
+    return f"--model {MODELS_DIR}/{NLG_KIND[wildcards.nlg_task]}"
+
+
+def nlg_run_dir(wildcards):
+    return NLG_RUN_DIR.format(nlg_task=wildcards.nlg_task, row=wildcards.row)
+
+
+def nlg_records(wildcards):
+    return expand(NLG_RECORD, nlg_task=wildcards.nlg_task, row=NLG_ROWS, seed=SEEDS)
