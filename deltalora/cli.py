@@ -63,27 +63,55 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .config import suggest
 
         raise UserError(f"--task: unknown task {args.task!r}{suggest(args.task, TASK_DESCRIPTIONS)}")
-    if args.method not in METHODS:
-        from .config import suggest
+    rows = _parse_rows(args)
+    for r in rows:
+        if r["method"] not in METHODS:
+            from .config import suggest
 
-        raise UserError(f"--method: unknown method {args.method!r}{suggest(args.method, METHODS)}")
+            raise UserError(f"--method: unknown method {r['method']!r}{suggest(r['method'], METHODS)}")
     seeds = _parse_seeds(args.seed)
     if len(seeds) > 1 and "{seed}" not in args.out:
         raise UserError("--out must contain {seed} when several seeds are given, e.g. runs/rte/seed{seed}")
-    configs = [
-        resolve_run(task=args.task, method=args.method, seed=s, profile=args.profile, model=args.model,
-                    config_file=args.config, sets=args.set or [])
-        for s in seeds
-    ]  # validate every seed's configuration before training any
+    if len(rows) > 1 and "{row}" not in args.out:
+        raise UserError("--out must contain {row} when several rows are given, e.g. runs/rte/{row}/seed{seed}")
+    plan = []
+    for r in rows:  # validate every configuration before training any
+        for s in seeds:
+            cfg = resolve_run(task=args.task, method=r["method"], seed=s, profile=args.profile, model=args.model,
+                              config_file=args.config, sets=[*(args.set or []), *r.get("set", [])])
+            cfg["row"] = r["row"]
+            plan.append((cfg, Path(args.out.format(seed=s, row=r["row"]))))
     from .devices import select_device
 
     select_device(args.device)
-    for cfg in configs:
-        cfg["row"] = args.row or args.method
-        out = Path(args.out.format(seed=cfg["seed"]))
+    for cfg, out in plan:
         record = run(cfg, out)
         print(summarize(record), flush=True)
     return 0
+
+
+def _parse_rows(args: argparse.Namespace) -> list[dict]:
+    """One row from --method/--row, or several from --rows-json (one process trains them all)."""
+    if args.rows_json is None:
+        if not args.method:
+            raise UserError("--method is required (or --rows-json)")
+        return [{"row": args.row or args.method, "method": args.method, "set": []}]
+    if args.method or args.row:
+        raise UserError("give either --method/--row or --rows-json, not both")
+    import json
+
+    try:
+        rows = json.loads(args.rows_json)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--rows-json: not valid JSON ({e.msg})") from None
+    ok = isinstance(rows, list) and rows and all(
+        isinstance(r, dict) and isinstance(r.get("row"), str) and isinstance(r.get("method"), str)
+        and isinstance(r.get("set", []), list) and all(isinstance(x, str) for x in r.get("set", []))
+        and set(r) <= {"row", "method", "set"} for r in rows)
+    if not ok:
+        raise UserError('--rows-json: expected a list like [{"row": "lora_nodrop", "method": "lora", '
+                        '"set": ["hp.dropout=0.0"]}, ...]')
+    return rows
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -125,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", required=True, help="glue/<name>, e2e, webnlg or xsum (see `deltalora tasks`)")
     t.add_argument("--model", default=None,
                    help="hub id, embedded:minilm|gpt2|bart, or a local directory (default: the profile's model for the task)")
-    t.add_argument("--method", required=True, help="a registered method (see `deltalora methods`)")
+    t.add_argument("--method", default=None, help="a registered method (see `deltalora methods`)")
     t.add_argument("--seed", required=True, help="training seed, or a comma-separated list")
     t.add_argument("--out", required=True, help="run directory (must contain {seed} for several seeds)")
     t.add_argument("--profile", default="default", choices=["default", "paper"],
@@ -134,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (repeatable)")
     t.add_argument("--row", default=None,
                    help="name of the table row this run belongs to (default: the method), e.g. lora_nodrop")
+    t.add_argument("--rows-json", default=None, metavar="JSON",
+                   help='several rows in one process: [{"row": ..., "method": ..., "set": [...]}, ...]; '
+                        "--out must then contain {row}")
     t.add_argument("--device", default="auto",
                    help="auto: respect CUDA_VISIBLE_DEVICES if set, else lock one free GPU (or use the CPU); "
                         "cpu: force the CPU")

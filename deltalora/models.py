@@ -104,8 +104,26 @@ def load_config(spec: str, options: dict[str, Any]) -> Any:
         raise ModelError(f"model {spec!r}: {str(e).splitlines()[0]}") from None
 
 
+_MODEL_CACHE: dict = {}
+
+
 def load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwargs: Any) -> Any:
-    """`auto_class.from_pretrained` with safetensors only and explicit trust_remote_code."""
+    """`auto_class.from_pretrained` with safetensors only and explicit trust_remote_code.
+
+    Within one process (several seeds or rows in one job) the loaded model is cached and a deep copy
+    is returned, so every run starts from identical, untouched weights.
+    """
+    import copy
+
+    key = (spec, getattr(auto_class, "__name__", str(auto_class)), repr(sorted(options.items())),
+           repr(sorted(kwargs.items())))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()  # keep at most one base model in memory
+        _MODEL_CACHE[key] = _load_pretrained(spec, auto_class, options, **kwargs)
+    return copy.deepcopy(_MODEL_CACHE[key])
+
+
+def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwargs: Any) -> Any:
     path, local = resolve(spec)
     kw = dict(kwargs)
     if options.get("num_hidden_layers"):

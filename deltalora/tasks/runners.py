@@ -15,6 +15,9 @@ from .base import TaskSpec
 from .data_checks import DataError
 
 
+_DATA_CACHE: dict = {}
+
+
 class GlueRunner:
     """GLUE: sequence classification (regression for STS-B), scored with the LoRA conventions."""
 
@@ -35,6 +38,13 @@ class GlueRunner:
         return self.spec.metric_name
 
     def load_data(self):
+        d = self.cfg["data"]
+        key = (self.cfg["profile"], self.spec.name, repr(sorted(d.items())))
+        if key not in _DATA_CACHE:  # several runs of one process (seeds, rows) share the data
+            _DATA_CACHE[key] = self._load_data()
+        return _DATA_CACHE[key]
+
+    def _load_data(self):
         from .glue import load_glue
 
         d = self.cfg["data"]
@@ -57,9 +67,37 @@ class GlueRunner:
             kw["label2id"] = {n: i for i, n in enumerate(self.spec.label_names)}
         else:
             kw["problem_type"] = "regression"
-        model = load_pretrained(self.cfg["model"], AutoModelForSequenceClassification, self.cfg["model_options"], **kw)
+        auto = AutoModelForSequenceClassification
+        if self.cfg["model_options"].get("pooling", "cls") == "mean":
+            if self.model_config.model_type != "bert":
+                raise ValueError(f"model_options.pooling=mean is implemented for BERT models; {self.cfg['model']!r} "
+                                 f"is {self.model_config.model_type!r} (use pooling: cls)")
+            from ..heads import BertMeanPoolForSequenceClassification as auto
+        model = load_pretrained(self.cfg["model"], auto, self.cfg["model_options"], **kw)
+        self._reset_head(model)
         tokenizer = load_tokenizer(self.cfg["model"], self.cfg["model_options"])
         return model, tokenizer
+
+    @staticmethod
+    def _reset_head(model) -> None:
+        """Initialise the (new, task-specific) classification head from the run's seed.
+
+        from_pretrained draws it once; the in-process model cache hands out copies, so each run redraws
+        it here (N(0, initializer_range), zero bias: what transformers does for a missing Linear) to keep
+        a run's result a function of its own seed, whichever runs shared the process before it.
+        """
+        import torch
+
+        head = next((getattr(model, n) for n in ("classifier", "score") if hasattr(model, n)), None)
+        if head is None:
+            return
+        std = getattr(model.config, "initializer_range", 0.02)
+        with torch.no_grad():
+            for m in head.modules():
+                if isinstance(m, torch.nn.Linear):
+                    m.weight.normal_(0.0, std)
+                    if m.bias is not None:
+                        m.bias.zero_()
 
     def init_head(self, model, data) -> None:
         """Start a regression head's bias at the mean training label (train.regression_bias_init).

@@ -16,13 +16,17 @@ GLUE_RECORD = f"{RUNS}/glue/{{task}}/{{row}}/seed{{seed}}/record.json"
 GLUE_RUN_DIR = f"{RUNS}/glue/{{task}}/{{row}}/seed{{{{seed}}}}"
 GLUE_LOG = f"{RUNS}/logs/glue/{{task}}/{{row}}.log"
 GLUE_SEED_LOG = f"{RUNS}/logs/glue/{{task}}/{{row}}/seed{{seed}}.log"
-# Several seeds per job (default: yes) saves the ~5 s process start-up per run on small CPU runs.
-GROUP_SEEDS = bool(config.get("group_seeds", PROFILE != "paper"))
+# How many GLUE runs share one process: "task" (every row and seed of a task), "row" (the seeds of a
+# (task, row)) or "seed" (one run per job: long GPU runs, where a failure should cost one seed).
+GLUE_GROUP = config["glue"].get("group", "seed" if PROFILE == "paper" else "task")
+GLUE_TASK_LOG = f"{RUNS}/logs/glue/{{task}}.log"
+AUDIT_TASK_LOG = f"{RUNS}/logs/glue/{{task}}_audit_rows.log"
 GLUE_TASKS = config["glue"]["tasks"]
 GLUE_ROWS = config["glue"]["rows"]
 
 AUDIT_TASKS = config["audit"]["tasks"]
 AUDIT_ROWS = config["audit"]["rows"]
+AUDIT_ONLY_ROWS = [r for r in AUDIT_ROWS if r not in GLUE_ROWS]
 for _key, _rows in (("glue.rows", GLUE_ROWS), ("audit.rows", AUDIT_ROWS)):
     for _row in _rows:
         if _row not in ROWS:
@@ -51,6 +55,23 @@ def glue_records(wildcards=None):
 
 def glue_seed_dir(wildcards):
     return f"{RUNS}/glue/{wildcards.task}/{wildcards.row}/seed{wildcards.seed}"
+
+
+def glue_task_dir(wildcards):
+    """--out pattern of a task job; {row} and {seed} are filled in by deltalora train."""
+    return f"{RUNS}/glue/{wildcards.task}/{{row}}/seed{{seed}}"
+
+
+def rows_json(rows):
+    import json
+
+    return shlex.quote(json.dumps([{"row": r, "method": ROWS[r]["method"], "set": ROWS[r].get("set", [])}
+                                   for r in rows]))
+
+
+def global_sets(wildcards, threads):
+    items = [*config.get("overrides", []), f"train.threads={threads}"]
+    return " ".join(f"--set {shlex.quote(s)}" for s in items)
 
 
 def glue_run_dir(wildcards):

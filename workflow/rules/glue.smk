@@ -2,7 +2,45 @@
 # otherwise dominate the embedded profile's few-second runs); the table is built from the records.
 
 
-if GROUP_SEEDS:
+if GLUE_GROUP == "task":
+    # One job per task trains every row and seed: start-up (~5 s a process) would otherwise cost more
+    # than a proxy run itself. The audit's extra rows get their own job per task.
+
+    rule glue_train:
+        output:
+            expand(GLUE_RECORD, row=GLUE_ROWS, seed=SEEDS, allow_missing=True),
+        params:
+            rows=lambda w: rows_json(GLUE_ROWS),
+            sets=global_sets,
+            seeds=SEED_LIST,
+            profile=PROFILE,
+            out=glue_task_dir,
+        log:
+            GLUE_TASK_LOG,
+        threads: 1
+        resources:
+            gpu=GPUS,
+        conda:
+            "../envs/deltalora.yaml"
+        shell:
+            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --rows-json {params.rows} "
+            "--seed {params.seeds} --out '{params.out}' --profile {params.profile} {params.sets} > {log} 2>&1"
+
+    if AUDIT_ONLY_ROWS:
+
+        use rule glue_train as audit_train with:
+            output:
+                expand(GLUE_RECORD, row=AUDIT_ONLY_ROWS, seed=SEEDS, allow_missing=True),
+            params:
+                rows=lambda w: rows_json(AUDIT_ONLY_ROWS),
+                sets=global_sets,
+                seeds=SEED_LIST,
+                profile=PROFILE,
+                out=glue_task_dir,
+            log:
+                AUDIT_TASK_LOG,
+
+elif GLUE_GROUP == "row":
 
     rule glue_train:
         output:
