@@ -14,3 +14,11 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_configure(config):  # noqa: ARG001
+    # One intra-op thread per test process: tests run in parallel workers (pytest -n), and tiny models
+    # gain nothing from more threads.
+    import torch
+
+    torch.set_num_threads(1)

@@ -30,7 +30,7 @@ def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 600
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "paper_tables"):
+    for name in ("Snakefile", "all", "workflow", "paper_tables"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
     return d
@@ -108,8 +108,11 @@ def test_paper_profile_dry_run_lists_every_experiment(workdir, env):
     r = snakemake(workdir, "-n", "--configfile", "workflow/config/paper.yaml", "all", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout + r.stderr
-    # 8 tasks x 6 rows x 5 seeds, one job per seed in the paper profile
-    assert text.count("rule glue_train:") == 8 * 6 * 5
+    # 8 tasks x (6 table rows + 4 audit rows) x 5 seeds, one job per run in the paper profile
+    assert text.count("rule glue_train:") == 8 * 10 * 5
+    for rule, n in (("nlg_train", 3 * 7), ("ablation_lambda_k_train", 2 * 20), ("ablation_rank_train", 3 * 10),
+                    ("ablation_dropout_train", 3 * 4), ("pretrain", 0)):
+        assert text.count(f"rule {rule}:") == n, rule
 
 
 def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):

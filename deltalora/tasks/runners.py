@@ -74,12 +74,12 @@ class GlueRunner:
                                  f"is {self.model_config.model_type!r} (use pooling: cls)")
             from ..heads import BertMeanPoolForSequenceClassification as auto
         model = load_pretrained(self.cfg["model"], auto, self.cfg["model_options"], **kw)
-        self._reset_head(model)
+        self._reset_head(model, self.cfg["seed"])
         tokenizer = load_tokenizer(self.cfg["model"], self.cfg["model_options"])
         return model, tokenizer
 
     @staticmethod
-    def _reset_head(model) -> None:
+    def _reset_head(model, seed: int) -> None:
         """Initialise the (new, task-specific) classification head from the run's seed.
 
         from_pretrained draws it once; the in-process model cache hands out copies, so each run redraws
@@ -92,10 +92,11 @@ class GlueRunner:
         if head is None:
             return
         std = getattr(model.config, "initializer_range", 0.02)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
         with torch.no_grad():
             for m in head.modules():
                 if isinstance(m, torch.nn.Linear):
-                    m.weight.normal_(0.0, std)
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
                     if m.bias is not None:
                         m.bias.zero_()
 
