@@ -109,6 +109,7 @@ def test_record_schema_and_provenance(tmp_path):
     assert prov["device"]["type"] == "cpu" and prov["wall_time_s"] > 0 and prov["peak_memory_bytes"] > 0
     assert "git_commit" in prov
     assert rec["train_curve"] and rec["train_curve"][0]["step"] == 1
+    assert 0 < rec["majority_baseline"] < 100  # MNLI: the train-majority class scored on validation_matched
 
 
 def test_same_seed_same_metrics_different_seed_differs(tmp_path):

@@ -178,6 +178,11 @@ def glue_markdown(table: pd.DataFrame, records: Sequence[dict[str, Any]], *, pro
     cols = [*tasks, "avg"]
     header = ["Method", *[t.upper() if t != "stsb" else "STS-B" for t in tasks], "Avg"]
     body = [[r["label"], *[fmt(r[c], r.get(f"{c}_std")) for c in cols]] for _, r in table.iterrows()]
+    majority = {t: next((r["majority_baseline"] for r in records if r["task"].endswith("/" + t)
+                         and r.get("majority_baseline") is not None), None) for t in tasks}
+    if all(v is not None for v in majority.values()):
+        vals = [majority[t] for t in tasks]
+        body.append(["*Majority class (reference)*", *[fmt(v) for v in vals], fmt(sum(vals) / len(vals))])
     metric_names = {t: next(r["metric"] for r in records if r["task"].endswith("/" + t)) for t in tasks}
     lines = [
         f"# GLUE ({profile} profile)",

@@ -44,6 +44,13 @@ class GlueRunner:
             _DATA_CACHE[key] = self._load_data()
         return _DATA_CACHE[key]
 
+    def majority(self, data) -> float:
+        """The majority-class baseline of this data (train-set majority scored on the scored split)."""
+        from ..metrics.glue import majority_baseline
+
+        return majority_baseline(self.spec.name, list(data[self.spec.train_split][self.spec.label_column]),
+                                 list(data[self.spec.eval_split][self.spec.label_column]))
+
     def _load_data(self):
         from .glue import load_glue
 
@@ -176,6 +183,7 @@ class GlueRunner:
                 for ep, v in sorted(by_epoch.items()) if v["metrics"]]
 
     def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, float] | None:
+        self.record_extra = {"majority_baseline": self.majority(data)}
         return None
 
 
