@@ -110,7 +110,7 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
         "",
         markdown_table(header, body),
     ]
-    pbody, notes = paper_rows(paper_csv, list(metrics))
+    pbody, notes = paper_rows(paper_csv, list(metrics), digits=_digits)
     lines += ["", f"## Reported in the papers (for reference; {PAPER_MODEL[task]} on the real data)", ""]
     if pbody:
         lines.append(markdown_table(["Row [source]", *metrics], pbody))

@@ -127,8 +127,13 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str]) -> tuple[list[list[str]], list[str]]:
-    """The papers' reported rows (confirmed numbers only) and notes for the unconfirmed ones."""
+def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str],
+               digits: Any = None) -> tuple[list[list[str]], list[str]]:
+    """The papers' reported rows (confirmed numbers only) and notes for the unconfirmed ones.
+
+    digits: optional callable column -> decimals, so that numbers print as the paper prints them.
+    """
+    digits = digits or (lambda c: 1)
     if not paper_csv or not Path(paper_csv).is_file():
         return [], []
     df = pd.read_csv(paper_csv, dtype={"confirmed": str})
@@ -139,8 +144,8 @@ def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str]) -> t
         for c in columns:
             v = r.get(c)
             sd = r.get(f"{c}_std")
-            cells.append(fmt(v if pd.notna(v) else None, sd if pd.notna(sd) else None) if confirmed or pd.notna(v)
-                         else "")
+            cells.append(fmt(v if pd.notna(v) else None, sd if pd.notna(sd) else None, digits(c))
+                         if confirmed or pd.notna(v) else "")
         filled = any(cells)
         if not filled:
             notes.append(f"{r['paper']}: row '{r['label']}' not transcribed (unconfirmed); fill it from the paper's "
