@@ -98,15 +98,3 @@ def weight_update_analysis(model: nn.Module, callbacks: list, initial: dict[str,
     model.train(was_training)
     return {"thresholds": list(THRESHOLDS), "headline_threshold": 1e-3, "layers": layers}
 
-
-def load_adapter_weights(model: nn.Module, path: str) -> None:
-    """Initialise a PEFT model's adapter from a saved adapter directory (e.g. the MNLI-trained LoRA)."""
-    from pathlib import Path
-
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    file = Path(path) / "adapter_model.safetensors"
-    if not file.is_file():
-        raise ValueError(f"train.init_adapter: {file} does not exist")
-    set_peft_model_state_dict(model, load_file(str(file)))

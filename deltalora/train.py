@@ -126,6 +126,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     import transformers
     from transformers import set_seed
 
+    from . import init_state
     from .analysis import capture_initial_weights, weight_update_analysis
     from .methods import MethodContext, get_method
     from .tasks.runners import get_runner
@@ -162,11 +163,14 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         total_steps=total_steps,
         seed=cfg["seed"],
     )
+    if t["init_from"]:  # the LoRA protocol's MNLI initialisation (deltalora/init_state.py)
+        init_state.read_meta(t["init_from"], method=cfg["method"])
+        init_state.load_base_weights(model, t["init_from"])  # before capture: W_0 is the start of this run
     initial = capture_initial_weights(model, family.target_modules) if cfg["analysis"]["update_rank"] else None
     set_seed(cfg["seed"])
     model = method.apply(model, dict(cfg["hp"]), ctx)
-    if t.get("init_adapter"):
-        runner.load_init_adapter(model, t["init_adapter"])
+    if t["init_from"]:
+        init_state.load_adapter_state(model, t["init_from"])
     callbacks = method.callbacks(model, dict(cfg["hp"]), ctx)
     cosine_cb = None
     if cfg["analysis"].get("grad_cosine_steps"):
@@ -244,6 +248,9 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         **getattr(runner, "record_extra", {}),
         "provenance": provenance(started, peak),
     }
+    if t["save_init"]:  # for runs that start from this one (before the record: record => state complete)
+        init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg["method"], task=cfg["task"],
+                                   head=runner.modules_to_save(_unwrapped(model)), delta_lora=_delta_lora_handle(callbacks))
     atomic_write_json(out / "log_history.json", history)
     if not t["checkpoint_every"] or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
         shutil.rmtree(out / "trainer", ignore_errors=True)
@@ -253,6 +260,16 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
 
 def _finite(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else -math.inf
+
+
+def _delta_lora_handle(callbacks: list) -> Any:
+    from .delta_lora import DeltaLoRACallback
+
+    return next((cb.delta_lora for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+
+
+def _unwrapped(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:

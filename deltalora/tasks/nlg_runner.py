@@ -154,8 +154,3 @@ class NLGRunner:
                                                          "references": g.references[:3]}
                                                         for g, h in list(zip(groups, hyps))[:3]]}}
         return {k: v for k, v in scores.items()}
-
-    def load_init_adapter(self, model, path: str) -> None:
-        from ..analysis import load_adapter_weights
-
-        load_adapter_weights(model, path)

@@ -187,12 +187,6 @@ class GlueRunner:
         return None
 
 
-    def load_init_adapter(self, model, path: str) -> None:
-        from ..analysis import load_adapter_weights
-
-        load_adapter_weights(model, path)
-
-
 def get_runner(cfg: dict[str, Any]):
     task = cfg["task"]
     if task.startswith("glue/"):

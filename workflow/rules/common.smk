@@ -24,6 +24,11 @@ AUDIT_TASK_LOG = f"{RUNS}/logs/glue/{{task}}_audit_rows.log"
 GLUE_TASKS = config["glue"]["tasks"]
 GLUE_ROWS = config["glue"]["rows"]
 
+# The LoRA protocol starts these tasks from the same row's (and seed's) MNLI-trained state (FACTS.md 6.2).
+MNLI_INIT = config["glue"].get("mnli_init", [])
+if MNLI_INIT and GLUE_GROUP != "seed":
+    raise ValueError(f"glue.mnli_init ({MNLI_INIT}) needs glue.group: seed (each run waits for its own MNLI run); "
+                     f"this config has glue.group: {GLUE_GROUP}")
 AUDIT_TASKS = config["audit"]["tasks"]
 AUDIT_ROWS = config["audit"]["rows"]
 AUDIT_ONLY_ROWS = [r for r in AUDIT_ROWS if r not in GLUE_ROWS]
@@ -47,6 +52,23 @@ def row_sets(wildcards, threads):
     """--set arguments of a row: the workflow's overrides, the row's own, and the job's thread count."""
     items = [*config.get("overrides", []), *ROWS[wildcards.row].get("set", []), f"train.threads={threads}"]
     return " ".join(f"--set {shlex.quote(s)}" for s in items)
+
+
+def seed_sets(wildcards, threads):
+    """row_sets plus the MNLI initialisation: MNLI runs save their state, glue.mnli_init tasks start from it."""
+    items = []
+    if MNLI_INIT and wildcards.task == "mnli":
+        items.append("train.save_init=true")
+    if wildcards.task in MNLI_INIT:
+        items.append(f"train.init_from={RUNS}/glue/mnli/{wildcards.row}/seed{wildcards.seed}/init_state")
+    return " ".join([row_sets(wildcards, threads), *(f"--set {shlex.quote(s)}" for s in items)])
+
+
+def mnli_source(wildcards):
+    """The MNLI run a glue.mnli_init task starts from (its record is written after its init_state/)."""
+    if wildcards.task in MNLI_INIT:
+        return GLUE_RECORD.format(task="mnli", row=wildcards.row, seed=wildcards.seed)
+    return []
 
 
 def glue_records(wildcards=None):

@@ -66,11 +66,13 @@ elif GLUE_GROUP == "row":
 else:  # one job per seed: long GPU runs, where start-up is negligible and a failure costs one seed
 
     rule glue_train:
+        input:
+            mnli_source,
         output:
             GLUE_RECORD,
         params:
             method=row_method,
-            sets=row_sets,
+            sets=seed_sets,
             profile=PROFILE,
             out=glue_seed_dir,
         log:
