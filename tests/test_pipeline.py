@@ -122,33 +122,3 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
     assert r.returncode != 0
     assert "seedz" in r.stdout + r.stderr
 
-
-def _mnli_init_config(tmp_path, group: str) -> Path:
-    import yaml
-
-    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
-    cfg.update(runs_dir="runs/test_mnli_init", seeds=[0])
-    cfg["glue"].update(tasks=["mnli", "rte"], rows=["lora"], group=group, mnli_init=["rte"])
-    path = tmp_path / f"mnli_init_{group}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def test_mnli_init_runs_each_rte_run_from_its_own_mnli_run(workdir, env, tmp_path):
-    """The LoRA protocol's MNLI initialisation as the paper profile wires it (glue.mnli_init, group: seed)."""
-    # one row (Delta-LoRA's W_T carried over is tested in test_init_state.py)
-    r = snakemake(workdir, "runs/test_mnli_init/glue/rte/lora/seed0/record.json", "--cores", "2", "--configfile", str(_mnli_init_config(tmp_path, "seed")), env=env)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    for row in ("lora",):
-        src = workdir / f"runs/test_mnli_init/glue/mnli/{row}/seed0"
-        mnli = json.loads((src / "record.json").read_text())
-        rte = json.loads((workdir / f"runs/test_mnli_init/glue/rte/{row}/seed0/record.json").read_text())
-        assert mnli["config"]["train"]["save_init"] is True and (src / "init_state" / "init_state.json").is_file()
-        assert rte["config"]["train"]["init_from"] == f"runs/test_mnli_init/glue/mnli/{row}/seed0/init_state"
-        assert json.loads((src / "init_state" / "init_state.json").read_text())["method"] == rte["method"]
-
-
-def test_mnli_init_needs_one_run_per_job(workdir, env, tmp_path):
-    r = snakemake(workdir, "-n", "--configfile", str(_mnli_init_config(tmp_path, "task")), env=env)
-    assert r.returncode != 0
-    assert "glue.mnli_init (['rte']) needs glue.group: seed" in r.stdout + r.stderr

@@ -1,0 +1,110 @@
+"""Pipeline runs that inject a protocol detail or a fault: the MNLI initialisation wiring, and a pipeline
+SIGKILLed mid-run that resumes exactly on rerun. (A separate file from test_pipeline.py so that parallel
+test workers can run the two at once.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_pipeline import REPO, snakemake
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("wf_runs")
+    for name in ("Snakefile", "all", "workflow", "paper_tables"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def env(workdir) -> dict:
+    return {**os.environ, "DELTALORA_DATA_DIR": str(workdir / "data"), "XDG_CACHE_HOME": str(workdir / "cache"),
+            "HF_HOME": str(workdir / "hf"), "DELTALORA_NO_PROGRESS": "1"}
+
+
+
+def _mnli_init_config(tmp_path, group: str) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    cfg.update(runs_dir="runs/test_mnli_init", seeds=[0])
+    cfg["glue"].update(tasks=["mnli", "rte"], rows=["lora"], group=group, mnli_init=["rte"])
+    path = tmp_path / f"mnli_init_{group}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_mnli_init_runs_each_rte_run_from_its_own_mnli_run(workdir, env, tmp_path):
+    """The LoRA protocol's MNLI initialisation as the paper profile wires it (glue.mnli_init, group: seed)."""
+    # one row (Delta-LoRA's W_T carried over is tested in test_init_state.py)
+    r = snakemake(workdir, "runs/test_mnli_init/glue/rte/lora/seed0/record.json", "--cores", "2", "--configfile", str(_mnli_init_config(tmp_path, "seed")), env=env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    for row in ("lora",):
+        src = workdir / f"runs/test_mnli_init/glue/mnli/{row}/seed0"
+        mnli = json.loads((src / "record.json").read_text())
+        rte = json.loads((workdir / f"runs/test_mnli_init/glue/rte/{row}/seed0/record.json").read_text())
+        assert mnli["config"]["train"]["save_init"] is True and (src / "init_state" / "init_state.json").is_file()
+        assert rte["config"]["train"]["init_from"] == f"runs/test_mnli_init/glue/mnli/{row}/seed0/init_state"
+        assert json.loads((src / "init_state" / "init_state.json").read_text())["method"] == rte["method"]
+
+
+def test_mnli_init_needs_one_run_per_job(workdir, env, tmp_path):
+    r = snakemake(workdir, "-n", "--configfile", str(_mnli_init_config(tmp_path, "task")), env=env)
+    assert r.returncode != 0
+    assert "glue.mnli_init (['rte']) needs glue.group: seed" in r.stdout + r.stderr
+
+
+def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_path):
+    """Snakemake and its job SIGKILLed mid-run (a lost node): `--unlock`, the same command again resumes the
+    run from its last checkpoint and ends with the metrics of an uninterrupted run."""
+    import signal
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    run_sets = ["model_options.num_hidden_layers=1", "data.n_train=96", "data.n_val=32", "train.epochs=2",
+                "train.batch_size=4", "train.checkpoint_every=4"]
+    cfg.update(runs_dir="runs/test_kill", seeds=[0], overrides=run_sets,
+               rows={"delta_lora": {"method": "delta_lora", "set": ["hp.start_step=2", "hp.engine=inplace"]}})
+    cfg["glue"].update(tasks=["sst2"], rows=["delta_lora"], group="seed")
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    target = "runs/test_kill/glue/sst2/delta_lora/seed0/record.json"
+    cmd = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", str(path)]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = workdir / "runs/test_kill/glue/sst2/delta_lora/seed0/trainer/checkpoint-8/.complete"
+    deadline = time.time() + 300
+    while not marker.exists():
+        assert proc.poll() is None, "the pipeline finished before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training process together
+    proc.wait()
+    assert not (workdir / target).exists(), "a killed run left a record"
+    locked = snakemake(workdir, *cmd[3:], env=env)
+    assert locked.returncode != 0 and "unlock" in (locked.stdout + locked.stderr).lower()
+    unlock = snakemake(workdir, "--unlock", "--cores", "1", "--configfile", str(path), env=env)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    rerun = snakemake(workdir, *cmd[3:], env=env)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    # the uninterrupted reference: the same run through the CLI
+    ref_dir = tmp_path / "ref"
+    sets = [*run_sets, "hp.start_step=2", "hp.engine=inplace", "train.threads=1"]
+    ref = subprocess.run([sys.executable, "-m", "deltalora", "train", "--task", "glue/sst2", "--method", "delta_lora",
+                          "--seed", "0", "--out", str(ref_dir), *sum((["--set", s] for s in sets), [])],
+                         cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    a = json.loads((ref_dir / "record.json").read_text())
+    b = json.loads((workdir / target).read_text())
+    assert b["epochs"] == a["epochs"] and b["train_curve"] == a["train_curve"]
+    assert b["delta_lora"]["steps_counted"] == 48
