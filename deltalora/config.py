@@ -58,7 +58,7 @@ def _read_yaml(path: Path | str, what: str) -> dict[str, Any]:
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _profile(name: str) -> dict[str, Any]:
     return yaml.safe_load(resources.files("deltalora.profiles").joinpath(f"{name}.yaml").read_text())
 
@@ -69,7 +69,7 @@ def load_profile(name: str) -> dict[str, Any]:
     return copy.deepcopy(_profile(name))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema() -> dict[str, Any]:
     """The run-configuration JSON schema (cached; do not mutate)."""
     return yaml.safe_load(resources.files("deltalora.profiles").joinpath("run.schema.yaml").read_text())

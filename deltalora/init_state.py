@@ -60,7 +60,7 @@ def save_init_state(model: nn.Module, out_dir: str | os.PathLike, *, method: str
         adapter = {k: p.detach().cpu().contiguous() for k, p in model.named_parameters()
                    if p.requires_grad and not _in_head(k, head)}
         if delta_lora is not None:
-            for slot, (name, update) in zip(delta_lora.slots, delta_lora.iter_weight_updates()):
+            for slot, (name, update) in zip(delta_lora.slots, delta_lora.iter_weight_updates(), strict=True):
                 w = slot.weight.detach()
                 if delta_lora.engine == "folded":  # W is never written: W_T = W_0 + the folded update
                     w = (w.to(update.dtype) + update).to(w.dtype)

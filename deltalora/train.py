@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
-from tiny_models import batches, lora_model, logits
+from tiny_models import batches, logits, lora_model
 from transformers import Trainer, TrainingArguments
 
 from deltalora import DeltaLoRACallback

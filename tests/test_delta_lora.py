@@ -11,9 +11,9 @@ import math
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import LoraConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
-from tiny_models import base_model, batches, lora_model, logits, make_optimizer
+from tiny_models import base_model, batches, logits, lora_model, make_optimizer
 
 import deltalora.delta_lora as dl_mod
 from deltalora import DeltaLoRA

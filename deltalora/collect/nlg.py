@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 
 from ..records import RecordError
-from .tables import ROW_LABELS, _std, fmt, load_records, markdown_table, paper_rows, provenance_lines, write_outputs
+from .tables import (
+    ROW_LABELS,
+    _std,
+    fmt,
+    load_records,
+    markdown_table,
+    paper_rows,
+    provenance_lines,
+    write_outputs,
+)
 
 METRICS = {
     "e2e": ("bleu", "nist", "meteor", "rouge_l", "cider"),

@@ -14,7 +14,6 @@ from ..models import Family, family_of, load_config, load_pretrained, load_token
 from .base import TaskSpec
 from .data_checks import DataError
 
-
 _DATA_CACHE: dict = {}
 
 
