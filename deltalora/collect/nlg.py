@@ -119,6 +119,11 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
         "",
         markdown_table(header, body),
     ]
+    dropout = {row: {r["config"]["hp"].get("dropout") for r in records if r.get("row") == row}
+               for row in ("lora", "lora_nodrop")}
+    if dropout["lora"] == {0.0} and dropout["lora_nodrop"]:
+        lines += ["", "- LoRA already runs without dropout on this task (the profile's setting), so the \"LoRA, no "
+                  "dropout\" control repeats the LoRA row's configuration."]
     pbody, notes = paper_rows(paper_csv, list(metrics), digits=_digits)
     lines += ["", f"## Reported in the papers (for reference; {PAPER_MODEL[task]} on the real data)", ""]
     if pbody:

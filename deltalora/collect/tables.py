@@ -160,7 +160,8 @@ def provenance_lines(records: Sequence[dict[str, Any]], profile: str) -> list[st
     commits = sorted({str(r["provenance"].get("git_commit"))[:10] for r in records})
     models = sorted({r["model"] for r in records})
     seeds = sorted({r["seed"] for r in records})
-    devices = sorted({r["provenance"]["device"].get("name", "?") for r in records})
+    devices = sorted({str(d.get("name", "?") if isinstance(d := r["provenance"]["device"], dict) else d)
+                      for r in records})
     return [
         f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
         f"- Model(s): {', '.join(models)}; seeds: {', '.join(map(str, seeds))}; {len(records)} run records",
