@@ -535,3 +535,20 @@ def test_cli_command(synthetic, capsys):
     assert (out / "audit.csv").is_file() and "wrote" in capsys.readouterr().out
     df = pd.read_csv(out / "audit.csv", keep_default_na=False)
     assert math.isclose(len(df[df["level"] == "claim"]), len(CLAIMS))
+
+
+@pytest.mark.parametrize("lora_dropout", [0.0, 0.1])
+def test_lora_without_dropout_is_its_own_no_dropout_control(synthetic, lora_dropout):
+    """GLUE's LoRA protocol has no LoRA dropout: then LoRA itself is claim 5's no-dropout control."""
+    import json
+
+    paths = [p for p in synthetic["paths"] if "/lora_nodrop/" not in str(p)]
+    for p in paths:
+        rec = json.loads(p.read_text())
+        if rec["row"] == "lora":
+            rec["config"]["hp"]["dropout"] = lora_dropout
+            atomic_write_json(p, rec)
+    _, out = _build({**synthetic, "paths": paths}, plots=False)
+    df = pd.read_csv(out / "audit.csv", keep_default_na=False).set_index("id")
+    lacks = "RTE lacks no dropout" in df.loc["5", "evidence"]
+    assert lacks == (lora_dropout > 0)

@@ -696,9 +696,12 @@ def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
         )
         best_lr = max((r for r in sweep if r in med), key=lambda r: (med[r], r), default=None)
         best = max(med, key=lambda r: (med[r], r))
+        # where LoRA itself runs without dropout (GLUE in the LoRA protocol), it is the no-dropout control
+        lora_has_no_dropout = "lora" in med and all(
+            (rec.get("config", {}).get("hp", {}).get("dropout") or 0.0) == 0.0 for rec in ev.runs(task, "lora").values())
         kinds = {
             "scale (lora_scaled)": "lora_scaled" in med,
-            "no dropout (lora_nodrop)": "lora_nodrop" in med,
+            "no dropout (lora_nodrop, or LoRA itself when it has no dropout)": "lora_nodrop" in med or lora_has_no_dropout,
             "learning-rate sweep (lora + >= 1 lora_lr* row)": len([r for r in sweep if r in med]) >= 2,
         }
         complete = all(kinds.values())
