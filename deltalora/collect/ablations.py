@@ -36,6 +36,7 @@ from .tables import (
     long_frame,
     markdown_table,
     provenance_lines,
+    seed_stats,
     write_outputs,
 )
 
@@ -78,22 +79,6 @@ def _frame(
 def _tasks(df: pd.DataFrame) -> list[str]:
     present = list(dict.fromkeys(df["task"]))
     return [t for t in GLUE_ORDER if t in present] + [t for t in present if t not in GLUE_ORDER]
-
-
-def _stats(sub: pd.DataFrame, tasks: Sequence[str]) -> dict[str, Any]:
-    """Per-task median, std and count over seeds; the average and its seed spread (as glue_table)."""
-    out: dict[str, Any] = {}
-    for t in tasks:
-        vals = sub[sub["task"] == t]["value"]
-        out[t] = float(vals.median()) if len(vals) else float("nan")
-        out[f"{t}_std"] = _std(vals)
-        out[f"{t}_n"] = int(vals.notna().sum())
-    out["avg"] = float(pd.Series([out[t] for t in tasks]).mean())
-    per_seed = sub.pivot_table(index="seed", columns="task", values="value")
-    complete = per_seed.dropna()
-    out["avg_std"] = _std(complete.mean(axis=1)) if len(complete.columns) == len(tasks) else float("nan")
-    out["n_seeds"] = int(sub["seed"].nunique())
-    return out
 
 
 def _metric_names(df: pd.DataFrame, tasks: Sequence[str]) -> dict[str, str]:
@@ -170,7 +155,7 @@ def dropout_table(records: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
     keys = _keys(df, "dropout")
     for method, p in keys:
         sub = df[(df["method"] == method) & (df["dropout"] == p)]
-        rows.append({"row": _dropout_label(method, p), "method": method, "dropout": p, **_stats(sub, tasks)})
+        rows.append({"row": _dropout_label(method, p), "method": method, "dropout": p, **seed_stats(sub, tasks)})
     return pd.DataFrame(rows), df
 
 
@@ -550,7 +535,7 @@ def rank_table(
                 "row": f"{ROW_LABELS.get(method, method)}, r={r}",
                 "method": method,
                 "r": r,
-                **_stats(sub, tasks),
+                **seed_stats(sub, tasks),
                 "eff_rank": float(rk["effective"].median()),
                 "eff_rank_min": int(rk["effective"].min()),
                 "eff_rank_max": int(rk["effective"].max()),

@@ -84,6 +84,23 @@ def _std(x: pd.Series) -> float:
     return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
 
 
+
+def seed_stats(sub: pd.DataFrame, tasks: Sequence[str]) -> dict[str, Any]:
+    """Per-task median, std and count over seeds; the average of the task medians and its spread (std over
+    seeds of the per-seed mean across tasks, over the seeds present for every task)."""
+    out: dict[str, Any] = {}
+    for t in tasks:
+        vals = sub[sub["task"] == t]["value"]
+        out[t] = float(vals.median()) if len(vals) else float("nan")
+        out[f"{t}_std"] = _std(vals)
+        out[f"{t}_n"] = int(vals.notna().sum())
+    out["avg"] = float(pd.Series([out[t] for t in tasks]).mean())
+    per_seed = sub.pivot_table(index="seed", columns="task", values="value")
+    complete = per_seed.dropna()
+    out["avg_std"] = _std(complete.mean(axis=1)) if len(complete.columns) == len(tasks) else float("nan")
+    out["n_seeds"] = int(sub["seed"].nunique())
+    return out
+
 def glue_table(records: Sequence[dict[str, Any]], *, rows: Sequence[str] | None = None,
                which: str = "best") -> pd.DataFrame:
     """Rows x (8 tasks + average): median over seeds, with <task>_std and the seed count."""
@@ -96,17 +113,7 @@ def glue_table(records: Sequence[dict[str, Any]], *, rows: Sequence[str] | None 
         if sub.empty:
             raise RecordError(f"no records for row {row!r}")
         rec: dict[str, Any] = {"row": row, "label": ROW_LABELS.get(row, row), "method": sub["method"].iloc[0]}
-        for t in tasks:
-            vals = sub[sub["task"] == t]["value"]
-            rec[t] = float(vals.median()) if len(vals) else float("nan")
-            rec[f"{t}_std"] = _std(vals)
-            rec[f"{t}_n"] = int(vals.notna().sum())
-        rec["avg"] = float(pd.Series([rec[t] for t in tasks]).mean())
-        # spread of the average: std over seeds of the per-seed mean across tasks (seeds present for all tasks)
-        per_seed = sub.pivot_table(index="seed", columns="task", values="value")
-        complete = per_seed.dropna()
-        rec["avg_std"] = _std(complete.mean(axis=1)) if len(complete.columns) == len(tasks) else float("nan")
-        rec["n_seeds"] = int(sub["seed"].nunique())
+        rec.update(seed_stats(sub, tasks))
         out.append(rec)
     return pd.DataFrame(out)
 
