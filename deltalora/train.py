@@ -43,6 +43,15 @@ def _trainer_class():
                 )
             return loss
 
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Training batches of a causal LM: logits at the labelled positions only (deltalora/lm_loss.py).
+            if getattr(self, "label_only_logits", False) and model.training and "labels" in inputs:
+                from .lm_loss import label_only_inputs
+
+                inputs = label_only_inputs(inputs)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
     return GuardedTrainer
 
 
@@ -58,7 +67,8 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
     return max(done)[1] if done else None
 
 
-def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool):
+def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
+                        smoothing_in_model: bool = False):
     from transformers import TrainingArguments
 
     t = cfg["train"]
@@ -74,7 +84,8 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         "lr_scheduler_type": t["lr_scheduler"],
         "weight_decay": t["weight_decay"],
         "max_grad_norm": t["max_grad_norm"],
-        "label_smoothing_factor": t.get("label_smoothing", 0.0),
+        # a causal LM smooths inside its own loss (lm_loss.install_loss), so wrappers see the loss
+        "label_smoothing_factor": 0.0 if smoothing_in_model else t.get("label_smoothing", 0.0),
         "eval_strategy": "epoch" if has_eval else "no",
         "save_strategy": "steps" if t["checkpoint_every"] else "no",
         "save_steps": t["checkpoint_every"] or 500,
@@ -92,6 +103,12 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         "disable_tqdm": os.environ.get("DELTALORA_NO_PROGRESS") == "1",
         "save_safetensors": True,
     }
+    if t.get("group_by_length"):
+        # transformers >= 5 names it train_sampling_strategy; 4.x had a boolean group_by_length
+        if "train_sampling_strategy" in fields:
+            kw["train_sampling_strategy"] = "group_by_length"
+        else:
+            kw["group_by_length"] = True
     if t.get("warmup_steps"):
         kw["warmup_steps"] = int(t["warmup_steps"])
     elif "warmup_ratio" in fields:
@@ -126,7 +143,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     import transformers
     from transformers import set_seed
 
-    from . import init_state
+    from . import init_state, lm_loss
     from .analysis import capture_initial_weights, weight_update_analysis
     from .methods import MethodContext, get_method
     from .tasks.runners import get_runner
@@ -182,7 +199,11 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     n_total = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-    args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda)
+    causal = lm_loss.is_causal_lm(model)
+    if causal:  # the model computes its own (smoothed) loss: PEFT wrappers such as AdaLoRA add to it
+        lm_loss.install_loss(model, label_smoothing=t.get("label_smoothing", 0.0))
+    label_only = bool(t.get("label_only_logits", True)) and lm_loss.supports_label_only_logits(model)
+    args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda, smoothing_in_model=causal)
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -192,6 +213,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         compute_metrics=runner.compute_metrics,
         callbacks=callbacks,
     )
+    trainer.label_only_logits = label_only
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -241,6 +263,9 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
             "extra_updated": method.extra_updated_params(model, cfg["hp"]),
         },
         "delta_lora": delta,
+        "loss": {"label_smoothing": t.get("label_smoothing", 0.0),
+                 "smoothing": "in model" if causal else "trainer",
+                 "label_only_logits": label_only},
         "analysis": {
             **({"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {}),
             **({"grad_cosine": cosine_cb.to_record()} if cosine_cb is not None else {}),

@@ -58,8 +58,26 @@ def test_xsum_lora_on_bart(models, tmp_path):
     assert rec["metric"] == "rouge2"
     assert {"rouge1", "rouge2", "rougeL"} <= set(rec["final"]["metrics"])
     assert rec["generation"]["n_eval"] == 3
+    assert rec["loss"]["smoothing"] == "trainer" and rec["loss"]["label_only_logits"] is False  # seq2seq: untouched
 
 
 def test_gpt2_refused_for_a_seq2seq_task(models, tmp_path):
     with pytest.raises(ValueError, match="uses a bart model"):
         run(resolve_run(task="xsum", method="lora", seed=0, model=str(models / "gpt2"), sets=FAST), tmp_path / "r")
+
+
+def test_label_only_logits_changes_nothing_in_a_run(models, tmp_path):
+    """The Trainer path (deltalora/lm_loss.py): same training losses and validation loss with and without
+    logits at the labelled positions only; the record says which loss computation ran."""
+    recs = {}
+    for flag in (True, False):
+        cfg = resolve_run(task="e2e", method="adalora", seed=0, model=str(models / "gpt2"),
+                          sets=[*FAST, "train.max_steps=4", f"train.label_only_logits={str(flag).lower()}",
+                                "train.label_smoothing=0.1", f"data.data_dir={tmp_path / 'data'}"])
+        recs[flag] = run(cfg, tmp_path / f"run_{flag}")
+    on, off = recs[True], recs[False]
+    assert on["loss"] == {"label_smoothing": 0.1, "smoothing": "in model", "label_only_logits": True}
+    assert off["loss"]["label_only_logits"] is False
+    losses = [[c["loss"] for c in r["train_curve"]] for r in (on, off)]
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-5)
+    assert on["final"]["metrics"]["validation_loss"] == pytest.approx(off["final"]["metrics"]["validation_loss"], abs=1e-5)

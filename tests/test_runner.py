@@ -236,3 +236,19 @@ def test_cli_listings_and_help():
     assert p.returncode == 0 and "glue/mnli" in p.stdout and "xsum" in p.stdout
     p = cli("train", "--help")
     assert p.returncode == 0 and "--set" in p.stdout and "--profile" in p.stdout
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_group_by_length_reaches_the_trainer(tmp_path, flag):
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from deltalora.train import _training_arguments
+
+    cfg = resolve_run(task="glue/rte", method="lora", seed=0, sets=[f"train.group_by_length={str(flag).lower()}"])
+    args = _training_arguments(cfg, tmp_path, has_eval=True, use_cuda=False)
+    if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
+        assert (args.train_sampling_strategy == "group_by_length") is flag
+    else:  # transformers 4.x
+        assert args.group_by_length is flag

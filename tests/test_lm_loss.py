@@ -1,0 +1,153 @@
+"""The causal-LM loss on labelled positions only (deltalora/lm_loss.py) changes nothing but the cost.
+
+For every method of the registry on a tiny float64 GPT-2 (Conv1D targets), a batch shaped like the NLG
+runner's (prompt tokens unlabelled, right padding unlabelled) gives the same loss and the same gradient
+for every trainable parameter with and without `label_only_inputs`. Label smoothing inside the model
+equals transformers' own LabelSmoother, and it keeps AdaLoRA's orthogonal regulariser, which the
+Trainer's smoothing path drops.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.trainer_pt_utils import LabelSmoother
+
+from deltalora import lm_loss
+from deltalora.methods import MethodContext, get_method
+
+VOCAB = 50
+CTX = MethodContext(target_modules=("c_attn",), fan_in_fan_out=True, task_type="CAUSAL_LM",
+                    total_steps=20, seed=3)
+
+
+def _gpt2() -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=24, n_layer=2, n_head=2, n_positions=40,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(cfg).double()
+
+
+def _batch(seed: int = 5) -> dict[str, torch.Tensor]:
+    """Prompt + target rows of different lengths, right padded: labels only on the targets."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [(7, 5), (3, 9), (11, 2), (5, 6)]  # (prompt length, target length)
+    width = max(p + t for p, t in rows) + 2
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, (p, t) in enumerate(rows):
+        ids[i, : p + t] = torch.randint(1, VOCAB, (p + t,), generator=g)
+        mask[i, : p + t] = 1
+        labels[i, p : p + t] = ids[i, p : p + t]
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _randomize_adapters(model) -> None:
+    """B starts at 0 in PEFT; random factors make every adapter gradient non-trivial."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+
+
+def _method_model(name: str):
+    method = get_method(name)
+    hp = dict(method.defaults)
+    hp.update({k: v for k, v in {"r": 4, "alpha": 8.0, "dropout": 0.0}.items() if k in hp})
+    model = method.apply(_gpt2(), hp, CTX)
+    _randomize_adapters(model)
+    lm_loss.install_loss(model)
+    model.train()
+    return model
+
+
+def _loss_and_grads(model, inputs):
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(11)  # same dropout masks / DyLoRA rank draws for both computations
+    loss = model(**inputs).loss
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+             if p.requires_grad and p.grad is not None}
+    return loss.detach(), grads
+
+
+METHODS = ["full_ft", "lora", "lora_scaled", "adalora", "dylora", "dora", "delta_lora"]
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_same_loss_and_gradients_for_every_method(name):
+    model = _method_model(name)
+    assert lm_loss.supports_label_only_logits(model)
+    batch = _batch()
+    full_loss, full_grads = _loss_and_grads(model, batch)
+    compact = lm_loss.label_only_inputs(batch)
+    n_labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert int(compact["logits_to_keep"].sum()) == n_labelled < batch["labels"].numel() // 2
+    with torch.no_grad():  # the model really returns the kept rows only
+        assert model(**compact).logits.shape == (n_labelled, VOCAB)
+    part_loss, part_grads = _loss_and_grads(model, compact)
+    assert torch.isfinite(full_loss) and full_loss > 0
+    assert abs(float(full_loss - part_loss)) < 1e-12
+    assert full_grads.keys() == part_grads.keys() and full_grads
+    for n, g in full_grads.items():
+        assert torch.allclose(g, part_grads[n], rtol=0, atol=1e-12), n
+    assert any(float(g.abs().max()) > 1e-6 for g in full_grads.values())
+
+
+def test_with_gradient_accumulation_normalisation():
+    """The Trainer passes num_items_in_batch (labelled tokens over the accumulated batch): same division."""
+    model = _method_model("lora")
+    batch = _batch()
+    n = torch.tensor(37)
+    a = model(**batch, num_items_in_batch=n).loss.detach()
+    b = model(**lm_loss.label_only_inputs(batch), num_items_in_batch=n).loss.detach()
+    ref = torch.nn.functional.cross_entropy(
+        model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1].reshape(-1, VOCAB),
+        batch["labels"][:, 1:].reshape(-1), ignore_index=-100, reduction="sum").detach() / 37
+    assert abs(float(a - ref)) < 1e-12 and abs(float(b - ref)) < 1e-12
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@torch.no_grad()
+def test_smoothing_in_model_equals_transformers_label_smoother(eps):
+    model = _gpt2()
+    lm_loss.install_loss(model, label_smoothing=eps)
+    batch = _batch()
+    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+    plain = torch.nn.functional.cross_entropy(outputs.logits[:, :-1].reshape(-1, VOCAB),
+                                              batch["labels"][:, 1:].reshape(-1))
+    expected = LabelSmoother(epsilon=eps)(outputs, batch["labels"], shift_labels=True) if eps else plain
+    ours = [model(**inputs).loss.detach() for inputs in (batch, lm_loss.label_only_inputs(batch))]
+    assert abs(float(ours[0] - ours[1])) < 1e-12
+    # LabelSmoother sums the smoothing term in float32 (dtype=torch.float32), hence 1e-6, not 1e-12
+    assert abs(float(ours[0] - expected)) < 1e-6
+    if eps:  # smoothing really changes the loss
+        assert abs(float(plain - expected)) > 1e-4
+
+
+def test_smoothing_in_model_keeps_adalora_regulariser():
+    """Trainer's smoothing pops the labels, so AdaLoRA's forward never adds its orthogonality term."""
+    model = _method_model("adalora")
+    lm_loss.install_loss(model, label_smoothing=0.1)
+    batch = _batch()
+    with_reg = model(**batch).loss.detach()
+    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})  # what the Trainer path scores
+    trainer_path = LabelSmoother(epsilon=0.1)(outputs, batch["labels"], shift_labels=True).detach()
+    orth = model.peft_config["default"].orth_reg_weight
+    assert orth > 0
+    assert float(with_reg - trainer_path) > 1e-6  # the regulariser is there (random factors: A A^T != I)
+    assert abs(float(model(**lm_loss.label_only_inputs(batch)).loss.detach() - with_reg)) < 1e-12
+
+
+def test_models_without_mask_slicing_are_left_alone():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    bert = BertForSequenceClassification(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=20))
+    assert not lm_loss.is_causal_lm(bert)
+    assert not lm_loss.supports_label_only_logits(bert)
+    with pytest.raises(ValueError, match="not a causal LM"):
+        lm_loss.install_loss(bert)
