@@ -27,19 +27,28 @@ def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 600
                           env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("wf")
+def copy_workflow(d: Path) -> Path:
+    """A private copy of the workflow (runs, results and Snakemake's lock stay inside it)."""
     for name in ("Snakefile", "all", "workflow", "paper_tables"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
     return d
 
 
+def workflow_env(d: Path, **extra: str) -> dict:
+    """Data and every cache inside the copy."""
+    return {**os.environ, "DELTALORA_DATA_DIR": str(d / "data"), "XDG_CACHE_HOME": str(d / "cache"),
+            "HF_HOME": str(d / "hf"), **extra}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
 @pytest.fixture(scope="module")
 def env(workdir) -> dict:
-    return {**os.environ, "DELTALORA_DATA_DIR": str(workdir / "data"), "XDG_CACHE_HOME": str(workdir / "cache"),
-            "HF_HOME": str(workdir / "hf")}
+    return workflow_env(workdir)
 
 
 @pytest.fixture(scope="module")

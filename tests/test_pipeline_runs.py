@@ -6,30 +6,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import REPO, snakemake
+from test_pipeline import REPO, copy_workflow, snakemake, workflow_env
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("wf_runs")
-    for name in ("Snakefile", "all", "workflow", "paper_tables"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
-    return d
+    return copy_workflow(tmp_path_factory.mktemp("wf_runs"))
 
 
 @pytest.fixture(scope="module")
 def env(workdir) -> dict:
-    return {**os.environ, "DELTALORA_DATA_DIR": str(workdir / "data"), "XDG_CACHE_HOME": str(workdir / "cache"),
-            "HF_HOME": str(workdir / "hf"), "DELTALORA_NO_PROGRESS": "1"}
-
+    return workflow_env(workdir, DELTALORA_NO_PROGRESS="1")
 
 
 def _mnli_init_config(tmp_path, group: str) -> Path:
