@@ -197,9 +197,37 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     if rec["status"] != "complete":
         raise RecordError(f"{path}: run status is {rec['status']!r}, not 'complete'")
     prov = rec["provenance"]
+    if not isinstance(prov, Mapping):
+        raise RecordError(f"{path}: field 'provenance' is {type(prov).__name__}; expected an object")
     missing = [k for k in REQUIRED_PROVENANCE if k not in prov]
     if missing:
         raise RecordError(f"{path}: provenance lacks {missing}")
-    if not isinstance(rec["best"], Mapping) or "metrics" not in rec["best"]:
-        raise RecordError(f"{path}: record has no best-epoch metrics")
+    for key, types, allowed in _FIELD_TYPES:
+        value = prov[key[len("provenance."):]] if key.startswith("provenance.") else rec[key]
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+            raise RecordError(f"{path}: field {key!r} is {type(value).__name__} {value!r:.60}; expected {allowed}")
+    for key in ("best", "final"):
+        if not isinstance(rec[key], Mapping) or not isinstance(rec[key].get("metrics"), Mapping):
+            raise RecordError(f"{path}: record has no {key}-epoch metrics (field {key!r}.metrics)")
+        bad = {m: v for m, v in rec[key]["metrics"].items()
+               if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))}
+        if bad:
+            raise RecordError(f"{path}: field {key!r}.metrics has non-numeric values {bad}; expected numbers or null")
     return dict(rec)
+
+
+# What the collectors and the audit read, with the types they rely on (a hand-edited or foreign record
+# is refused here by field name instead of failing deep inside a table).
+_FIELD_TYPES: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("task", (str,), "a string"),
+    ("task_family", (str,), "a string"),
+    ("method", (str,), "a string"),
+    ("seed", (int,), "an integer"),
+    ("profile", (str,), "a string"),
+    ("metric", (str,), "a string"),
+    ("config", (Mapping,), "an object"),
+    ("epochs", (list,), "a list"),
+    ("params", (Mapping,), "an object"),
+    ("provenance.wall_time_s", (int, float), "a number"),
+    ("provenance.peak_memory_bytes", (int, type(None)), "an integer or null"),
+)

@@ -218,3 +218,34 @@ def test_parse_set_raises_only_config_errors(text):
         parse_set(text)
     except ConfigError:
         pass
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("seed", "0", "field 'seed' is str '0'; expected an integer"),
+    ("seed", True, "field 'seed' is bool"),
+    ("task", None, "field 'task' is NoneType"),
+    ("epochs", {}, "field 'epochs' is dict"),
+    ("provenance.wall_time_s", "12s", "field 'provenance.wall_time_s' is str"),
+    ("best.metrics", {"accuracy": "0.9"}, r"field 'best'.metrics has non-numeric values \{'accuracy': '0.9'\}"),
+    ("final", {"epoch": 1}, r"no final-epoch metrics"),
+    ("provenance", [], "field 'provenance' is list"),
+])
+def test_record_with_a_wrongly_typed_field_is_refused_by_name(tmp_path, field, value, message):
+    rec = {"schema_version": 1, "status": "complete", "task": "glue/rte", "task_family": "glue", "model": "m",
+           "method": "lora", "seed": 0, "profile": "default", "config": {}, "metric": "accuracy",
+           "epochs": [], "best": {"metrics": {"accuracy": 0.5}}, "final": {"metrics": {"accuracy": 0.5}},
+           "params": {}, "provenance": {"versions": {}, "git_commit": None, "device": {}, "wall_time_s": 1.5,
+                                        "peak_memory_bytes": 10, "peak_memory_method": "x"}}
+    p = tmp_path / "record.json"
+    p.write_text(json.dumps(rec))
+    assert read_record(p)["seed"] == 0  # the untouched record is accepted
+    head, _, tail = field.partition(".")
+    if tail == "metrics":
+        rec[head]["metrics"] = value
+    elif tail:
+        rec[head][tail] = value
+    else:
+        rec[head] = value
+    p.write_text(json.dumps(rec))
+    with pytest.raises(RecordError, match=f"{p}: .*{message}"):
+        read_record(p)
