@@ -15,7 +15,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.trainer_pt_utils import LabelSmoother
 
 from deltalora import lm_loss
-from deltalora.methods import MethodContext, get_method
+from deltalora.methods import MethodContext, get_method, registry
 
 VOCAB = 50
 CTX = MethodContext(target_modules=("c_attn",), fan_in_fan_out=True, task_type="CAUSAL_LM",
@@ -74,7 +74,7 @@ def _loss_and_grads(model, inputs):
     return loss.detach(), grads
 
 
-METHODS = ["full_ft", "lora", "lora_scaled", "adalora", "dylora", "dora", "delta_lora"]
+METHODS = sorted(registry.METHODS)  # every registered method, so a new baseline is covered too
 
 
 @pytest.mark.parametrize("name", METHODS)
