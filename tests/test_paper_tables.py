@@ -159,3 +159,15 @@ def test_rank_sweep_is_complete():
     assert df["r"].tolist() == [1, 2, 4, 8, 16, 32, 64]
     assert (df["label"] == [f"r={r}" for r in df["r"]]).all()
     assert re.search(r"fraction", df["note"].iloc[0])
+
+
+@pytest.mark.parametrize("name", ["glue_roberta_base.csv", "e2e_gpt2_medium.csv", "webnlg_gpt2_medium.csv"])
+def test_rendered_paper_rows_are_told_apart(name):
+    """Two rows with one label (AdapterL* at 0.37M and 11.09M) get their parameter counts in the tables."""
+    from deltalora.collect.tables import paper_rows
+
+    body, _ = paper_rows(TABLES / name, METRICS[name][:1])
+    labels = [row[0] for row in body]
+    assert labels and len(labels) == len(set(labels))
+    if name != "webnlg_gpt2_medium.csv":  # its labels already carry the counts
+        assert any(re.search(r"\(\d+(\.\d+)?M\) \[", label) for label in labels)

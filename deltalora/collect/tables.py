@@ -143,7 +143,9 @@ def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str],
     digits = digits or (lambda c: 1)
     if not paper_csv or not Path(paper_csv).is_file():
         return [], []
-    df = pd.read_csv(paper_csv, dtype={"confirmed": str})
+    df = pd.read_csv(paper_csv, dtype={"confirmed": str, "params": str})
+    # The source tables tell rows of one method apart by their parameter count (AdapterL 0.37M / 11.09M)
+    repeated = set(df["label"][df["label"].duplicated(keep=False)])
     body, notes = [], []
     for _, r in df.iterrows():
         confirmed = str(r.get("confirmed", "")).strip().lower() == "true"
@@ -159,7 +161,10 @@ def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str],
                          f"PDF ({r['source']}) in {Path(paper_csv).name}")
             continue
         tag = "" if confirmed else " (unconfirmed)"
-        body.append([f"{r['label']} [{r['paper']}]{tag}", *cells])
+        label = r["label"]
+        if label in repeated and pd.notna(r.get("params")) and str(r["params"]) not in label:
+            label = f"{label} ({r['params']})"
+        body.append([f"{label} [{r['paper']}]{tag}", *cells])
     return body, notes
 
 
