@@ -41,6 +41,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "tiny": {"family": "bert-random", "layers": 2, "hidden": 64, "heads": 2, "vocab": 2000,
              "note": "tiny random BERT (tests)"},
     "minilm": {"family": "bert", "layers": 6, "note": "embedded MiniLM (real weights), 6 layers"},
+    "gpt2-embedded": {"family": "gpt2", "layers": 2, "hidden": 128, "heads": 4, "vocab": 3000,
+                      "note": "the embedded NLG GPT-2's shape (128 wide, 2 layers, 3000 tokens), random init"},
     "gpt2m-4l": {"family": "gpt2", "layers": 4, "hidden": 1024, "heads": 16, "vocab": 50257,
                  "note": "GPT-2 Medium width (1024), 4 of 24 layers, random init"},
     "roberta-base": {"family": "roberta", "layers": 12, "hidden": 768, "heads": 12, "vocab": 50265,
@@ -91,7 +93,9 @@ def _build(model: str, dtype: str):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         m = GPT2LMHeadModel(GPT2Config(n_layer=spec["layers"], n_embd=spec["hidden"], n_head=spec["heads"],
-                                       vocab_size=spec["vocab"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+                                       vocab_size=spec["vocab"], bos_token_id=spec["vocab"] - 1,
+                                       eos_token_id=spec["vocab"] - 1, resid_pdrop=0.0, embd_pdrop=0.0,
+                                       attn_pdrop=0.0))
         cfg = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True,
                          task_type="CAUSAL_LM")
     if dtype == "bf16":
