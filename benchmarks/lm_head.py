@@ -21,6 +21,12 @@ from deltalora import lm_loss
 from deltalora.benchmark import MODELS, build
 
 
+def _step(model, opt, batch) -> None:
+    model(**batch).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["gpt2-embedded", "gpt2m-4l"],
@@ -52,20 +58,15 @@ def main(argv: list[str] | None = None) -> None:
         batches = {"all": full, "labelled": lm_loss.label_only_inputs(full)}
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
-        def step(batch):
-            model(**batch).loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
         times: dict[str, list[float]] = {k: [] for k in batches}
         for _ in range(args.rounds):
             for key, batch in batches.items():
-                step(batch)  # warm-up
+                _step(model, opt, batch)  # warm-up
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 for _ in range(args.steps):
                     t = time.perf_counter()
-                    step(batch)
+                    _step(model, opt, batch)
                     if args.device == "cuda":
                         torch.cuda.synchronize()
                     times[key].append(time.perf_counter() - t)
