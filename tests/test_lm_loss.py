@@ -151,3 +151,19 @@ def test_models_without_mask_slicing_are_left_alone():
     assert not lm_loss.supports_label_only_logits(bert)
     with pytest.raises(ValueError, match="not a causal LM"):
         lm_loss.install_loss(bert)
+
+
+def test_lm_head_benchmark_runs(capsys):
+    """benchmarks/lm_head.py (the README's numbers) runs and reports both step times and their ratio."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_head.py"
+    spec = importlib.util.spec_from_file_location("lm_head_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--models", "gpt2-embedded", "--rounds", "1", "--steps", "1", "--threads", "1", "--seq", "32",
+              "--device", "cpu"])
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0].startswith("gpt2-embedded") and all(float(c) > 0 for c in cells[1:])
