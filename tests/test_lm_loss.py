@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import VOCAB, base_model
 from transformers.trainer_pt_utils import LabelSmoother
 
 from deltalora import lm_loss
 from deltalora.methods import MethodContext, get_method, registry
 
-VOCAB = 50
 CTX = MethodContext(target_modules=("c_attn",), fan_in_fan_out=True, task_type="CAUSAL_LM",
                     total_steps=20, seed=3)
 
 
-def _gpt2() -> GPT2LMHeadModel:
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=VOCAB, n_embd=24, n_layer=2, n_head=2, n_positions=40,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel(cfg).double()
+def _gpt2():
+    return base_model("gpt2")  # float64, dropout off, Conv1D layers
 
 
 def _batch(seed: int = 5) -> dict[str, torch.Tensor]:
