@@ -276,3 +276,27 @@ def test_bart_noise_masks_and_permutes():
     assert tgt == [0, 10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 33, 34, 2]
     assert src[0] == 0 and src[-1] == 2 and 4 in src
     assert len(src) < len(tgt)
+
+
+def _no_repeat_reference(ids: torch.Tensor, scores: torch.Tensor, prompt_len: int, n: int) -> torch.Tensor:
+    """The rule written out per row and n-gram (the processor is vectorised)."""
+    scores = scores.clone()
+    for i, toks in enumerate(ids[:, prompt_len:].tolist()):
+        cur = len(toks)
+        for j in range(cur - n + 1):
+            if toks[j : j + n - 1] == toks[cur - n + 1 :]:
+                scores[i, toks[j + n - 1]] = -float("inf")
+    return scores
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_no_repeat_processor_equals_the_rule_written_out(n):
+    g = torch.Generator().manual_seed(n)
+    for length in range(0, 30, 3):
+        ids = torch.randint(0, 4, (12, 5 + length), generator=g)  # 4 tokens: many repeated n-grams
+        scores = torch.randn(12, 6, generator=g)
+        expected = _no_repeat_reference(ids, scores, prompt_len=5, n=n)
+        got = _no_repeat_processor(prompt_len=5, n=n)(ids, scores.clone())
+        assert torch.equal(got, expected), (n, length)
+        if length >= 9 and n <= 3:
+            assert torch.isinf(got).any()  # the case is exercised, not vacuous

@@ -32,16 +32,17 @@ def _no_repeat_processor(prompt_len: int, n: int):
         """Ban a token if it would repeat an n-gram of the generated continuation (prompt excluded)."""
 
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            # Vectorised over beams (a per-row Python loop was ~7% of beam search): every n-gram of the
+            # continuation whose first n-1 tokens equal its last n-1 tokens bans its n-th token.
             gen = input_ids[:, prompt_len:]
             cur = gen.shape[1]
-            if cur + 1 < n:
+            if cur < n:
                 return scores
-            rows = gen.tolist()
-            for i, toks in enumerate(rows):
-                prefix = tuple(toks[cur - n + 1 :]) if n > 1 else ()
-                banned = [toks[j + n - 1] for j in range(cur - n + 1) if tuple(toks[j : j + n - 1]) == prefix]
-                if banned:
-                    scores[i, banned] = -float("inf")
+            grams = gen.unfold(1, n, 1)  # (rows, cur - n + 1, n)
+            prefix = gen[:, cur - n + 1 :]  # (rows, n - 1); empty for n == 1: every generated token is banned
+            hit = (grams[:, :, : n - 1] == prefix[:, None, :]).all(dim=-1)
+            rows, pos = hit.nonzero(as_tuple=True)
+            scores[rows, grams[rows, pos, n - 1]] = -float("inf")
             return scores
 
     return GeneratedNoRepeatNGram()
