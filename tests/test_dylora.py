@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from tiny_models import randomize_lora
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
 from deltalora.methods.base import Method, MethodContext
@@ -47,15 +48,6 @@ def _gpt2() -> GPT2LMHeadModel:
     return GPT2LMHeadModel(cfg).double()
 
 
-def _randomize_lora(model) -> None:
-    """PEFT initializes B = 0; give every factor random values so the branch is not trivially zero."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
-
-
 def _lora_factors(model):
     """{module path in the base model: (A (r x in), B (out x r))} for every adapted layer."""
     out = {}
@@ -84,7 +76,7 @@ IDS = torch.tensor([[5, 17, 42, 3, 99, 8, 1], [2, 4, 6, 8, 10, 12, 14]])
 def _dylora_bert(**hp):
     base = _bert()
     model = METHOD.apply(copy.deepcopy(base), {**HP, **hp}, BERT_CTX)
-    _randomize_lora(model)
+    randomize_lora(model)
     return base, model
 
 
@@ -249,7 +241,7 @@ def test_trainer_draws_once_per_optimizer_step(tmp_path):
 def test_gpt2_conv1d_fan_in_fan_out():
     base = _gpt2()
     model = METHOD.apply(copy.deepcopy(base), HP, GPT2_CTX)
-    _randomize_lora(model)
+    randomize_lora(model)
     ctl = get_controller(model)
     assert len(ctl.layers) == 2
     ids = IDS % 100

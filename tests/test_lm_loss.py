@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import VOCAB, base_model
+from tiny_models import VOCAB, base_model, randomize_lora
 from transformers.trainer_pt_utils import LabelSmoother
 
 from deltalora import lm_loss
@@ -40,21 +40,12 @@ def _batch(seed: int = 5) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def _randomize_adapters(model) -> None:
-    """B starts at 0 in PEFT; random factors make every adapter gradient non-trivial."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
-
-
 def _method_model(name: str):
     method = get_method(name)
     hp = dict(method.defaults)
     hp.update({k: v for k, v in {"r": 4, "alpha": 8.0, "dropout": 0.0}.items() if k in hp})
     model = method.apply(_gpt2(), hp, CTX)
-    _randomize_adapters(model)
+    randomize_lora(model)
     lm_loss.install_loss(model)
     model.train()
     return model

@@ -63,6 +63,15 @@ def lora_model(
     return get_peft_model(model, cfg)
 
 
+def randomize_lora(model) -> None:
+    """PEFT initializes B = 0; give every factor random values so the branch is not trivially zero."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+
+
 def batches(kind: str, n: int, *, batch: int = 4, seq: int = 9, seed: int = 123) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     out = []
