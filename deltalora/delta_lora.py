@@ -10,7 +10,7 @@ actually ran, from 0; after step t, if t > K:
 PyTorch, transformers.Trainer, Lightning): a step skipped by an AMP grad scaler never calls
 `optimizer.step`, and gradient-accumulation micro-batches do not either, so neither is counted.
 
-Two engines compute the same function (see DESIGN.md section 2):
+Two engines compute the same function (see docs/design.md §3-§4):
 
 * ``inplace``: Algorithm 1 literally. Before a counted step it copies A and B (r x (in+out) numbers);
   after it, it adds lam*s*(B'A' - BA) to W as one rank-2r product, B'(A'-A) + (B'-B)A, accumulated

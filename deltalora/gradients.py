@@ -25,7 +25,7 @@ x of each micro-batch kept alive until its backward (autograd does not otherwise
 frozen). Nothing is kept once disarmed.
 
 `GradientCosineCallback` arms the probe for chosen optimizer steps inside `transformers.Trainer`.
-Step indices follow DESIGN.md: t counts optimizer steps from 0, so t is `state.global_step` when the
+Step indices follow docs/design.md §1: t counts optimizer steps from 0, so t is `state.global_step` when the
 step begins (the Trainer logs the same step as t+1).
 
 Not supported: gradient checkpointing (the recomputed forward would be hooked too) and PEFT's

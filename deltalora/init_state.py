@@ -1,6 +1,6 @@
 """Start a run from another run's trained state: the LoRA protocol's "MNLI initialisation".
 
-The LoRA protocol for RoBERTa GLUE (FACTS.md 6.2; RoBERTa's own fine-tuning did the same) starts MRPC,
+The LoRA protocol for RoBERTa GLUE (docs/sources.md §6.2; RoBERTa's own fine-tuning did the same) starts MRPC,
 RTE and STS-B from the MNLI-trained model rather than from the pretrained one. What "the trained
 model" is depends on the method, so a saved init state has two parts:
 

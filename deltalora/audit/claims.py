@@ -5,25 +5,25 @@ and returns audit rows. A row at ``level="claim"`` goes in the summary table; ``
 (per task, per baseline, per engine) are the parts a claim-level verdict is built from. The numbers a
 row was decided on are kept in ``row.data`` for the report's tables and plots.
 
-Where each claim is made (FACTS.md = ../shared/paper/FACTS.md):
+Where each claim is made (section numbers of docs/sources.md; derivations in docs/design.md):
 
-* 1a: the title, "Fine-Tuning High-Rank Parameters with the Delta of Low-Rank Matrices" (FACTS 0).
-* 1b: the telescoping identity (our derivation, DESIGN.md 2, FACTS 7.2), checked on a run.
+* 1a: the title, "Fine-Tuning High-Rank Parameters with the Delta of Low-Rank Matrices" (docs/sources.md §0).
+* 1b: the telescoping identity (our derivation, docs/design.md §2, docs/sources.md §7.2), checked on a run.
 * 2: the abstract: W needs no gradient or optimizer moments, so memory and compute are "comparable"
-  to LoRA (FACTS 0).
+  to LoRA (docs/sources.md §0).
 * 3a/3b: dropout is removed from the low-rank branch so that dL/dW = dL/d(AB) (the paper's section 4.1
-  as reviewer 3 describes it; sciencestack and paperium summaries; FACTS 0, 1.2). 3b tests the
+  as reviewer 3 describes it; sciencestack and paperium summaries; docs/sources.md §0, §1.2). 3b tests the
   practical side: does Delta-LoRA score better with dropout removed (a dropout ablation probably exists
-  in the paper, FACTS 3, values unconfirmed).
+  in the paper, docs/sources.md §3, values unconfirmed).
 * 4a: the abstract: "significantly outperforms" LoRA and AdaLoRA; DyLoRA is the tables' third
-  low-rank baseline (FACTS 0, 2.1).
+  low-rank baseline (docs/sources.md §0, §2.1).
 * 4b-4d: "consistent gains on all GLUE tasks", "+1.24 BLEU on E2E", "+0.79 BLEU on WebNLG": as stated
-  in the claim list of the audit issue; FACTS marks every cell of Delta-LoRA's own tables UNCONFIRMED
-  (FACTS 2), so these magnitudes are not confirmed paper numbers.
-* 5: reviewer 2's objection that Delta-LoRA is "LoRA with a different learning rate" (FACTS 7.1,
+  in the claim list of the audit issue; docs/sources.md §2 marks every cell of Delta-LoRA's own tables UNCONFIRMED
+  (docs/sources.md §2), so these magnitudes are not confirmed paper numbers.
+* 5: reviewer 2's objection that Delta-LoRA is "LoRA with a different learning rate" (docs/sources.md §7.1,
   made precise in 7.2), tested as the claim it challenges: Delta-LoRA beats the best LoRA control.
-* 6a/6b: engine equivalence (DESIGN.md 2) and the bf16 precision of Algorithm 1's in-place W update
-  (FACTS 3, derived cost notes: W must be held in a writable, full-precision copy).
+* 6a/6b: engine equivalence (docs/design.md §3-§4) and the bf16 precision of Algorithm 1's in-place W update
+  (docs/sources.md §3, derived cost notes: W must be held in a writable, full-precision copy).
 """
 
 from __future__ import annotations
@@ -81,48 +81,48 @@ class Claim:
 
 CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("1a", 'Delta-LoRA "fine-tunes high-rank parameters": the update of W is high-rank',
-          "paper title (FACTS.md 0)",
+          "paper title (docs/sources.md §0)",
           "numerical rank of W_T - W_0 per adapted layer (SVD; thresholds 1e-2, 1e-3, 1e-4, 1e-6 relative to "
           "sigma_1; headline 1e-3) against 2r and against full fine-tuning's update rank"),
     Claim("1b", "Telescoping identity: W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), of rank <= 2r",
-          "our derivation (DESIGN.md 2, FACTS.md 7.2); checked numerically on inplace-engine runs",
+          "our derivation (docs/design.md §2, docs/sources.md §7.2); checked numerically on inplace-engine runs",
           "relative Frobenius error between the measured W_T - W_0 and the telescoped form, per layer"),
     Claim("2", 'Memory and compute "comparable" to LoRA (W needs no gradient and no optimizer moments)',
-          "abstract (FACTS.md 0)",
+          "abstract (docs/sources.md §0)",
           "peak memory and median step time relative to LoRA, from the memory table, for Algorithm 1 as "
           "written (inplace engine); folded and naive implementations and full fine-tuning alongside"),
     Claim("3a", "Dropout must be removed from the low-rank branch for gradient equivalence dL/dW = dL/d(AB)",
-          "method section (4.1 per ICLR reviewer 3); sciencestack/paperium summaries (FACTS.md 0, 1.2)",
+          "method section (4.1 per ICLR reviewer 3); sciencestack/paperium summaries (docs/sources.md §0, §1.2)",
           "cosine between dL/dW and dL/d(BA) during training, with and without dropout"),
     Claim("3b", "Delta-LoRA works better with dropout removed (the reason the method drops it)",
-          "implied by the method's design; dropout ablation (FACTS.md 3, values unconfirmed)",
+          "implied by the method's design; dropout ablation (docs/sources.md §3, values unconfirmed)",
           "seed-paired score of Delta-LoRA without dropout minus with dropout p, per task and pooled"),
     Claim("4a", 'Delta-LoRA "significantly outperforms" LoRA, AdaLoRA and DyLoRA',
-          "abstract (LoRA, AdaLoRA); DyLoRA is the tables' third low-rank baseline (FACTS.md 0, 2.1)",
+          "abstract (LoRA, AdaLoRA); DyLoRA is the tables' third low-rank baseline (docs/sources.md §0, §2.1)",
           "seed-paired score differences per task; pooled over tasks per baseline (stratified bootstrap CI, "
           "sign test)"),
     Claim("4b", '"Consistent gains on all GLUE tasks" over LoRA',
-          "as stated in the audit's claim list (issue 7); the paper's GLUE cells are UNCONFIRMED (FACTS.md "
-          "2.2)",
+          "as stated in the audit's claim list (issue 7); the paper's GLUE cells are UNCONFIRMED (docs/sources.md "
+          "§2.2)",
           "seed-paired Delta-LoRA - LoRA on each of the 8 GLUE tasks"),
     Claim("4c", '"+1.24 BLEU on E2E" over LoRA',
-          "as stated in the audit's claim list (issue 7); not a confirmed paper number (FACTS.md 2: "
+          "as stated in the audit's claim list (issue 7); not a confirmed paper number (docs/sources.md §2: "
           "UNCONFIRMED)",
           "seed-paired Delta-LoRA - LoRA BLEU on E2E"),
     Claim("4d", '"+0.79 BLEU on WebNLG" over LoRA',
-          "as stated in the audit's claim list (issue 7); not a confirmed paper number (FACTS.md 2: "
+          "as stated in the audit's claim list (issue 7); not a confirmed paper number (docs/sources.md §2: "
           "UNCONFIRMED)",
           "seed-paired Delta-LoRA - LoRA BLEU (all categories) on WebNLG"),
     Claim("5", 'Delta-LoRA\'s gain is not "LoRA with another learning rate": it beats the best LoRA control',
-          "ICLR reviewer 2's objection (FACTS.md 7.1), made precise in FACTS.md 7.2",
+          "ICLR reviewer 2's objection (docs/sources.md §7.1), made precise in docs/sources.md §7.2",
           "seed-paired Delta-LoRA - best control per task (best on validation of: LoRA at scale (1+lambda) "
           "alpha/r; a LoRA learning-rate sweep; LoRA without dropout), reported on held-out data where the "
           "records have it"),
     Claim("6a", "The folded and inplace engines are the same method (exact reparametrization)",
-          "DESIGN.md 2 (this suite's claim, tested on real runs)",
+          "docs/design.md §3-§4 (this suite's claim, tested on real runs)",
           "main metric of row delta_lora (folded) vs delta_lora_inplace, same task and seed"),
     Claim("6b", "Algorithm 1's in-place W update survives W stored in bf16",
-          "implicit in Algorithm 1 (W is written every step; FACTS.md 3, derived cost notes)",
+          "implicit in Algorithm 1 (W is written every step; docs/sources.md §3, derived cost notes)",
           "fraction of the intended W update lost to bf16 rounding (memory benchmark)"),
 )}
 

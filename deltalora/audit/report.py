@@ -203,7 +203,7 @@ def _detail_table(details: Sequence[AuditRow]) -> list[str]:
 def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Evidence) -> list[str]:
     out: list[str] = []
     if cid == "1a":
-        out += ["Telescoping identity (DESIGN.md 2): summing Algorithm 1's W updates from t = K+1 to T-1 "
+        out += ["Telescoping identity (docs/design.md §2): summing Algorithm 1's W updates from t = K+1 to T-1 "
                 "gives W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), a difference of two rank-r "
                 "products, so rank(W_T - W_0) <= 2r whatever the optimizer does. Numerical rank = #{sigma_i "
                 "> tau sigma_1}; thresholds 1e-2, 1e-3 (headline), 1e-4, 1e-6. Below ~1e-4 float32 rounding "

@@ -599,7 +599,7 @@ def collect_rank(
         "the largest singular value, SVD in float64 of the out x in update, `deltalora.analysis`) of the "
         "final update of each adapted layer; median over layers, tasks and seeds (min-max in brackets).",
         "  - effective: W_T - W_0 + (adapter contribution), the layer's whole change: <= r for LoRA, <= 2r "
-        "for Delta-LoRA (telescoping, DESIGN.md section 2).",
+        "for Delta-LoRA (telescoping, docs/design.md §2).",
         "  - W: W_T - W_0, Algorithm 1's change of the pretrained weight: 0 for LoRA, <= 2r for Delta-LoRA.",
         f"- Other hyper-parameters: {_fixed_hp(recs, ('alpha', 'dropout', 'update_ratio', 'start_step'))}",
         "",

@@ -1,7 +1,7 @@
 """LoRA with scale (1+lambda)*alpha/r: the control for the reviewers' objection.
 
 After the switch at K, Delta-LoRA's effective weight is W_0 + s*[(1+lambda) B A - lambda S]: the
-branch acts with (1+lambda) times LoRA's scale plus a frozen offset (FACTS.md section 7.2). If
+branch acts with (1+lambda) times LoRA's scale plus a frozen offset (docs/sources.md §7.2). If
 Delta-LoRA's gains were only "LoRA with another learning rate", this control, with no dropout like
 Delta-LoRA, would match them.
 """

@@ -24,7 +24,7 @@ AUDIT_TASK_LOG = f"{RUNS}/logs/glue/{{task}}_audit_rows.log"
 GLUE_TASKS = config["glue"]["tasks"]
 GLUE_ROWS = config["glue"]["rows"]
 
-# The LoRA protocol starts these tasks from the same row's (and seed's) MNLI-trained state (FACTS.md 6.2).
+# The LoRA protocol starts these tasks from the same row's (and seed's) MNLI-trained state (docs/sources.md §6.2).
 MNLI_INIT = config["glue"].get("mnli_init", [])
 if MNLI_INIT and GLUE_GROUP != "seed":
     raise ValueError(f"glue.mnli_init ({MNLI_INIT}) needs glue.group: seed (each run waits for its own MNLI run); "
