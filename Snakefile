@@ -2,7 +2,9 @@
 #
 #   snakemake --cores all results/glue_table.csv                  # the main job (embedded profile)
 #   snakemake --cores all                                          # everything (rule all)
-#   snakemake -n --configfile workflow/config/paper.yaml all       # the paper profile's DAG
+#   snakemake -n all --configfile workflow/config/paper.yaml       # the paper profile's DAG
+#
+# Put targets before --configfile: it takes every following word as a config file.
 #
 # Rules stay thin: each calls the `deltalora` command line; the logic lives in the package.
 from snakemake.utils import min_version

@@ -22,7 +22,7 @@ rule ablation_dropout_train:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+        "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
         "--row {wildcards.study}_{wildcards.method}_{wildcards.point} --seed {params.seeds} --out '{params.out}' "
         "--profile {params.profile} {params.sets} > {log} 2>&1"
 
@@ -67,5 +67,5 @@ rule ablation_table:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora collect {params.table} {input} --out {output.csv} --profile {params.profile} "
+        "python3 -m deltalora collect {params.table} {input} --out {output.csv} --profile {params.profile} "
         "--plots results/plots > {log} 2>&1"

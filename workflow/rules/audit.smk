@@ -17,6 +17,6 @@ rule audit:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora audit {input.records} --profile {params.profile} --memory {input.memory} "
+        "python3 -m deltalora audit {input.records} --profile {params.profile} --memory {input.memory} "
         "--dropout {input.dropout} --cosines {params.cosines} --out {output.md} --csv {output.csv} "
         "--plots results/plots/audit > {log} 2>&1"

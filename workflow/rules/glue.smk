@@ -23,7 +23,7 @@ if GLUE_GROUP == "task":
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --rows-json {params.rows} "
+            "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --rows-json {params.rows} "
             "--seed {params.seeds} --out '{params.out}' --profile {params.profile} {params.sets} > {log} 2>&1"
 
     if AUDIT_ONLY_ROWS:
@@ -59,7 +59,7 @@ elif GLUE_GROUP == "row":
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
             "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
             "{params.sets} > {log} 2>&1"
 
@@ -83,7 +83,7 @@ else:  # one job per seed: long GPU runs, where start-up is negligible and a fai
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
             "--row {wildcards.row} --seed {wildcards.seed} --out {params.out} --profile {params.profile} "
             "{params.sets} > {log} 2>&1"
 
@@ -106,5 +106,5 @@ rule glue_table:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora collect glue {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
+        "python3 -m deltalora collect glue {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
         "--paper {params.paper} --plots results/plots > {log} 2>&1"

@@ -23,7 +23,7 @@ rule memory_table:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
+        "python3 -m deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
         "--bf16-model {params.bf16_model} --profile {params.profile} --out {output.csv} "
         "--plots results/plots > {log} 2>&1"

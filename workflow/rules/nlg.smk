@@ -16,7 +16,7 @@ rule pretrain:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora pretrain --kind {wildcards.kind} --out {params.out} --steps {params.steps} "
+        "python3 -m deltalora pretrain --kind {wildcards.kind} --out {params.out} --steps {params.steps} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -42,7 +42,7 @@ rule nlg_train:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "DELTALORA_NO_PROGRESS=1 deltalora train --task {wildcards.nlg_task} --method {params.method} "
+        "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task {wildcards.nlg_task} --method {params.method} "
         "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
         "{params.model} {params.sets} > {log} 2>&1"
 
@@ -64,5 +64,5 @@ rule nlg_table:
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora collect {wildcards.nlg_task} {input} --out {output.csv} --profile {params.profile} "
+        "python3 -m deltalora collect {wildcards.nlg_task} {input} --out {output.csv} --profile {params.profile} "
         "--rows {params.rows} --paper {params.paper} --plots results/plots > {log} 2>&1"
