@@ -28,7 +28,7 @@ import functools
 import inspect
 from typing import Any
 
-from .train import _unwrapped
+from .models import unwrap_peft
 
 IGNORE_INDEX = -100
 
@@ -36,7 +36,7 @@ IGNORE_INDEX = -100
 def is_causal_lm(model: Any) -> bool:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    return type(_unwrapped(model)).__name__ in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+    return type(unwrap_peft(model)).__name__ in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
 
 
 @functools.cache
@@ -55,7 +55,7 @@ def _forward_slices_with_mask(cls: type) -> bool:
 
 def supports_label_only_logits(model: Any) -> bool:
     """True when the (PEFT-unwrapped) model is a causal LM whose forward accepts a boolean mask."""
-    base = _unwrapped(model)
+    base = unwrap_peft(model)
     return is_causal_lm(base) and _forward_slices_with_mask(type(base))
 
 
@@ -104,9 +104,9 @@ def causal_lm_loss(logits: Any, labels: Any, vocab_size: int, num_items_in_batch
 def install_loss(model: Any, *, label_smoothing: float = 0.0) -> None:
     """Make the causal LM's own loss function the (optionally smoothed) ``causal_lm_loss``."""
     if not is_causal_lm(model):
-        raise ValueError(f"{type(_unwrapped(model)).__name__} is not a causal LM; its loss is left as it is")
+        raise ValueError(f"{type(unwrap_peft(model)).__name__} is not a causal LM; its loss is left as it is")
     loss = functools.partial(causal_lm_loss, label_smoothing=float(label_smoothing))
-    _unwrapped(model).loss_function = loss
+    unwrap_peft(model).loss_function = loss
 
 
 __all__ = ["causal_lm_loss", "install_loss", "is_causal_lm", "label_only_inputs",

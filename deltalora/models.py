@@ -146,3 +146,12 @@ def load_tokenizer(spec: str, options: dict[str, Any]) -> Any:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=bool(options.get("trust_remote_code", False)))
     except OSError as e:
         raise ModelError(f"model {spec!r}: cannot load its tokenizer: {str(e).splitlines()[0]}") from None
+
+
+def unwrap_peft(model: Any) -> Any:
+    """The transformers model inside a PEFT wrapper (the model itself when it is not wrapped).
+
+    Why here: training, the LM loss and the heads all need the underlying model's class and
+    attributes, and this module is the one they already share.
+    """
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

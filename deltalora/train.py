@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .models import unwrap_peft
 from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
 
 
@@ -275,7 +276,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     }
     if t["save_init"]:  # for runs that start from this one (before the record: record => state complete)
         init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg["method"], task=cfg["task"],
-                                   head=runner.modules_to_save(_unwrapped(model)), delta_lora=_delta_lora_handle(callbacks))
+                                   head=runner.modules_to_save(unwrap_peft(model)), delta_lora=_delta_lora_handle(callbacks))
     atomic_write_json(out / "log_history.json", history)
     if not t["checkpoint_every"] or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
         shutil.rmtree(out / "trainer", ignore_errors=True)
@@ -291,10 +292,6 @@ def _delta_lora_handle(callbacks: list) -> Any:
     from .delta_lora import DeltaLoRACallback
 
     return next((cb.delta_lora for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
-
-
-def _unwrapped(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:

@@ -12,9 +12,17 @@ __all__ = ["DegenerateMetricWarning", "glue_metrics", "main_metric", "majority_b
 
 
 def __getattr__(name: str):
-    # The NLG suite imports sacrebleu/nltk/pycocoevalcap: load it only when asked for.
-    if name in ("e2e_metrics", "webnlg_metrics", "rouge_metrics"):
-        from deltalora.metrics import nlg
+    # The NLG metrics import sacrebleu/nltk/pycocoevalcap: load their module only when asked for.
+    if name == "e2e_metrics":
+        from deltalora.metrics.e2e import e2e_metrics
 
-        return getattr(nlg, name)
+        return e2e_metrics
+    if name == "webnlg_metrics":
+        from deltalora.metrics.webnlg import webnlg_metrics
+
+        return webnlg_metrics
+    if name == "rouge_metrics":
+        from deltalora.metrics.rouge import rouge_metrics
+
+        return rouge_metrics
     raise AttributeError(f"module 'deltalora.metrics' has no attribute {name!r}")

@@ -6,7 +6,7 @@ Neither is pip-installable or pinned, so this suite re-creates them from maintai
 (sacrebleu, pycocoevalcap, rouge-score, nltk) and documents every remaining difference in
 ``docs/metrics.md``.
 
-Public entry points (re-exported here lazily, defined in the sibling modules):
+Public entry points (in the sibling modules, which import this one; ``deltalora.metrics`` exposes them):
 
 - :func:`deltalora.metrics.e2e.e2e_metrics`: ``bleu nist meteor rouge_l cider``.
 - :func:`deltalora.metrics.webnlg.webnlg_metrics`: ``{bleu,meteor,ter}_{seen,unseen,all}``.
@@ -36,40 +36,16 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # static re-exports; at run time they are resolved by __getattr__ below
-    from deltalora.metrics.e2e import e2e_metrics as e2e_metrics
-    from deltalora.metrics.rouge import rouge_metrics as rouge_metrics
-    from deltalora.metrics.webnlg import webnlg_metrics as webnlg_metrics
 
 __all__ = [
     "MetricUnavailableWarning",
-    "e2e_metrics",
     "java_available",
     "meteor_score",
     "ptb_tokenize",
-    "rouge_metrics",
     "simple_ptb_tokenize",
     "to_official_scale",
     "to_paper_scale",
-    "webnlg_metrics",
 ]
-
-_LAZY = {
-    "e2e_metrics": "deltalora.metrics.e2e",
-    "webnlg_metrics": "deltalora.metrics.webnlg",
-    "rouge_metrics": "deltalora.metrics.rouge",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Lazily re-export the public metric functions (avoids an import cycle with the siblings)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class MetricUnavailableWarning(UserWarning):
@@ -153,11 +129,10 @@ def resolve_use_java(use_java: bool | None) -> bool:
     ``None``: use Java if :func:`java_available` says so. ``True``: require it (``RuntimeError``
     if missing; for pipelines that must match the official scripts). ``False``: never start a JVM.
     """
-    from deltalora.metrics import nlg as _self  # look up through the module so monkeypatch works
-
+    # A module-level name is looked up when called, so a monkeypatched java_available is seen here.
     if use_java is None:
-        return _self.java_available()
-    if use_java and not _self.java_available():
+        return java_available()
+    if use_java and not java_available():
         raise RuntimeError(
             "use_java=True but no working `java` was found on PATH; METEOR and the PTB tokenizer "
             "of the official E2E script need Java (OpenJDK 8+)"
