@@ -1,0 +1,75 @@
+"""Vocabulary and small helpers shared by the GLUE proxy generators.
+
+The word pools and the SST-2 templates are data, read from ``deltalora/tasks/data/glue_proxy.json``:
+every pool has a ``train`` part and a disjoint ``val`` part (see the package docstring for why). JSON
+lists are read back as tuples, the types the generators were written for.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+Pool = dict[str, tuple[Any, ...]]  # {"train": (...), "val": (...)}
+
+
+def _tuples(obj: Any) -> Any:
+    """Lists -> tuples, recursively (the pools are immutable, and tuples hash)."""
+    if isinstance(obj, list):
+        return tuple(_tuples(x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _tuples(v) for k, v in obj.items()}
+    return obj
+
+
+_DATA_FILE = Path(__file__).parents[1] / "data" / "glue_proxy.json"
+_DATA = _tuples(json.loads(_DATA_FILE.read_text(encoding="utf-8")))
+
+#: task -> pool name -> {"train": words, "val": words}; the two parts of a pool are disjoint.
+VOCAB: dict[str, dict[str, Pool]] = _DATA["vocab"]
+#: Function words inside multi-word pool entries ("find a job", "the bank"); they also occur in
+#: templates of both splits and are not part of the held-out vocabulary.
+FUNCTION_WORDS: frozenset[str] = frozenset(_DATA["function_words"])
+#: SST-2 sentence templates per kind ("simple", "negated", "contrast") and split part.
+SST2_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = _DATA["sst2_templates"]
+
+
+def with_article(word: str) -> str:
+    """Indefinite article + word ("an apple", "a car")."""
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def title_name(text: str) -> str:
+    return " ".join(w.capitalize() for w in text.split())
+
+
+def choose_label(rng: random.Random, weights: Sequence[float]) -> int:
+    return rng.choices(range(len(weights)), weights=weights, k=1)[0]
+
+
+class Words:
+    """The words one split may use: ``w.pick("noun")`` draws from this split's part of a pool."""
+
+    def __init__(self, task: str, part: str, rng: random.Random) -> None:
+        self.pools = VOCAB[task]
+        self.part = part
+        self.rng = rng
+
+    def all(self, pool: str) -> tuple[Any, ...]:
+        return self.pools[pool][self.part]
+
+    def pick(self, pool: str) -> Any:
+        return self.rng.choice(self.all(pool))
+
+    def two(self, pool: str) -> tuple[Any, Any]:
+        a, b = self.rng.sample(list(self.all(pool)), 2)
+        return a, b
+

@@ -1,0 +1,86 @@
+"""WebNLG texts: a triple set about one subject -> one of many lexicalisations."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from ..nlg_lexicon import CATEGORY_BY_NAME, Category, Pool, join_and, object_value, pronoun, subject_name
+
+Triple = tuple[str, str, str]  # (subject, property, object), surface forms with spaces
+
+
+def webnlg_sample(cat: Category, n_triples: int, rng: random.Random, pool: Pool) -> tuple[list[Triple], str]:
+    """A star-shaped triple set about one new subject of `cat` (1-4 distinct properties).
+
+    Returns the triples and the subject's gender ("" for things). With 3+ triples, one object that is a
+    city may get a chained triple (``city | country | X``), as WebNLG inputs are small graphs, not
+    only stars.
+    """
+    subj, gender = subject_name(cat.subject, rng, pool)
+    n_props = min(n_triples, len(cat.props))
+    props = rng.sample(list(cat.props), n_props)
+    triples: list[Triple] = []
+    for p in props:
+        o = object_value(p.kind, rng, pool)
+        triples.append((subj, p.name, o))
+    if n_triples > n_props or (n_triples >= 3 and rng.random() < 0.3):
+        for _i, (_s, p, o) in enumerate(triples):
+            prop = next(x for x in cat.props if x.name == p)
+            if prop.kind == "place" and len(triples) < max(n_triples, 2):
+                triples.append((o, "country", object_value("country", rng, pool)))
+                break
+    return triples[: max(n_triples, 1)], gender
+
+
+def _vp(cat: Category, prop: str, obj: str, rng: random.Random) -> str:
+    if prop == "country" and cat.name not in ("Food",):
+        # country is shared by several categories; for chained city triples use City's phrasing
+        p = next((x for x in cat.props if x.name == "country"), None) or CATEGORY_BY_NAME["City"].props[0]
+    else:
+        p = next((x for x in cat.props if x.name == prop), None)
+        if p is None:
+            p = CATEGORY_BY_NAME["City"].props[0]
+    return rng.choice(p.vps).format(o=obj)
+
+
+def webnlg_text(cat: Category, triples: Sequence[Triple], gender: str, rng: random.Random) -> str:
+    """One lexicalisation of a triple set: aggregation, pronouns and verb phrases vary by reference."""
+    subj = triples[0][0]
+    main = [(p, o) for s, p, o in triples if s == subj]
+    chained = [(s, p, o) for s, p, o in triples if s != subj]
+    main = list(main)
+    rng.shuffle(main)
+    vps = [_vp(cat, p, o, rng) for p, o in main]
+    pron = pronoun(cat, gender)
+    style = rng.randrange(3) if len(vps) > 1 else 0
+    if style == 0:
+        sents = [f"{subj} {join_and(vps)}."]
+    elif style == 1:
+        k = rng.randint(1, len(vps) - 1)
+        second = rng.choice([pron, pron, subj])
+        sents = [f"{subj} {join_and(vps[:k])}.", f"{second} {join_and(vps[k:])}."]
+    else:
+        sents = [
+            f"{subj}, which {vps[0]}, {join_and(vps[1:])}."
+            if cat.pronoun != "person"
+            else f"{subj}, who {vps[0]}, {join_and(vps[1:])}."
+        ]
+    city_cat = CATEGORY_BY_NAME["City"]
+    for s, p, o in chained:
+        if rng.random() < 0.5:
+            sents.append(f"{s} {_vp(city_cat, p, o, rng)}.")
+        else:
+            # attach as a relative clause to the first mention of the chained subject
+            text = " ".join(sents)
+            vp = _vp(city_cat, p, o, rng)
+            for nxt in (".", ",", " and"):
+                if f"{s}{nxt}" in text:
+                    tail = {".": ".", ",": ",", " and": ", and"}[nxt]
+                    text = text.replace(f"{s}{nxt}", f"{s}, which {vp}{tail}", 1)
+                    break
+            else:
+                text += f" {s} {vp}."
+            sents = [text]
+    return " ".join(sents)
+
