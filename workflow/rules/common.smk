@@ -48,20 +48,25 @@ def row_method(wildcards):
     return ROWS[wildcards.row]["method"]
 
 
+def set_args(items, threads, extra=()):
+    """The one --set builder: the workflow's overrides, then `items`, the job's thread count, `extra`."""
+    every = [*config.get("overrides", []), *items, f"train.threads={threads}", *extra]
+    return " ".join(f"--set {shlex.quote(s)}" for s in every)
+
+
 def row_sets(wildcards, threads):
     """--set arguments of a row: the workflow's overrides, the row's own, and the job's thread count."""
-    items = [*config.get("overrides", []), *ROWS[wildcards.row].get("set", []), f"train.threads={threads}"]
-    return " ".join(f"--set {shlex.quote(s)}" for s in items)
+    return set_args(ROWS[wildcards.row].get("set", []), threads)
 
 
 def seed_sets(wildcards, threads):
     """row_sets plus the MNLI initialisation: MNLI runs save their state, glue.mnli_init tasks start from it."""
-    items = []
+    extra = []
     if MNLI_INIT and wildcards.task == "mnli":
-        items.append("train.save_init=true")
+        extra.append("train.save_init=true")
     if wildcards.task in MNLI_INIT:
-        items.append(f"train.init_from={RUNS}/glue/mnli/{wildcards.row}/seed{wildcards.seed}/init_state")
-    return " ".join([row_sets(wildcards, threads), *(f"--set {shlex.quote(s)}" for s in items)])
+        extra.append(f"train.init_from={RUNS}/glue/mnli/{wildcards.row}/seed{wildcards.seed}/init_state")
+    return set_args(ROWS[wildcards.row].get("set", []), threads, extra)
 
 
 def mnli_source(wildcards):
@@ -92,8 +97,8 @@ def rows_json(rows):
 
 
 def global_sets(wildcards, threads):
-    items = [*config.get("overrides", []), f"train.threads={threads}"]
-    return " ".join(f"--set {shlex.quote(s)}" for s in items)
+    """--set arguments of a job that trains several rows (each row's own are in --rows-json)."""
+    return set_args([], threads)
 
 
 def glue_run_dir(wildcards):
@@ -129,28 +134,23 @@ def abl_run_dir(wildcards):
                               point=wildcards.point)
 
 
-def _sets(items, threads):
-    items = [*config.get("overrides", []), *items, f"train.threads={threads}"]
-    return " ".join(f"--set {shlex.quote(s)}" for s in items)
-
-
 def dropout_sets(wildcards, threads):
     p = float(wildcards.point.removeprefix("p"))
     items = [f"hp.dropout={p}", f"analysis.grad_cosine_steps={ABL['dropout']['cosine_steps']}"]
     if wildcards.method == "delta_lora" and p > 0:
         items.append("hp.allow_dropout=true")  # Algorithm 1 as written, dropout in the branch
-    return _sets(items, threads)
+    return set_args(items, threads)
 
 
 def lambda_k_sets(wildcards, threads):
     point = LAMBDA_K.instance(wildcards)
     k = int(round(float(point["K"]) * float(ABL["lambda_k"]["k_scale"])))
-    return _sets([f"hp.update_ratio={float(point['lam'])}", f"hp.start_step={k}"], threads)
+    return set_args([f"hp.update_ratio={float(point['lam'])}", f"hp.start_step={k}"], threads)
 
 
 def rank_sets(wildcards, threads):
     r = int(wildcards.point.removeprefix("r"))
-    return _sets([f"hp.r={r}", "analysis.update_rank=true"], threads)
+    return set_args([f"hp.r={r}", "analysis.update_rank=true"], threads)
 
 
 def ablation_records(wildcards):
