@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .tables import ROW_LABELS
 
 
@@ -29,9 +30,8 @@ def save(fig: Any, base: str | os.PathLike) -> list[str]:
     paths = []
     for ext in ("png", "pdf"):
         final = base.with_suffix(f".{ext}")
-        tmp = final.with_name(f".{final.stem}.tmp.{ext}")
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, final)
+        with atomic_path(final, suffix=f".{ext}") as tmp:
+            fig.savefig(tmp, dpi=130, bbox_inches="tight")
         paths.append(str(final))
     _plt().close(fig)
     return paths

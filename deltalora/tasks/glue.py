@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deltalora.atomic import atomic_write_bytes
 from deltalora.metrics.glue import main_metric, metric_names
 from deltalora.tasks import glue_proxy
 from deltalora.tasks.base import TaskSpec
@@ -162,21 +162,6 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a unique temp file in the same folder, then ``os.replace`` (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_glue_proxy(
     task: str,
     data_dir: str | Path,
@@ -205,7 +190,7 @@ def write_glue_proxy(
         digest = hashlib.sha256(data).hexdigest()
         path = folder / f"{split}.jsonl"
         if _sha256_file(path) != digest:
-            _atomic_write(path, data)
+            atomic_write_bytes(path, data)
         paths[split] = path
         digests[split] = digest
     manifest = {
@@ -220,7 +205,7 @@ def write_glue_proxy(
     mdata = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     mpath = folder / "manifest.json"
     if _sha256_file(mpath) != hashlib.sha256(mdata).hexdigest():
-        _atomic_write(mpath, mdata)
+        atomic_write_bytes(mpath, mdata)
     return paths
 
 
