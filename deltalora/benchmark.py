@@ -271,6 +271,7 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
     from peft import get_peft_model
 
     from .delta_lora import DeltaLoRA
+    from .telescoping import telescoped_factors
 
     results = {}
     for engine in ("inplace", "folded"):
@@ -285,11 +286,9 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
         data = make_batch(spec, batch, seq, device)
 
         def eff64(s):  # the folded engine's whole change from W_0, in float64: s*[(1+lam) B A - lam S]
-            b, a = s.B.detach().double(), s.A.detach().double()
-            full = (1 + s.lam) * (b @ a)
-            if s.snap_A is not None:
-                full = full - s.lam * (s.snap_B.double() @ s.snap_A.double())
-            return s.scaling * full
+            snap = (s.snap_B.double(), s.snap_A.double()) if s.snap_A is not None else (None, None)
+            b, a = telescoped_factors(s.B.detach().double(), s.A.detach().double(), *snap, s.lam)
+            return s.scaling * (b @ a)
 
         num = den = 0.0
         for _ in range(steps):
