@@ -175,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     ts = sub.add_parser("tasks", help="list the tasks")
     ts.set_defaults(func=cmd_tasks)
 
-    from . import cli_extra
+    from . import cli_pipeline
 
-    cli_extra.add_commands(sub)
+    cli_pipeline.add_commands(sub)
     return p
 
 

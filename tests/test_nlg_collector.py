@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deltalora.collect.nlg import collect_nlg
+from deltalora.collect.generation_tables import collect_nlg
 from deltalora.records import RecordError
 
 PROV = {"versions": {"torch": "x"}, "git_commit": "abc", "device": {"name": "cpu"}, "wall_time_s": 1.0,

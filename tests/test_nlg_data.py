@@ -11,11 +11,11 @@ from collections import Counter
 
 import pytest
 
-from deltalora.nlg.corpus import CorpusConfig, build_corpus, names_corpus_entity, split_sentences
+from deltalora.textgen.corpus import CorpusConfig, build_corpus, names_corpus_entity, split_sentences
 from deltalora.tasks import e2e, webnlg, xsum
-from deltalora.tasks.nlg_io import DatasetUnavailableError, fingerprint, load_hub_dataset, manifest_is_current
-from deltalora.tasks.nlg_lexicon import E2E_SLOTS, E2E_VALUES, all_names
-from deltalora.tasks.nlg_proxy import (
+from deltalora.tasks.textgen_io import DatasetUnavailableError, fingerprint, load_hub_dataset, manifest_is_current
+from deltalora.tasks.textgen_lexicon import E2E_SLOTS, E2E_VALUES, all_names
+from deltalora.tasks.textgen_proxy import (
     TEST_UNSEEN_WITH_LEX,
     TEST_WITH_LEX,
     E2EProxyConfig,

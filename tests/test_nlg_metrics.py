@@ -17,9 +17,9 @@ from collections import Counter
 
 import pytest
 
-from deltalora.metrics import nlg
+from deltalora.metrics import generation_common as nlg
 from deltalora.metrics.e2e import corpus_bleu_e2e, corpus_nist, e2e_metrics, mteval_tokenize
-from deltalora.metrics.nlg import MetricUnavailableWarning, to_official_scale, to_paper_scale
+from deltalora.metrics.generation_common import MetricUnavailableWarning, to_official_scale, to_paper_scale
 from deltalora.metrics.rouge import rouge_metrics
 from deltalora.metrics.webnlg import lora_preprocess, webnlg_bleu, webnlg_metrics, webnlg_ter
 

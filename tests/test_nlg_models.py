@@ -9,16 +9,16 @@ import os
 import pytest
 import torch
 
-from deltalora.nlg import pretrain as pt
-from deltalora.nlg.corpus import CorpusConfig, build_corpus
-from deltalora.nlg.embedded_models import (
+from deltalora.textgen import pretrain as pt
+from deltalora.textgen.corpus import CorpusConfig, build_corpus
+from deltalora.textgen.embedded_models import (
     TinyBartSpec,
     TinyGPT2Spec,
     build_bart,
     build_gpt2,
     load_pretrained,
 )
-from deltalora.nlg.features import (
+from deltalora.textgen.features import (
     DEFAULT_SEP,
     IGNORE_INDEX,
     PadCollator,
@@ -26,8 +26,8 @@ from deltalora.nlg.features import (
     causal_lm_features,
     prompt_ids,
 )
-from deltalora.nlg.generation import _no_repeat_processor, generate
-from deltalora.nlg.tokenizer import train_bpe, wrap
+from deltalora.textgen.generation import _no_repeat_processor, generate
+from deltalora.textgen.tokenizer import train_bpe, wrap
 
 torch.set_num_threads(1)
 TINY_CORPUS = CorpusConfig(n_restaurant=120, n_facts=120, n_news=80)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from deltalora.config import resolve_run
-from deltalora.nlg.pretrain import pretrain
+from deltalora.textgen.pretrain import pretrain
 from deltalora.records import read_record
 from deltalora.train import run
 

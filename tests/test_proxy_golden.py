@@ -14,9 +14,9 @@ import json
 
 import pytest
 
-from deltalora.nlg.corpus import CORPUS_VERSION, CorpusConfig, build_corpus
+from deltalora.textgen.corpus import CORPUS_VERSION, CorpusConfig, build_corpus
 from deltalora.tasks import glue_proxy
-from deltalora.tasks.nlg_proxy import (
+from deltalora.tasks.textgen_proxy import (
     E2E_PROXY_VERSION,
     WEBNLG_PROXY_VERSION,
     XSUM_PROXY_VERSION,

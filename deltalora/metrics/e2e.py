@@ -22,7 +22,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from deltalora.metrics import nlg as _nlg
+from deltalora.metrics import generation_common as _common
 
 __all__ = ["E2E_KEYS", "corpus_bleu_e2e", "corpus_nist", "e2e_metrics", "mteval_tokenize"]
 
@@ -58,11 +58,11 @@ def corpus_bleu_e2e(hypotheses: Sequence[str], references: Sequence[Sequence[str
     reference closest in length (ties: the shorter one). The final combination follows pymteval,
     which differs from sacrebleu only on degenerate outputs (see :func:`_pymteval_bleu`).
     """
-    _nlg.check_corpus(hypotheses, references)
+    _common.check_corpus(hypotheses, references)
     import sacrebleu
 
     bleu = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=True, smooth_method="none", force=True)
-    stats = bleu.corpus_score(list(hypotheses), _nlg.ref_streams(references))  # type: ignore[arg-type]
+    stats = bleu.corpus_score(list(hypotheses), _common.ref_streams(references))  # type: ignore[arg-type]
     toks = [mteval_tokenize(h) for h in hypotheses]
     official_lens = [len(t) for t in toks]  # an empty output is [''] there: length 1
     sacre_lens = [sum(1 for w in t if w) for t in toks]
@@ -192,10 +192,10 @@ def e2e_metrics(
         (the LoRA table's 70.4 / 46.8 / 71.8; the script itself prints 0.704 / 0.468 / 0.718);
         nist (8.85) and cider (2.53) are raw. Without Java, meteor is ``None`` and rouge_l/cider
         use a pure-Python stand-in for the PTB tokenizer; both cases emit
-        :class:`~deltalora.metrics.nlg.MetricUnavailableWarning`.
+        :class:`~deltalora.metrics.generation_common.MetricUnavailableWarning`.
     """
-    _nlg.check_corpus(hypotheses, references)
-    java = _nlg.resolve_use_java(use_java)
+    _common.check_corpus(hypotheses, references)
+    java = _common.resolve_use_java(use_java)
 
     bleu = corpus_bleu_e2e(hypotheses, references)
     nist = corpus_nist(
@@ -206,15 +206,15 @@ def e2e_metrics(
     # COCO metrics on PTB-tokenized, lower-cased, punctuation-stripped text (the script's path).
     flat_refs = [r for refs in references for r in refs]
     if java:
-        tok_all = _nlg.ptb_tokenize(list(hypotheses) + flat_refs)
+        tok_all = _common.ptb_tokenize(list(hypotheses) + flat_refs)
     else:
         warnings.warn(
             "No Java: rouge_l and cider use a pure-Python approximation of the Stanford PTB "
             "tokenizer (small differences, see docs/metrics.md) and METEOR is missing (None)",
-            _nlg.MetricUnavailableWarning,
+            _common.MetricUnavailableWarning,
             stacklevel=2,
         )
-        tok_all = _nlg.simple_ptb_tokenize(list(hypotheses) + flat_refs)
+        tok_all = _common.simple_ptb_tokenize(list(hypotheses) + flat_refs)
     tok_hyps = tok_all[: len(hypotheses)]
     tok_refs: list[list[str]] = []
     pos = len(hypotheses)
@@ -231,7 +231,7 @@ def e2e_metrics(
     cider, _ = Cider().compute_score(gts, res)
 
     if java:
-        meteor = _nlg.meteor_score(tok_hyps, tok_refs, use_java=True)
+        meteor = _common.meteor_score(tok_hyps, tok_refs, use_java=True)
     else:
         meteor = None  # already warned above
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deltalora.metrics import nlg as _nlg
+from deltalora.metrics import generation_common as _common
 
 __all__ = ["ROUGE_KEYS", "rouge_metrics"]
 
@@ -41,7 +41,7 @@ def rouge_metrics(
     text if you need its ``rougeLsum``. XSum summaries are single sentences, where the two agree.
     """
     refs: list[list[str]] = [[r] if isinstance(r, str) else list(r) for r in references]
-    _nlg.check_corpus(hypotheses, refs)
+    _common.check_corpus(hypotheses, refs)
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=use_stemmer)

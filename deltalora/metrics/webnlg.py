@@ -28,7 +28,7 @@ import re
 import warnings
 from collections.abc import Callable, Collection, Sequence
 
-from deltalora.metrics import nlg as _nlg
+from deltalora.metrics import generation_common as _common
 
 __all__ = ["lora_preprocess", "webnlg_metrics", "webnlg_bleu", "webnlg_ter", "word_tokenize"]
 
@@ -64,11 +64,11 @@ def word_tokenize(text: str) -> str:
 
 def webnlg_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """Corpus BLEU ×100 like ``multi-bleu-detok.perl`` (13a tokens, case-sensitive, no smoothing)."""
-    _nlg.check_corpus(hypotheses, references)
+    _common.check_corpus(hypotheses, references)
     import sacrebleu
 
     bleu = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=False, smooth_method="none", force=True)
-    streams = _nlg.ref_streams(references)
+    streams = _common.ref_streams(references)
     return float(bleu.corpus_score(list(hypotheses), streams).score)  # type: ignore[arg-type]
 
 
@@ -86,7 +86,7 @@ def webnlg_ter(
     its greedy shift search finds fewer shifts than tercom, so its TER is higher by about 0.7
     points (×100) on our WebNLG-like test data (``docs/metrics.md``).
     """
-    _nlg.check_corpus(hypotheses, references)
+    _common.check_corpus(hypotheses, references)
     sentence_ter = _ter_backend(backend)
     per_sentence = []
     for hyp, refs in zip(hypotheses, references, strict=True):
@@ -143,10 +143,10 @@ def webnlg_metrics(
     Returns:
         ``bleu_{seen,unseen,all}``, ``meteor_{...}``, ``ter_{...}`` (``paper_tables/`` names),
         all ×100 (LoRA Table 14 prints BLEU ×100 but METEOR/TER as fractions: use
-        :func:`deltalora.metrics.nlg.to_paper_scale`). A subset with no inputs gives ``None``
+        :func:`deltalora.metrics.generation_common.to_paper_scale`). A subset with no inputs gives ``None``
         for its three metrics; METEOR is ``None`` (with a warning) when Java is unavailable.
     """
-    _nlg.check_corpus(hypotheses, references)
+    _common.check_corpus(hypotheses, references)
     _ter_backend(ter_backend)  # fail fast on a bad backend, before the slow parts
     if isinstance(categories, str) or len(categories) != len(hypotheses):
         raise ValueError(
@@ -162,7 +162,7 @@ def webnlg_metrics(
         warnings.warn(
             f"some inputs have more than {MAX_REFERENCES} references; keeping the first "
             f"{MAX_REFERENCES} as the LoRA recipe (--ref_num 6) does",
-            _nlg.MetricUnavailableWarning,
+            _common.MetricUnavailableWarning,
             stacklevel=2,
         )
         refs = [r[:MAX_REFERENCES] for r in refs]
@@ -174,12 +174,12 @@ def webnlg_metrics(
     tok_hyps = [word_tokenize(h) for h in hyps]
     tok_refs = [[word_tokenize(r) for r in rs] for rs in refs]
 
-    java = _nlg.resolve_use_java(use_java)
+    java = _common.resolve_use_java(use_java)
     if not java:
         warnings.warn(
             "METEOR not computed: no working Java runtime (METEOR 1.5 is a Java program); "
             "reporting meteor_seen/unseen/all as missing (None)",
-            _nlg.MetricUnavailableWarning,
+            _common.MetricUnavailableWarning,
             stacklevel=2,
         )
 
@@ -195,7 +195,7 @@ def webnlg_metrics(
             continue
         out[f"bleu_{name}"] = webnlg_bleu([hyps[i] for i in idx], [refs[i] for i in idx])
         out[f"meteor_{name}"] = (
-            _nlg.meteor_score([tok_hyps[i] for i in idx], [tok_refs[i] for i in idx], use_java=True)
+            _common.meteor_score([tok_hyps[i] for i in idx], [tok_refs[i] for i in idx], use_java=True)
             if java
             else None
         )

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .nlg_io import (
+from .textgen_io import (
     PARQUET_REVISION,
     NLGTaskInfo,
     Profile,
@@ -28,7 +28,7 @@ from .nlg_io import (
     load_hub_dataset,
     load_jsonl_splits,
 )
-from .nlg_proxy import E2E_PROXY_VERSION, E2EProxyConfig, e2e_proxy_rows
+from .textgen_proxy import E2E_PROXY_VERSION, E2EProxyConfig, e2e_proxy_rows
 
 TASK = NLGTaskInfo(
     name="e2e",

@@ -191,7 +191,7 @@ def get_runner(cfg: dict[str, Any]):
     if task.startswith("glue/"):
         return GlueRunner(cfg)
     if task in ("e2e", "webnlg", "xsum"):
-        from .nlg_runner import NLGRunner
+        from .textgen_runner import NLGRunner
 
         return NLGRunner(cfg)
     raise ValueError(f"unknown task {task!r}; see `deltalora tasks`")

@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .nlg_io import (
+from .textgen_io import (
     PARQUET_REVISION,
     NLGTaskInfo,
     Profile,
@@ -44,7 +44,7 @@ from .nlg_io import (
     load_jsonl_splits,
     rename_split,
 )
-from .nlg_proxy import (
+from .textgen_proxy import (
     TEST_UNSEEN_WITH_LEX,
     TEST_WITH_LEX,
     WEBNLG_PROXY_VERSION,

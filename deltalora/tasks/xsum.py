@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .nlg_io import (
+from .textgen_io import (
     PARQUET_REVISION,
     NLGTaskInfo,
     Profile,
@@ -22,7 +22,7 @@ from .nlg_io import (
     load_hub_dataset,
     load_jsonl_splits,
 )
-from .nlg_proxy import XSUM_PROXY_VERSION, XSumProxyConfig, xsum_proxy_rows
+from .textgen_proxy import XSUM_PROXY_VERSION, XSumProxyConfig, xsum_proxy_rows
 
 TASK = NLGTaskInfo(
     name="xsum",

@@ -85,7 +85,7 @@ class NLGRunner:
         return src, tgt
 
     def tokenize(self, data, tokenizer):
-        from ..nlg.features import build_features
+        from ..textgen.features import build_features
 
         src, tgt = self._lengths()
         train = build_features(tokenizer, self.mod.train_pairs(data[self.info.train_split]), kind=self.kind,
@@ -97,7 +97,7 @@ class NLGRunner:
         return train, ({"validation": valid} if valid else {})
 
     def collator(self, tokenizer, model):
-        from ..nlg.features import PadCollator
+        from ..textgen.features import PadCollator
 
         return PadCollator(tokenizer.pad_token_id)
 
@@ -115,7 +115,7 @@ class NLGRunner:
 
     # ------------------------------------------------------------------ generation and scoring
     def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, Any]:
-        from ..nlg.generation import generate
+        from ..textgen.generation import generate
 
         split = data[self.info.eval_split]
         if self.info.name == "webnlg":

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .nlg_lexicon import (
+from .textgen_lexicon import (
     CATEGORY_BY_NAME,
     E2E_SLOTS,
     E2E_VALUES,
@@ -31,7 +31,7 @@ from .nlg_lexicon import (
     e2e_near,
     to_dbpedia,
 )
-from .nlg_realize import e2e_mr_string, e2e_reference, webnlg_sample, webnlg_text, xsum_story
+from .textgen_realize import e2e_mr_string, e2e_reference, webnlg_sample, webnlg_text, xsum_story
 
 # Bump when a generator's output changes for the same parameters: invalidates cached proxy files.
 E2E_PROXY_VERSION = 1

@@ -112,7 +112,7 @@ class PadCollator:
     """Right-pads a list of feature dicts into tensors: ids with `pad_token_id`, labels with -100.
 
     Right padding is right for training (causal attention never looks ahead; padded label positions
-    are ignored); generation pads GPT-2 on the left (see `deltalora.nlg.generation`).
+    are ignored); generation pads GPT-2 on the left (see `deltalora.textgen.generation`).
     """
 
     pad_token_id: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from ..nlg_lexicon import Pool, load_data
+from ..textgen_lexicon import Pool, load_data
 
 # "days", "months" and "findings" (subject, effect, hedged effect) of the story frames
 _WORDS: dict = load_data("xsum_words.json")
@@ -20,13 +20,13 @@ class _Story:
 
 
 def _company(rng: random.Random, pool: Pool) -> str:
-    from ..nlg_lexicon import places
+    from ..textgen_lexicon import places
 
     return f"{rng.choice(places(pool))} {rng.choice(['Foods', 'Engineering', 'Textiles', 'Logistics', 'Motors', 'Paper'])}"
 
 
 def _story_closure(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import countries, people, places
+    from ..textgen_lexicon import countries, people, places
 
     co, (town, town2, town3) = _company(rng, pool), rng.sample(places(pool), 3)
     fac = rng.choice(["factory", "warehouse", "call centre", "plant", "depot"])
@@ -69,7 +69,7 @@ def _story_closure(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_match(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import people, places
+    from ..textgen_lexicon import people, places
 
     t1, t2 = rng.sample(places(pool), 2)
     team1 = f"{t1} {rng.choice(['Rovers', 'United', 'Athletic', 'City', 'Wanderers'])}"
@@ -118,7 +118,7 @@ def _story_match(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_council(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import people, places
+    from ..textgen_lexicon import people, places
 
     town = rng.choice(places(pool))
     facility = rng.choice(["swimming pool", "library", "sports centre", "bus station", "health centre"])
@@ -150,7 +150,7 @@ def _story_council(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_research(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import people, places
+    from ..textgen_lexicon import people, places
 
     uni = f"University of {rng.choice(places(pool))}"
     subj, effect, hedged = rng.choice(_WORDS["findings"])
@@ -185,7 +185,7 @@ def _story_research(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_flood(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import people, places, regions
+    from ..textgen_lexicon import people, places, regions
 
     town, region = rng.choice(places(pool)), rng.choice(regions(pool))
     n, k, day = rng.randint(20, 600), rng.randint(3, 40), rng.choice(_WORDS["days"])
@@ -212,7 +212,7 @@ def _story_flood(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_appointment(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import people
+    from ..textgen_lexicon import people
 
     org, org2 = _company(rng, pool), _company(rng, pool)
     (person, _), (prev, _) = rng.sample(people(pool), 2)
@@ -240,7 +240,7 @@ def _story_appointment(rng: random.Random, pool: Pool) -> _Story:
 
 
 def _story_election(rng: random.Random, pool: Pool) -> _Story:
-    from ..nlg_lexicon import countries, people
+    from ..textgen_lexicon import countries, people
 
     (person, _), (prev, _), (rival, _) = rng.sample(people(pool), 3)
     party = f"{rng.choice(countries(pool))} {rng.choice(['Liberal Party', 'Progress Party', 'Green Union', 'Civic Party'])}"

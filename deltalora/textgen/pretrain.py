@@ -1,6 +1,6 @@
 """Short pre-training of the embedded GPT-2 (causal LM) and BART (denoising), saved atomically.
 
-Why a pre-training step at all: see `deltalora.nlg.corpus`. Why atomic: the pipeline treats the output
+Why a pre-training step at all: see `deltalora.textgen.corpus`. Why atomic: the pipeline treats the output
 folder as "the pretrained model"; a run killed halfway must leave nothing that looks complete. We write
 everything (safetensors weights, config, tokenizer, ``pretrain.json`` provenance) into a temporary
 sibling folder and rename it into place only at the end; the provenance file is written last, so a

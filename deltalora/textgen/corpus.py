@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from ..tasks.nlg_lexicon import CATEGORIES, all_names
-from ..tasks.nlg_proxy import sample_e2e_mr
-from ..tasks.nlg_realize import e2e_reference, webnlg_sample, webnlg_text, xsum_story
+from ..tasks.textgen_lexicon import CATEGORIES, all_names
+from ..tasks.textgen_proxy import sample_e2e_mr
+from ..tasks.textgen_realize import e2e_reference, webnlg_sample, webnlg_text, xsum_story
 
 CORPUS_VERSION = 1
 _SENT_SPLIT = re.compile(r"(?<=[.!?\"])\s+(?=[A-Z0-9\"])")

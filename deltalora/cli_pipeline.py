@@ -25,7 +25,7 @@ def _collect_ablation(args: argparse.Namespace) -> int:
 
 
 def _collect_nlg(args: argparse.Namespace) -> int:
-    from .collect.nlg import collect_nlg
+    from .collect.generation_tables import collect_nlg
 
     out = collect_nlg(args.table, args.records, args.out, profile=args.profile, paper_csv=args.paper,
                       rows=args.rows.split(",") if args.rows else None, plots_dir=args.plots)
@@ -43,7 +43,7 @@ def _common_collect_args(p: argparse.ArgumentParser) -> None:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from .models import embedded_dir
-    from .nlg.pretrain import pretrain
+    from .textgen.pretrain import pretrain
 
     out = args.out or str(embedded_dir() / args.kind)
     prov = pretrain(args.kind, out, steps=args.steps, seed=args.seed, num_threads=args.threads or None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from ..nlg_lexicon import CATEGORY_BY_NAME, Category, Pool, join_and, object_value, pronoun, subject_name
+from ..textgen_lexicon import CATEGORY_BY_NAME, Category, Pool, join_and, object_value, pronoun, subject_name
 
 Triple = tuple[str, str, str]  # (subject, property, object), surface forms with spaces
 

@@ -34,7 +34,7 @@ PAPER_MODEL = {"e2e": "GPT-2 Medium", "webnlg": "GPT-2 Medium", "xsum": "BART-la
 
 
 def _scaled(task: str, rec: dict[str, Any]) -> dict[str, float]:
-    from ..metrics.nlg import to_paper_scale
+    from ..metrics.generation_common import to_paper_scale
 
     m = to_paper_scale(task, {k: rec["final"]["metrics"].get(k) for k in METRICS[task]})
     return {k: (float("nan") if v is None else float(v)) for k, v in m.items()}

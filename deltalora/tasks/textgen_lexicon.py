@@ -8,7 +8,7 @@ into a ``proxy`` half and a ``corpus`` half that share no string. The proxies dr
 ``proxy`` half and the corpus only from the ``corpus`` half; the corpus builder also drops any sentence
 that names no corpus entity, so a corpus sentence can never equal an evaluation sentence.
 
-The word lists, categories and name parts are data, read from ``data/nlg_lexicon.json`` beside this
+The word lists, categories and name parts are data, read from ``data/textgen_lexicon.json`` beside this
 module (JSON lists come back as tuples); this module holds the rules that combine them.
 
 Nothing here draws random numbers; callers pass a ``random.Random``.
@@ -42,7 +42,7 @@ def load_data(name: str) -> dict[str, Any]:
     return _tuples(json.loads(path.read_text(encoding="utf-8")))
 
 
-_DATA = load_data("nlg_lexicon.json")
+_DATA = load_data("textgen_lexicon.json")
 
 # ---------------------------------------------------------------------------------------------------
 # E2E: the 8 slot types and their value sets as they occur in the E2E NLG Challenge data

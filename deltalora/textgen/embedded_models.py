@@ -102,7 +102,7 @@ def build_model(kind: Kind, tokenizer: Any, seed: int = 0):
 
 
 def load_pretrained(path: str | Path):
-    """(model, tokenizer) saved by `deltalora.nlg.pretrain.pretrain` (any `save_pretrained` folder)."""
+    """(model, tokenizer) saved by `deltalora.textgen.pretrain.pretrain` (any `save_pretrained` folder)."""
     from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, GPT2LMHeadModel
 
     cfg = AutoConfig.from_pretrained(path)
