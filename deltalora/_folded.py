@@ -97,6 +97,9 @@ class FoldedVariant:
     def forward(self, module: Any, active_adapter: str, x: torch.Tensor, result: torch.Tensor, **kwargs: Any):
         slot = self.slot
         dropout = module.lora_dropout[active_adapter]
+        if slot.snap_A is None:  # before the switch: exactly PEFT's plain LoRA branch
+            lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
+            return result + lora_b(lora_a(dropout(x))) * module.scaling[active_adapter]
         if slot.has_dropout and module.training:
             # Algorithm 1 as written with dropout (the dropout ablation): the branch sees dropout(x),
             # the part folded from W sees x.

@@ -46,6 +46,7 @@ STATE_FILE = "deltalora_state.safetensors"
 # that a checkpoint of the optimizer carries it: a Trainer resumes from any checkpoint path.
 OPTIMIZER_STATE_KEY = "deltalora"
 _FULL_PRECISION = (torch.float32, torch.float64)
+_STEP_TENSOR = "__step__"
 
 __all__ = ["ENGINES", "OPTIMIZER_STATE_KEY", "STATE_FILE", "DeltaLoRA", "unwrap_model", "unwrap_optimizer"]
 
@@ -126,6 +127,9 @@ class DeltaLoRA:
         self.optimizer: torch.optim.Optimizer | None = None
         self._hooks: list[Any] = []
         self.restored_from_optimizer = False
+        if self.engine == "folded" and self.update_ratio != 0.0:
+            for slot in self.slots:
+                self._install_fold(slot)
         self.attach(optimizer)
         model._deltalora_attached = True
 
@@ -293,12 +297,14 @@ class DeltaLoRA:
             for slot in self.slots:
                 slot.snap_A = slot.A.detach().clone()
                 slot.snap_B = slot.B.detach().clone()
-        if self.engine == "folded" and self.update_ratio != 0.0:
-            for slot in self.slots:
-                self._install_fold(slot)
 
     def _install_fold(self, slot: Slot) -> None:
-        """Register the folded branch in PEFT's per-layer variant table (the one code path: forward and merge)."""
+        """Register the folded branch in PEFT's per-layer variant table (the one code path: forward and merge).
+
+        Installed at attach time, not at the switch: until the snapshot exists the variant computes
+        PEFT's plain LoRA branch (bitwise), and the table never changes during training, so a
+        torch.compile'd model needs no guard on it (torch 2.4's dynamo kept a stale graph when it did).
+        """
         if slot.fold_handle is not None:
             return
         slot.layer.lora_variant[slot.adapter] = FoldedVariant(slot)
@@ -369,7 +375,6 @@ class DeltaLoRA:
         if unknown:
             raise ValueError(f"state: layers {unknown[:3]} are not adapted in this model")
         for slot in self.slots:
-            self._remove_fold(slot)
             slot.snap_A = slot.snap_B = None
         self.step = int(step)
         with torch.no_grad():
@@ -381,9 +386,6 @@ class DeltaLoRA:
                     slot.weight.data.copy_(tensors[f"{slot.name}.weight"])
         if self.step >= self.start_step + 1 and not self.switched:
             raise ValueError(f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot")
-        if self.engine == "folded" and self.switched and self.update_ratio != 0.0:
-            for slot in self.slots:
-                self._install_fold(slot)
 
     def _optimizer_state_index(self, optimizer: torch.optim.Optimizer) -> int | None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -430,6 +432,8 @@ class DeltaLoRA:
         state = self.state_dict()
         meta = {k: json.dumps(v) for k, v in state.items() if k != "tensors"}
         tensors = {k: v.detach().contiguous().cpu() for k, v in state["tensors"].items()}
+        # never an empty file: safetensors < 0.4.4 cannot read one back (before the switch there are no tensors)
+        tensors[_STEP_TENSOR] = torch.tensor([state["step"]], dtype=torch.int64)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
@@ -446,7 +450,7 @@ class DeltaLoRA:
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys() if k != _STEP_TENSOR}
         state = {k: json.loads(v) for k, v in meta.items()}
         state["tensors"] = tensors
         self.load_state_dict(state)

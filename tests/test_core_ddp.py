@@ -110,3 +110,30 @@ def test_ddp_two_processes_match_one_process_for_both_engines(tmp_path):
         assert (logits(loaded, "bert") - a["logits"]).abs().max().item() < 1e-9
     for r in (r0, r1):
         assert "a DTensor" in r["dtensor"] and "not supported" in r["dtensor"], r["dtensor"]
+
+
+def test_trainer_callback_under_torchrun_two_processes(tmp_path):
+    """`torchrun --nproc_per_node 2` (gloo, CPU) with DeltaLoRACallback: ranks bitwise equal, equal to one
+    process on the whole batch (where the Trainer can feed the examples in order), rank 0 exports."""
+    import subprocess
+    import sys
+
+    import ddp_trainer
+
+    script = Path(ddp_trainer.__file__)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for engine in ENGINES:
+        a, b = (torch.load(tmp_path / f"{engine}-rank{r}.pt", weights_only=False) for r in (0, 1))
+        assert a["step"] == b["step"] == ddp_trainer.STEPS
+        assert torch.equal(a["logits"], b["logits"])
+        assert all(torch.equal(a["params"][n], b["params"][n]) for n in a["params"])
+        loaded = PeftModel.from_pretrained(base_model("bert"), str(tmp_path / f"export-{engine}"))
+        assert (logits(loaded, "bert") - a["logits"]).abs().max().item() < 1e-9
+        if a["sequential"]:
+            one = ddp_trainer.train(engine, tmp_path / "single", world=1)
+            dev = max((a["params"][n] - one["params"][n]).abs().max().item() for n in one["params"])
+            assert dev < 1e-9, (engine, dev)
