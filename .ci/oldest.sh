@@ -19,5 +19,5 @@ PY
 export XDG_CACHE_HOME="$(mktemp -d)" HF_HOME="$(mktemp -d)" MPLCONFIGDIR="$(mktemp -d)"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # The core's tests only: they need torch, transformers, peft and the test extra, nothing of the suite.
-"$py" -m pytest -q -p no:cacheprovider tests/test_delta_lora.py tests/test_callback.py tests/test_core_runtime.py \
+"$py" -m pytest -q -p no:cacheprovider -n auto --dist loadfile tests/test_delta_lora.py tests/test_callback.py tests/test_core_runtime.py \
     tests/test_core_ddp.py

@@ -7,8 +7,9 @@ actually ran, from 0; after step t, if t > K:
     W <- W + lam * s * (B_{t+1} A_{t+1} - B_t A_t)
 
 `DeltaLoRA` attaches to an optimizer through its step hooks, so any loop works unchanged (plain
-PyTorch, transformers.Trainer, Lightning): a step skipped by an AMP grad scaler never calls
-`optimizer.step`, and gradient-accumulation micro-batches do not either, so neither is counted.
+PyTorch, transformers.Trainer, Lightning). Gradient-accumulation micro-batches never call
+`optimizer.step`; a step an AMP grad scaler skips either never calls it (plain, foreach) or is
+recognised by the scaler's `found_inf` (fused optimizers skip inside the kernel); neither is counted.
 
 Two engines compute the same function (see DESIGN.md section 2):
 
