@@ -7,7 +7,6 @@ exactly as the paper's Algorithm 1 reads. Both engines must match it to 1e-9.
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
