@@ -7,7 +7,6 @@ exactly as the paper's Algorithm 1 reads. Both engines must match it to 1e-9.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
