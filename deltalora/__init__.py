@@ -12,9 +12,14 @@ __all__ = ["ENGINES", "DeltaLoRA", "DeltaLoRACallback", "__version__"]
 
 
 def __getattr__(name: str):
-    # Lazy: `import deltalora` (e.g. for the CLI's --help) must not pay for torch/transformers/peft.
-    if name in ("DeltaLoRA", "DeltaLoRACallback", "ENGINES"):
+    # Lazy: `import deltalora` (e.g. for the CLI's --help) must not pay for torch/transformers/peft, and
+    # `from deltalora import DeltaLoRA` must not import transformers (only the callback needs it).
+    if name in ("DeltaLoRA", "ENGINES"):
         from . import delta_lora
 
         return getattr(delta_lora, name)
+    if name == "DeltaLoRACallback":
+        from .callback import DeltaLoRACallback
+
+        return DeltaLoRACallback
     raise AttributeError(f"module 'deltalora' has no attribute {name!r}")

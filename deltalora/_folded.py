@@ -16,13 +16,12 @@ activation-sized temporaries beyond LoRA's own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .delta_lora import _Slot
+from ._slot import Slot
 
 
 class FoldedLoRAFunction(torch.autograd.Function):
@@ -70,8 +69,8 @@ class FoldedLoRAFunction(torch.autograd.Function):
         return gx, g_a, g_b, None, None, None, None
 
 
-def folded_extra(x: torch.Tensor, slot: _Slot) -> torch.Tensor:
-    """lam*s*(B A - S_B S_A) x with A, B detached: the generic (slower) form, used with dropout."""
+def folded_extra(x: torch.Tensor, slot: Slot) -> torch.Tensor:
+    """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout."""
     a_cat = torch.cat((slot.A.detach(), slot.snap_A), 0)
     b_cat = torch.cat((slot.B.detach(), -slot.snap_B), 1)
     return F.linear(F.linear(x, a_cat.to(x.dtype)), b_cat.to(x.dtype)) * (slot.lam * slot.scaling)
@@ -85,7 +84,7 @@ class FoldedVariant:
     in the saved adapter changes, so PEFT state dicts stay standard.
     """
 
-    def __init__(self, slot: _Slot):
+    def __init__(self, slot: Slot):
         self.slot = slot
 
     def supports_lora_conversion(self) -> bool:
@@ -98,6 +97,9 @@ class FoldedVariant:
     def forward(self, module: Any, active_adapter: str, x: torch.Tensor, result: torch.Tensor, **kwargs: Any):
         slot = self.slot
         dropout = module.lora_dropout[active_adapter]
+        if slot.snap_A is None:  # before the switch: exactly PEFT's plain LoRA branch
+            lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
+            return result + lora_b(lora_a(dropout(x))) * module.scaling[active_adapter]
         if slot.has_dropout and module.training:
             # Algorithm 1 as written with dropout (the dropout ablation): the branch sees dropout(x),
             # the part folded from W sees x.

@@ -190,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deltalora: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        # `pip install deltalora` is the method only; this command is the reproduction suite
+        if not (e.name or "").startswith("deltalora"):
+            print(f"deltalora: error: this command needs the suite's packages (missing: {e.name}); "
+                  "install them with: pip install 'deltalora[suite]'", file=sys.stderr)
+            return 2
+        raise
     except Exception as e:  # noqa: BLE001 - sorted below into user errors and bugs
         from .train import DivergenceError
 

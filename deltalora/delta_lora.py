@@ -7,8 +7,9 @@ actually ran, from 0; after step t, if t > K:
     W <- W + lam * s * (B_{t+1} A_{t+1} - B_t A_t)
 
 `DeltaLoRA` attaches to an optimizer through its step hooks, so any loop works unchanged (plain
-PyTorch, transformers.Trainer, Lightning): a step skipped by an AMP grad scaler never calls
-`optimizer.step`, and gradient-accumulation micro-batches do not either, so neither is counted.
+PyTorch, transformers.Trainer, Lightning). Gradient-accumulation micro-batches never call
+`optimizer.step`; a step an AMP grad scaler skips either never calls it (plain, foreach) or is
+recognised by the scaler's `found_inf` (fused optimizers skip inside the kernel); neither is counted.
 
 Two engines compute the same function (see docs/design.md §3-§4):
 
@@ -30,66 +31,25 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ._folded import FoldedVariant, folded_extra
+from ._folded import FoldedVariant
+from ._runtime import check_not_sharded, is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
+from ._slot import Slot, compute_dtype
 
 ENGINES = ("inplace", "folded")
 STATE_FILE = "deltalora_state.safetensors"
+# Key of Delta-LoRA's state inside the optimizer's per-parameter state (of the first adapted lora_A), so
+# that a checkpoint of the optimizer carries it: a Trainer resumes from any checkpoint path.
+OPTIMIZER_STATE_KEY = "deltalora"
+_FULL_PRECISION = (torch.float32, torch.float64)
+_STEP_TENSOR = "__step__"
 
-# Use PEFT's per-layer variant dispatch for the folded branch when the installed PEFT has it; the
-# fallback is a forward hook with the generic (detached-factor) term. Tests flip this to cover both.
-USE_PEFT_VARIANT = True
-
-
-def _compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """float64 stays float64; everything else is computed in float32."""
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
-@dataclass(eq=False)
-class _Slot:
-    """One adapted layer: its factors, scale and Delta-LoRA state."""
-
-    name: str
-    layer: nn.Module
-    adapter: str
-    A: nn.Parameter  # (r, in)
-    B: nn.Parameter  # (out, r)
-    scaling: float
-    fan_in_fan_out: bool
-    has_dropout: bool
-    lam: float
-    snap_A: torch.Tensor | None = None
-    snap_B: torch.Tensor | None = None
-    prev_A: torch.Tensor | None = None
-    prev_B: torch.Tensor | None = None
-    fold_handle: Any = None
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.layer.get_base_layer().weight
-
-    def low_rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B', A') with B'A' = (1+lam) B A - lam S_B S_A: the whole change from W_0, rank <= 2r."""
-        A, B = self.A.detach(), self.B.detach()
-        if self.snap_A is None or self.lam == 0.0:
-            return B, A
-        b = torch.cat((B * (1.0 + self.lam), self.snap_B.to(B.dtype) * (-self.lam)), 1)
-        a = torch.cat((A, self.snap_A.to(A.dtype)), 0)
-        return b, a
-
-    def effective_delta(self) -> torch.Tensor:
-        """s*[(1+lam) B A - lam S_B S_A], laid out like W (transposed for Conv1D)."""
-        dt = _compute_dtype(self.weight)
-        b, a = self.low_rank_factors()
-        delta = (b.to(dt) @ a.to(dt)) * self.scaling
-        return delta.T if self.fan_in_fan_out else delta
+__all__ = ["ENGINES", "OPTIMIZER_STATE_KEY", "STATE_FILE", "DeltaLoRA", "unwrap_model", "unwrap_optimizer"]
 
 
 def _lora_layer_classes() -> tuple[type, type | None]:
@@ -111,35 +71,27 @@ def _check_number(name: str, value: Any, *, integer: bool) -> None:
             raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
 
 
-def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
-    """The torch optimizer inside accelerate's/Lightning's wrappers (whose .step we must hook)."""
-    # accelerate's AcceleratedOptimizer subclasses Optimizer but its step() may not run the inner
-    # optimizer's step (skipped AMP steps, accumulation); hooks belong on the innermost optimizer.
-    for _ in range(8):
-        inner = getattr(optimizer, "optimizer", None)
-        if inner is None or inner is optimizer:
-            break
-        optimizer = inner
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"optimizer must be a torch.optim.Optimizer (or a wrapper with .optimizer); got {type(optimizer).__name__}"
-        )
-    return optimizer
-
-
 class DeltaLoRA:
     """Delta-LoRA attached to a PEFT LoRA model and the optimizer that trains it.
 
     Args:
         model: a `peft.PeftModel` (or any module holding PEFT LoRA layers) with one active LoRA adapter
-            on Linear or GPT-2 Conv1D targets.
-        optimizer: the optimizer that updates the adapter's A and B (AdamW in the paper).
+            on Linear or GPT-2 Conv1D targets, as the user holds it: bare, or wrapped by
+            DistributedDataParallel, accelerate or `torch.compile`. Wrappers are looked through, so
+            state keys and the exported adapter are the same either way. FSDP and DeepSpeed ZeRO-3
+            (sharded weights) are refused.
+        optimizer: the optimizer that updates the adapter's A and B (AdamW in the paper; plain,
+            foreach or fused, with or without an AMP grad scaler).
         update_ratio: lambda, the paper's update ratio (default 2).
         start_step: K; W changes after step t only when t > K (default 500).
-        engine: "folded" (default; W never written) or "inplace" (Algorithm 1 literally).
+        engine: "folded" (default; W never written) or "inplace" (Algorithm 1 literally; W must be
+            float32 or float64).
         allow_dropout: accept lora_dropout > 0 and apply Algorithm 1 as written, with dropout in the
             branch. Dropout breaks dL/dW == dL/d(BA), which is why the paper removes it; the dropout
             ablation needs this switch.
+        allow_low_precision: let `engine="inplace"` write a bf16/fp16 W. Each update is accumulated
+            in float32 and rounded once into W, but most of a small update is below W's rounding step
+            and is lost; `engine="folded"` keeps it exactly. For measuring that loss.
     """
 
     def __init__(
@@ -151,41 +103,61 @@ class DeltaLoRA:
         start_step: int = 500,
         engine: str = "folded",
         allow_dropout: bool = False,
+        allow_low_precision: bool = False,
     ) -> None:
         _check_number("update_ratio", update_ratio, integer=False)
         _check_number("start_step", start_step, integer=True)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+        model = unwrap_model(model)
         if getattr(model, "_deltalora_attached", False):
             raise ValueError("model: a DeltaLoRA is already attached to this model; call .detach() on it first")
         self.model = model
-        self.optimizer = unwrap_optimizer(optimizer)
         self.update_ratio = float(update_ratio)
         self.start_step = int(start_step)
         self.engine = engine
         self.allow_dropout = bool(allow_dropout)
+        self.allow_low_precision = bool(allow_low_precision)
         self.step = 0  # optimizer steps that ran
         self.slots = self._find_slots()
-        self._check_optimizer()
         if self.engine == "inplace":
             for slot in self.slots:
-                if not slot.weight.dtype.is_floating_point:
-                    raise ValueError(
-                        f"engine='inplace' writes W, but {slot.name} has a {slot.weight.dtype} (quantized?) "
-                        "weight; use engine='folded'"
-                    )
+                self._check_inplace_weight(slot)
                 slot.prev_A = torch.empty_like(slot.A, memory_format=torch.contiguous_format).detach()
                 slot.prev_B = torch.empty_like(slot.B, memory_format=torch.contiguous_format).detach()
-        self._hooks = [
-            self.optimizer.register_step_pre_hook(self._pre_step),
-            self.optimizer.register_step_post_hook(self._post_step),
-        ]
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._hooks: list[Any] = []
+        self.restored_from_optimizer = False
+        if self.engine == "folded" and self.update_ratio != 0.0:
+            for slot in self.slots:
+                self._install_fold(slot)
+        self.attach(optimizer)
         model._deltalora_attached = True
 
+    def attach(self, optimizer: Any) -> None:
+        """Hook onto `optimizer` (e.g. a new one after a second `Trainer.train()`), leaving the old one.
+
+        The step counter and snapshots are kept. If the optimizer's state holds a Delta-LoRA state
+        (it was loaded from a checkpoint written while a DeltaLoRA was attached), it is restored.
+        """
+        optimizer = unwrap_optimizer(optimizer)
+        self._check_optimizer(optimizer)
+        for h in self._hooks:
+            h.remove()
+        self.optimizer = optimizer
+        self._hooks = [
+            optimizer.register_step_pre_hook(self._pre_step),
+            optimizer.register_step_post_hook(self._post_step),
+            optimizer.register_state_dict_post_hook(self._optimizer_state_dict_hook),
+            optimizer.register_load_state_dict_post_hook(self._optimizer_load_hook),
+        ]
+        self.restored_from_optimizer = False
+        self._optimizer_load_hook(optimizer)
+
     # ------------------------------------------------------------------ discovery and checks
-    def _find_slots(self) -> list[_Slot]:
+    def _find_slots(self) -> list[Slot]:
         LoraLayer, AdaLoraLayer = _lora_layer_classes()  # noqa: N806
-        slots: list[_Slot] = []
+        slots: list[Slot] = []
         active: set[str] = set()
         for name, module in self.model.named_modules():
             if not isinstance(module, LoraLayer):
@@ -208,6 +180,13 @@ class DeltaLoRA:
             if module.lora_bias.get(adapter, False):
                 raise ValueError(f"model: {name} has lora_bias=True; Delta-LoRA is defined for bias-free factors")
             lora_a, lora_b = module.lora_A[adapter], module.lora_B[adapter]
+            check_not_sharded(name, {"W": module.get_base_layer().weight, "lora_A": getattr(lora_a, "weight", None),
+                                     "lora_B": getattr(lora_b, "weight", None)})
+            if not isinstance(getattr(module, "lora_variant", None), dict):
+                raise ValueError(
+                    f"model: {name} has no `lora_variant` table; the folded engine needs peft>=0.16 (installed: "
+                    f"{_peft_version()})"
+                )
             if not isinstance(lora_a, nn.Linear) or not isinstance(lora_b, nn.Linear):
                 raise ValueError(
                     f"model: {name} is a {type(module).__name__} LoRA layer; Delta-LoRA supports Linear and "
@@ -221,7 +200,7 @@ class DeltaLoRA:
                     "Algorithm 1 with dropout anyway"
                 )
             slots.append(
-                _Slot(
+                Slot(
                     name=name,
                     layer=module,
                     adapter=adapter,
@@ -241,14 +220,31 @@ class DeltaLoRA:
             )
         return slots
 
-    def _check_optimizer(self) -> None:
-        in_opt = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+    def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        in_opt = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for slot in self.slots:
             if id(slot.A) not in in_opt or id(slot.B) not in in_opt:
                 raise ValueError(
                     f"optimizer: it does not update lora_A/lora_B of {slot.name}; pass the optimizer that trains "
                     "the adapter"
                 )
+
+    def _check_inplace_weight(self, slot: Slot) -> None:
+        dtype = slot.weight.dtype
+        if dtype in _FULL_PRECISION:
+            return
+        if not dtype.is_floating_point:
+            raise ValueError(
+                f"engine='inplace' writes W, but {slot.name} has a {dtype} (quantized?) weight that cannot hold "
+                "the updates; use engine='folded', which never writes W"
+            )
+        if not self.allow_low_precision:
+            raise ValueError(
+                f"engine='inplace' writes W, but {slot.name} has a {dtype} weight: most of each update "
+                f"lam*s*(B'A' - BA) is below {dtype}'s rounding step and is lost. Use engine='folded' (W is never "
+                "written; the update is carried exactly by the factors), or pass allow_low_precision=True to "
+                "accept the loss (the update is accumulated in float32 and rounded once per step)"
+            )
 
     @property
     def adapter_name(self) -> str:
@@ -269,6 +265,8 @@ class DeltaLoRA:
                     slot.prev_B.copy_(slot.B)
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if step_was_skipped(optimizer, kwargs):  # a fused optimizer ran but skipped for the grad scaler
+            return
         t = self.step
         self.step += 1
         if self.engine == "inplace" and t > self.start_step and self.update_ratio != 0.0:
@@ -278,10 +276,10 @@ class DeltaLoRA:
         if self.step == self.start_step + 1:
             self._take_snapshot()
 
-    def _write_w(self, slot: _Slot) -> None:
+    def _write_w(self, slot: Slot) -> None:
         """W += lam*s*(B'A' - BA), as B'(A'-A) + (B'-B)A: one rank-2r addmm, in float32 or better."""
         W = slot.weight
-        dt = _compute_dtype(W)
+        dt = compute_dtype(W)
         A1, B1 = slot.A.detach(), slot.B.detach()
         A0, B0 = slot.prev_A, slot.prev_B
         b_cat = torch.cat((B1, B1 - B0), 1).to(dt)  # (out, 2r)
@@ -300,35 +298,23 @@ class DeltaLoRA:
             for slot in self.slots:
                 slot.snap_A = slot.A.detach().clone()
                 slot.snap_B = slot.B.detach().clone()
-        if self.engine == "folded" and self.update_ratio != 0.0:
-            for slot in self.slots:
-                self._install_fold(slot)
 
-    def _install_fold(self, slot: _Slot) -> None:
+    def _install_fold(self, slot: Slot) -> None:
+        """Register the folded branch in PEFT's per-layer variant table (the one code path: forward and merge).
+
+        Installed at attach time, not at the switch: until the snapshot exists the variant computes
+        PEFT's plain LoRA branch (bitwise), and the table never changes during training, so a
+        torch.compile'd model needs no guard on it (torch 2.4's dynamo kept a stale graph when it did).
+        """
         if slot.fold_handle is not None:
             return
-        layer = slot.layer
-        if USE_PEFT_VARIANT and isinstance(getattr(layer, "lora_variant", None), dict):
-            layer.lora_variant[slot.adapter] = FoldedVariant(slot)
-            slot.fold_handle = ("variant", layer)
-        else:
+        slot.layer.lora_variant[slot.adapter] = FoldedVariant(slot)
+        slot.fold_handle = slot.layer
 
-            def hook(module: nn.Module, inputs: tuple, output: torch.Tensor, _slot: _Slot = slot) -> torch.Tensor:
-                if module.disable_adapters or module.merged:
-                    return output
-                x = inputs[0]
-                return output + folded_extra(x.to(_slot.A.dtype), _slot).to(output.dtype)
-
-            slot.fold_handle = ("hook", layer.register_forward_hook(hook))
-
-    def _remove_fold(self, slot: _Slot) -> None:
+    def _remove_fold(self, slot: Slot) -> None:
         if slot.fold_handle is None:
             return
-        kind, obj = slot.fold_handle
-        if kind == "variant":
-            obj.lora_variant.pop(slot.adapter, None)
-        else:
-            obj.remove()
+        slot.fold_handle.lora_variant.pop(slot.adapter, None)
         slot.fold_handle = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -349,9 +335,9 @@ class DeltaLoRA:
         """(layer name, W_t - W_0) for every adapted layer, computed from the telescoped form."""
         for slot in self.slots:
             if slot.snap_A is None or self.update_ratio == 0.0:
-                yield slot.name, torch.zeros_like(slot.weight, dtype=_compute_dtype(slot.weight))
+                yield slot.name, torch.zeros_like(slot.weight, dtype=compute_dtype(slot.weight))
                 continue
-            dt = _compute_dtype(slot.weight)
+            dt = compute_dtype(slot.weight)
             b = torch.cat((slot.B.detach(), -slot.snap_B), 1).to(dt)
             a = torch.cat((slot.A.detach(), slot.snap_A), 0).to(dt)
             d = (b @ a) * (slot.lam * slot.scaling)
@@ -390,7 +376,6 @@ class DeltaLoRA:
         if unknown:
             raise ValueError(f"state: layers {unknown[:3]} are not adapted in this model")
         for slot in self.slots:
-            self._remove_fold(slot)
             slot.snap_A = slot.snap_B = None
         self.step = int(step)
         with torch.no_grad():
@@ -402,17 +387,54 @@ class DeltaLoRA:
                     slot.weight.data.copy_(tensors[f"{slot.name}.weight"])
         if self.step >= self.start_step + 1 and not self.switched:
             raise ValueError(f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot")
-        if self.engine == "folded" and self.switched and self.update_ratio != 0.0:
-            for slot in self.slots:
-                self._install_fold(slot)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write state_dict() to a safetensors file (atomically)."""
+    def _optimizer_state_index(self, optimizer: torch.optim.Optimizer) -> int | None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        anchor = self.slots[0].A
+        return next((i for i, p in enumerate(params) if p is anchor), None)
+
+    def _optimizer_state_dict_hook(self, optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
+        """Carry this state in the optimizer's checkpoint, under the first lora_A's per-parameter state.
+
+        Only once that parameter has optimizer state (after its first step): before it, Delta-LoRA's
+        state is the initial one, and an entry there would look like initialised optimizer state.
+        """
+        idx = self._optimizer_state_index(optimizer)
+        if idx is not None and idx in state_dict["state"]:
+            entry = dict(state_dict["state"][idx])
+            st = self.state_dict()
+            # no strings: Optimizer.load_state_dict rebuilds iterables element by element
+            st["engine"] = ENGINES.index(st["engine"])
+            entry[OPTIMIZER_STATE_KEY] = st
+            state_dict["state"] = {**state_dict["state"], idx: entry}
+        return state_dict
+
+    def _optimizer_load_hook(self, optimizer: torch.optim.Optimizer) -> None:
+        """Restore a Delta-LoRA state that the optimizer's loaded state dict carried (and drop it there)."""
+        per_param = optimizer.state.get(self.slots[0].A)
+        if not per_param or OPTIMIZER_STATE_KEY not in per_param:
+            return
+        st = dict(per_param.pop(OPTIMIZER_STATE_KEY))
+        st["engine"] = ENGINES[int(st["engine"])]
+        self.load_state_dict(st)
+        self.restored_from_optimizer = True
+
+    def save(self, path: str | os.PathLike, *, main_process_only: bool = True) -> None:
+        """Write state_dict() to a safetensors file, atomically; under torch.distributed, on rank 0 only.
+
+        Every rank holds the same state (data parallelism), so one copy is written. Pass
+        main_process_only=False when the caller already chose the writing process (the callback
+        follows the Trainer's `should_save`, which also covers `save_on_each_node`).
+        """
         from safetensors.torch import save_file
 
+        if main_process_only and not is_main_process():
+            return
         state = self.state_dict()
         meta = {k: json.dumps(v) for k, v in state.items() if k != "tensors"}
         tensors = {k: v.detach().contiguous().cpu() for k, v in state["tensors"].items()}
+        # never an empty file: safetensors < 0.4.4 cannot read one back (before the switch there are no tensors)
+        tensors[_STEP_TENSOR] = torch.tensor([state["step"]], dtype=torch.int64)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
@@ -429,13 +451,13 @@ class DeltaLoRA:
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys() if k != _STEP_TENSOR}
         state = {k: json.loads(v) for k, v in meta.items()}
         state["tensors"] = tensors
         self.load_state_dict(state)
 
     # ------------------------------------------------------------------ export
-    def export_adapter(self, path: str | os.PathLike) -> Path:
+    def export_adapter(self, path: str | os.PathLike, *, main_process_only: bool = True) -> Path:
         """Write a standard PEFT LoRA adapter that reproduces this model on the untouched base model.
 
         After the switch it has rank 2r: B' = [(1+lam) B | -lam S_B], A' = [A ; S_A], same scale s.
@@ -443,6 +465,8 @@ class DeltaLoRA:
         beside the adapter (`modules_to_save`, e.g. a classification head) are included, so
         `PeftModel.from_pretrained(base, path)` gives the trained model's outputs. For the inplace
         engine the adapter is relative to the original pretrained W_0, not to the written W.
+        Under torch.distributed only rank 0 writes (every rank holds the same adapter); all ranks
+        get the path back.
         """
         from peft import PeftModel, get_peft_model_state_dict
         from safetensors.torch import save_file
@@ -463,6 +487,8 @@ class DeltaLoRA:
                 state[key_b] = b.contiguous().clone()
             config = _widen_config(config)
         path = Path(path)
+        if main_process_only and not is_main_process():
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
         try:
@@ -528,54 +554,11 @@ def _widen_config(config: Any) -> Any:
     return cfg
 
 
-def _trainer_callback_base() -> type:
-    from transformers import TrainerCallback
+def _peft_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return TrainerCallback
+    try:
+        return version("peft")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
 
-
-class DeltaLoRACallback(_trainer_callback_base()):  # type: ignore[misc]
-    """Delta-LoRA for `transformers.Trainer`: attaches to the Trainer's optimizer at train begin.
-
-    A thin shell (as PEFT's AdaMSS callback is) around `DeltaLoRA`, whose optimizer hooks do the
-    work; custom loops use `DeltaLoRA` directly. The state (step, snapshots, inplace W) is saved
-    beside each Trainer checkpoint as `deltalora_state.safetensors` and restored on resume.
-    """
-
-    def __init__(
-        self,
-        update_ratio: float = 2.0,
-        start_step: int = 500,
-        engine: str = "folded",
-        allow_dropout: bool = False,
-    ) -> None:
-        _check_number("update_ratio", update_ratio, integer=False)
-        _check_number("start_step", start_step, integer=True)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
-        self.kwargs = dict(update_ratio=update_ratio, start_step=start_step, engine=engine, allow_dropout=allow_dropout)
-        self.delta_lora: DeltaLoRA | None = None
-
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if self.delta_lora is None:
-            self.delta_lora = DeltaLoRA(model, optimizer, **self.kwargs)
-        else:  # a second train() call: re-attach to the (possibly new) optimizer
-            self.delta_lora.optimizer = unwrap_optimizer(optimizer)
-            for h in self.delta_lora._hooks:
-                h.remove()
-            self.delta_lora._hooks = [
-                self.delta_lora.optimizer.register_step_pre_hook(self.delta_lora._pre_step),
-                self.delta_lora.optimizer.register_step_post_hook(self.delta_lora._post_step),
-            ]
-        if state.global_step > 0:
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
-            if not ckpt.is_file():
-                raise RuntimeError(
-                    f"resuming at step {state.global_step}, but {ckpt} is missing: the checkpoint has no Delta-LoRA "
-                    "state, so the run cannot continue exactly"
-                )
-            self.delta_lora.load(ckpt)
-
-    def on_save(self, args, state, control, **kwargs):
-        if self.delta_lora is not None:
-            self.delta_lora.save(Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE)

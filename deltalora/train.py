@@ -289,13 +289,13 @@ def _finite(x: Any) -> float:
 
 
 def _delta_lora_handle(callbacks: list) -> Any:
-    from .delta_lora import DeltaLoRACallback
+    from .callback import DeltaLoRACallback
 
     return next((cb.delta_lora for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
 
 
 def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:
-    from .delta_lora import DeltaLoRACallback
+    from .callback import DeltaLoRACallback
 
     for cb in callbacks:
         if isinstance(cb, DeltaLoRACallback) and cb.delta_lora is not None:

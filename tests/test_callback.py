@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
-from datasets import Dataset
-from tiny_models import batches, logits, lora_model
+from peft import PeftModel
+from tiny_models import base_model, batches, logits, lora_model
 from transformers import Trainer, TrainingArguments
 
-from deltalora import DeltaLoRACallback
-from deltalora.delta_lora import STATE_FILE
+from deltalora import DeltaLoRA, DeltaLoRACallback
+from deltalora.delta_lora import OPTIMIZER_STATE_KEY
 
 
 def dataset(n=48):
-    rows = [b for b in batches("bert", n // 4)]
-    ids = torch.cat([b["input_ids"] for b in rows])
-    labels = torch.cat([b["labels"] for b in rows])
-    return Dataset.from_dict({"input_ids": ids.tolist(), "labels": labels.tolist()})
+    """A plain list of examples (the Trainer takes any sequence): the core's tests need no `datasets`."""
+    return [{"input_ids": ids, "labels": y} for b in batches("bert", n // 4)
+            for ids, y in zip(b["input_ids"], b["labels"])]
 
 
 def run(tmp_path, engine, *, accum=1, max_steps=12, save_steps=None, resume=None, model=None, callback=None):
@@ -56,22 +57,61 @@ def test_trainer_engines_agree_and_count_optimizer_steps(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["inplace", "folded"])
-def test_trainer_resume_from_checkpoint_is_exact(tmp_path, engine):
+def test_trainer_resume_from_any_checkpoint_path_is_exact(tmp_path, engine):
     full, _, _ = run(tmp_path / "full", engine, max_steps=12)
-    out = tmp_path / "resumed"
+    out = tmp_path / "first"
     run(out, engine, max_steps=12, save_steps=6)  # writes checkpoint-6 and checkpoint-12
-    assert (out / "checkpoint-6" / STATE_FILE).is_file()
-    resumed, cb, _ = run(out, engine, max_steps=12, resume=str(out / "checkpoint-6"))
-    assert cb.delta_lora.step == 12
+    moved = tmp_path / "elsewhere" / "my-ckpt"  # not <output_dir>/checkpoint-N
+    shutil.copytree(out / "checkpoint-6", moved)
+    shutil.rmtree(out)
+    resumed, cb, _ = run(tmp_path / "second", engine, max_steps=12, resume=str(moved))
+    assert cb.delta_lora.restored_from_optimizer and cb.delta_lora.step == 12
     assert torch.equal(logits(resumed, "bert"), logits(full, "bert"))
 
 
-def test_resume_without_state_file_fails_clearly(tmp_path):
+def test_resume_without_delta_lora_state_fails_clearly(tmp_path):
     out = tmp_path / "r"
     run(out, "folded", max_steps=6, save_steps=6)
-    (out / "checkpoint-6" / STATE_FILE).unlink()
+    opt_file = out / "checkpoint-6" / "optimizer.pt"
+    sd = torch.load(opt_file, weights_only=True)
+    assert sum(OPTIMIZER_STATE_KEY in st for st in sd["state"].values()) == 1
+    for st in sd["state"].values():
+        st.pop(OPTIMIZER_STATE_KEY, None)
+    torch.save(sd, opt_file)
     with pytest.raises(RuntimeError, match="has no Delta-LoRA state"):
         run(out, "folded", max_steps=12, resume=str(out / "checkpoint-6"))
+
+
+@pytest.mark.parametrize("engine", ["inplace", "folded"])
+def test_export_dir_writes_the_rank_2r_adapter(tmp_path, engine):
+    cb = DeltaLoRACallback(update_ratio=2.0, start_step=3, engine=engine, export_dir=tmp_path / "export")
+    model, cb, trainer = run(tmp_path / "o", engine, callback=cb)
+    loaded = PeftModel.from_pretrained(base_model("bert"), str(tmp_path / "export"))
+    assert loaded.peft_config["default"].r == 2 * model.peft_config["default"].r
+    assert (logits(loaded, "bert") - logits(model, "bert")).abs().max().item() < 1e-9
+    # what trainer.save_model() writes is the rank-r LoRA part only: not the trained model
+    trainer.save_model(str(tmp_path / "saved"))
+    lora_only = PeftModel.from_pretrained(base_model("bert"), str(tmp_path / "saved"))
+    assert (logits(lora_only, "bert") - logits(model, "bert")).abs().max().item() > 1e-4
+
+
+def test_attach_moves_the_hooks_to_a_new_optimizer():
+    model = lora_model("bert")
+    params = [p for p in model.parameters() if p.requires_grad]
+    old = torch.optim.AdamW(params, lr=1e-2)
+    handle = DeltaLoRA(model, old, update_ratio=2.0, start_step=1, engine="folded")
+    for b in batches("bert", 2):
+        model(**b).loss.backward()
+        old.step()
+        old.zero_grad()
+    new = torch.optim.AdamW(params, lr=1e-2)
+    handle.attach(new)
+    assert handle.optimizer is new
+    model(**batches("bert", 1)[0]).loss.backward()
+    old.step()  # no longer hooked
+    assert handle.step == 2
+    new.step()
+    assert handle.step == 3
 
 
 def test_callback_validates_arguments():

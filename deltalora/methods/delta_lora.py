@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..delta_lora import DeltaLoRACallback
+from ..callback import DeltaLoRACallback
 from .base import Method, MethodContext
 from .lora import peft_lora
 
