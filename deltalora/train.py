@@ -84,8 +84,8 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
 
     advice = f"delete {ckpt} to resume from the previous checkpoint, or the run directory to start over"
     if needs_delta_lora_state and not (ckpt / STATE_FILE).is_file():
-        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state ({STATE_FILE}), so the run cannot continue "
-                       f"exactly; {advice}")
+        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state ({STATE_FILE}), so the run cannot "
+                       f"continue exactly; {advice}")
     for f in sorted(ckpt.iterdir()):
         try:
             if f.suffix == ".safetensors":
@@ -96,7 +96,8 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
             elif f.suffix == ".json":
                 json.loads(f.read_text())
         except Exception as e:  # noqa: BLE001 - any failure to read means a damaged file
-            raise RunError(f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({str(e).splitlines()[0]}); "
+            first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RunError(f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({first_line}); "
                            f"{advice}") from None
 
 

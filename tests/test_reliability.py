@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import wait_for
 
 from deltalora.config import ConfigError, parse_set, resolve_run
 from deltalora.records import RecordError, read_record
@@ -51,11 +51,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
     proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     marker = out / "trainer" / "checkpoint-8" / ".complete"
-    deadline = time.time() + 300
-    while not marker.exists():
-        assert proc.poll() is None, "the run finished before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.01)
+    wait_for(marker.exists, proc=proc, what="checkpoint-8 was complete (the run ended before the kill)")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "record.json").exists(), "a killed run left a record"
@@ -74,8 +70,8 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
     assert b["delta_lora"]["steps_counted"] == a["delta_lora"]["steps_counted"] == 48
 
 
-def _kept_checkpoints(tmp_path, monkeypatch, **over):
-    """A complete 4-step Delta-LoRA run whose checkpoints (steps 2 and 4) are kept; returns (cfg, out, record)."""
+def _kept_checkpoints(tmp_path, monkeypatch):
+    """A complete 4-step Delta-LoRA run, its checkpoints (steps 2, 4) kept; returns (cfg, out, record)."""
     from deltalora.train import run
 
     monkeypatch.setenv("DELTALORA_KEEP_CHECKPOINTS", "1")
@@ -172,13 +168,14 @@ def test_failed_run_leaves_no_record_even_after_a_good_one(tmp_path):
 
 
 def _malicious_pickle(path: Path, marker: Path) -> None:
-    import pickle
+    """A well-formed torch file (zip archive) whose pickle runs a command when loaded without weights_only."""
+    import torch
 
     class Evil:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    path.write_bytes(pickle.dumps({"state": Evil()}))
+    torch.save({"state": Evil()}, path)
 
 
 def test_pickle_weights_are_refused_and_never_executed(tmp_path):
@@ -207,18 +204,18 @@ def test_malicious_checkpoint_pickle_is_refused(tmp_path):
     proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     marker_ckpt = out / "trainer" / "checkpoint-4" / ".complete"
-    deadline = time.time() + 300
-    while not marker_ckpt.exists():
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.01)
+    wait_for(marker_ckpt.exists, proc=proc, what="checkpoint-4 was complete")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    ckpt = max((out / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    # plant it in the checkpoint the rerun resumes from: the newest *complete* one (a newer one may be
+    # half-written when the kill came, and is skipped)
+    ckpt = latest_checkpoint(out / "trainer")
+    assert ckpt is not None and (ckpt / ".complete").is_file() and (ckpt / "rng_state.pth").is_file()
     marker = tmp_path / "pwned"
     _malicious_pickle(ckpt / "rng_state.pth", marker)
     r = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
-    assert "weights_only" in r.stderr or "refused" in r.stderr, r.stderr
+    assert "refused by torch.load(weights_only=True)" in r.stderr and f"checkpoint {ckpt}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not marker.exists(), "the pickle was executed"
     assert not (out / "record.json").exists()
