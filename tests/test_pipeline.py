@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from waiting import snapshot, wait_for
+from waiting import GUARD_S, snapshot, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, *args: str, env: dict | None = None,
+              timeout: float = GUARD_S) -> subprocess.CompletedProcess:
+    """Run Snakemake; the timeout is only a guard against a hung test."""
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=timeout)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_pipeline import REPO, copy_workflow, snakemake, workflow_env
-from waiting import wait_for
+from waiting import GUARD_S, wait_for
 
 from deltalora.train import latest_checkpoint
 
@@ -96,7 +96,7 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
     sets = [*run_sets, "hp.start_step=2", "hp.engine=inplace", "train.threads=1"]
     ref = subprocess.run([sys.executable, "-m", "deltalora", "train", "--task", "glue/sst2", "--method", "delta_lora",
                           "--seed", "0", "--out", str(ref_dir), *sum((["--set", s] for s in sets), [])],
-                         cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=workdir, env=env, capture_output=True, text=True, timeout=GUARD_S)
     assert ref.returncode == 0, ref.stderr[-3000:]
     a = json.loads((ref_dir / "record.json").read_text())
     b = json.loads((workdir / target).read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from waiting import wait_for
+from waiting import GUARD_S, wait_for
 
 from deltalora.config import ConfigError, parse_set, resolve_run
 from deltalora.records import RecordError, read_record
@@ -45,7 +45,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
              "hp.dropout=0.1"]
     data = tmp_path / "data"
     ref = subprocess.run(train_cmd(tmp_path / "ref", data, *extra), env=env(), capture_output=True, text=True,
-                         timeout=600)
+                         timeout=GUARD_S)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
     proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
@@ -57,7 +57,8 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
     assert not (out / "record.json").exists(), "a killed run left a record"
     ckpt = latest_checkpoint(out / "trainer")  # checkpoint-8, or a later one if the kill came late
     assert ckpt is not None and int(ckpt.name.split("-")[1]) >= 8
-    resumed = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True,
+                             timeout=GUARD_S)
     assert resumed.returncode == 0, resumed.stderr
     a = read_record(tmp_path / "ref" / "record.json")
     b = read_record(out / "record.json")

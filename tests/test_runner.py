@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from waiting import GUARD_S
 
 from deltalora.audit.rules import telescoping_tolerance
 from deltalora.cli import main
@@ -172,7 +173,7 @@ def cli(*args, env_extra=None):
 
     env = {**os.environ, "DELTALORA_NO_PROGRESS": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "deltalora", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=GUARD_S)
 
 
 def test_cli_end_to_end_two_seeds(tmp_path):
