@@ -259,21 +259,48 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
     return rows
 
 
+def effective_weight64(layer, weight, fan_in_fan_out: bool):
+    """The weight an adapted layer computes with, measured through its own forward, in float64.
+
+    The layer (base weight, factors and, through the engine's hooks, the folded snapshot) is run in
+    float64 on the identity: layer(I) - layer(0) is W_eff^T for nn.Linear and for GPT-2's Conv1D alike.
+    Upcasting bf16/float32 to float64 is exact, so nothing is rounded but the float64 matmuls.
+    Returns W_eff laid out as (out, in).
+    """
+    import torch
+
+    saved = [(p, p.data) for p in layer.parameters()]
+    n_in = weight.shape[0] if fan_in_fan_out else weight.shape[1]
+    try:
+        layer.double()
+        with torch.no_grad(), torch.autocast(device_type=weight.device.type, enabled=False):
+            eye = torch.eye(n_in, dtype=torch.float64, device=weight.device)
+            w_t = layer(eye) - layer(torch.zeros_like(eye[:1]))
+    finally:
+        for p, data in saved:
+            p.data = data
+    return w_t.T.contiguous()
+
+
 def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int = 20, lr: float = 1e-4,
                        batch: int = 8, seq: int = 32) -> dict[str, Any]:
-    """Fraction of the intended W update that a bf16 W loses to rounding, per engine.
+    """Fraction of the intended W update that a bf16 W loses to rounding, per engine, measured.
 
-    Two bf16 copies of the same model train the same batches, one per engine. For the inplace engine
-    the intended update of step t is lam*s*(B'A' - BA) (float64 on the step's factors) and the actual
-    one is the change of the bf16 W; lost = ||intended - actual||_F / ||intended||_F, summed over
-    layers and steps. The folded engine never rounds the update into W: its effective weight change is
-    carried exactly by the float32 factors; it is measured the same way on the effective weight.
+    Two bf16 copies of the same model (float32 factors) train the same batch under bf16 autocast, one
+    per engine. Beside each, Algorithm 1 is run in float64 on the factors each step produced:
+    W_ref += lam*s*(B'A' - BA). At the end the layer's effective weight is measured through its own
+    forward in float64 (`effective_weight64`), and its W part is what remains after the branch's own
+    s*B_T A_T: lost = ||(W_eff - s B_T A_T - W_0) - (W_ref - W_0)||_F / ||W_ref - W_0||_F over all adapted
+    layers. The inplace engine writes the update into the bf16 W; the folded engine keeps W_0 and carries
+    the update in its float32 factors and snapshot. Neither number comes from the formula it checks.
     """
     import torch
     from peft import get_peft_model
 
     from .delta_lora import DeltaLoRA
-    from .telescoping import telescoped_factors
+
+    def ba64(s):  # s*B A in float64, laid out (out, in)
+        return s.scaling * (s.B.detach().double() @ s.A.detach().double())
 
     results = {}
     for engine in ("inplace", "folded"):
@@ -286,17 +313,11 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
         h = DeltaLoRA(m, opt, update_ratio=2.0, start_step=0, engine=engine, allow_low_precision=True)
         data = make_batch(spec, batch, seq, device)
-
-        def eff64(s):  # the folded engine's whole change from W_0, in float64: s*[(1+lam) B A - lam S]
-            snap = (s.snap_B.double(), s.snap_A.double()) if s.snap_A is not None else (None, None)
-            b, a = telescoped_factors(s.B.detach().double(), s.A.detach().double(), *snap, s.lam)
-            return s.scaling * (b @ a)
-
-        num = den = 0.0
+        w0 = {s.name: (s.weight.detach().double().T if s.fan_in_fan_out else s.weight.detach().double())
+              .clone() for s in h.slots}
+        ref = {name: w.clone() for name, w in w0.items()}  # Algorithm 1 in float64
         for _ in range(steps):
-            before = {s.name: (s.A.detach().double().clone(), s.B.detach().double().clone(),
-                               s.weight.detach().double().clone()) for s in h.slots}
-            eff_before = {s.name: eff64(s) for s in h.slots} if engine == "folded" else None
+            before = {s.name: ba64(s) for s in h.slots}
             with torch.autocast(device_type=device, dtype=torch.bfloat16):
                 loss = m(**data).loss
             loss.backward()
@@ -305,19 +326,13 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
             if h.step <= 1:  # first step: no W update yet (t = 0 = K)
                 continue
             for s in h.slots:
-                a0, b0, w0 = before[s.name]
-                intended = s.lam * s.scaling * (s.B.detach().double() @ s.A.detach().double() - b0 @ a0)
-                if s.fan_in_fan_out:
-                    intended = intended.T
-                if engine == "inplace":
-                    actual = s.weight.detach().double() - w0
-                else:  # effective weight change minus the branch's own change s*(B'A' - BA)
-                    own = s.scaling * (s.B.detach().double() @ s.A.detach().double() - b0 @ a0)
-                    actual = eff64(s) - eff_before[s.name] - own
-                    if s.fan_in_fan_out:
-                        actual = actual.T
-                num += float((intended - actual).norm() ** 2)
-                den += float(intended.norm() ** 2)
+                ref[s.name] += s.lam * (ba64(s) - before[s.name])
+        num = den = 0.0
+        for s in h.slots:
+            actual = effective_weight64(s.layer, s.weight, s.fan_in_fan_out) - ba64(s) - w0[s.name]
+            intended = ref[s.name] - w0[s.name]
+            num += float((actual - intended).norm() ** 2)
+            den += float(intended.norm() ** 2)
         results[engine] = {"lost_fraction": (num ** 0.5) / (den ** 0.5) if den else 0.0, "steps": steps}
     return {"model": model, "device": device, "lr": lr, **{f"{e}_lost_fraction": r["lost_fraction"]
                                                             for e, r in results.items()}}

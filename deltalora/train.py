@@ -68,6 +68,40 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
     return max(done)[1] if done else None
 
 
+def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
+    """Refuse, before resuming, a checkpoint that cannot continue the run exactly.
+
+    A resumed run must continue the interrupted one exactly; a file damaged after the checkpoint was
+    marked complete (a full disk, a copy cut short) or a Delta-LoRA run whose checkpoint lacks the
+    Delta-LoRA state (W, snapshots, step) would otherwise fail deep inside the Trainer, or worse,
+    continue from the wrong state. Checks are cheap: safetensors headers, torch zip directories, JSON.
+    """
+    import json
+    import zipfile
+
+    from safetensors import safe_open
+
+    from .delta_lora import STATE_FILE
+
+    advice = f"delete {ckpt} to resume from the previous checkpoint, or the run directory to start over"
+    if needs_delta_lora_state and not (ckpt / STATE_FILE).is_file():
+        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state ({STATE_FILE}), so the run cannot "
+                       f"continue exactly; {advice}")
+    for f in sorted(ckpt.iterdir()):
+        try:
+            if f.suffix == ".safetensors":
+                with safe_open(str(f), framework="pt") as st:
+                    st.keys()
+            elif f.suffix in (".pt", ".pth", ".bin"):
+                zipfile.ZipFile(f).close()
+            elif f.suffix == ".json":
+                json.loads(f.read_text())
+        except Exception as e:  # noqa: BLE001 - any failure to read means a damaged file
+            first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RunError(f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({first_line}); "
+                           f"{advice}") from None
+
+
 def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
                         smoothing_in_model: bool = False):
     from transformers import TrainingArguments
@@ -216,6 +250,10 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     )
     trainer.label_only_logits = label_only
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
+    resumed_from = None
+    if resume is not None:
+        check_checkpoint(resume, needs_delta_lora_state=_delta_lora_callback(callbacks) is not None)
+        resumed_from = {"checkpoint": str(resume.relative_to(out)), "step": int(resume.name.split("-", 1)[1])}
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
@@ -272,7 +310,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
             **({"grad_cosine": cosine_cb.to_record()} if cosine_cb is not None else {}),
         },
         **getattr(runner, "record_extra", {}),
-        "provenance": provenance(started, peak),
+        "provenance": {**provenance(started, peak), "resumed_from": resumed_from},
     }
     if t["save_init"]:  # for runs that start from this one (before the record: record => state complete)
         init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg["method"], task=cfg["task"],
@@ -288,10 +326,15 @@ def _finite(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else -math.inf
 
 
-def _delta_lora_handle(callbacks: list) -> Any:
+def _delta_lora_callback(callbacks: list) -> Any:
     from .callback import DeltaLoRACallback
 
-    return next((cb.delta_lora for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+    return next((cb for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+
+
+def _delta_lora_handle(callbacks: list) -> Any:
+    cb = _delta_lora_callback(callbacks)
+    return cb.delta_lora if cb is not None else None
 
 
 def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:
@@ -313,4 +356,4 @@ def summarize(record: dict[str, Any]) -> str:
             f"{record['final']['metrics'][m]:.2f}; {record['provenance']['wall_time_s']:.1f}s")
 
 
-__all__ = ["DivergenceError", "RunError", "latest_checkpoint", "run", "summarize"]
+__all__ = ["DivergenceError", "RunError", "check_checkpoint", "latest_checkpoint", "run", "summarize"]

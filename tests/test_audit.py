@@ -91,6 +91,72 @@ def test_bootstrap_ci_hand_values():
     assert stats.bootstrap_ci(d, seed=7) == stats.bootstrap_ci(d, seed=7)
 
 
+def _exact_percentile(values, q):
+    """The q-quantile of the exact bootstrap distribution: the smallest mean whose CDF reaches q."""
+    import itertools
+
+    means = np.sort([np.mean(c) for c in itertools.product(values, repeat=len(values))])
+    cdf = np.arange(1, means.size + 1) / means.size
+    return float(means[np.searchsorted(cdf, q)])
+
+
+def test_bootstrap_ci_matches_exact_enumeration():
+    """n = 3 gives 27 equally likely resamples; each tail below sits well inside one step of their CDF, so a
+    seeded 100,000-resample percentile bootstrap lands exactly on the enumerated quantile."""
+    x = [0.0, 1.0, 5.0]
+    for conf in (0.5, 0.6, 0.8, 0.9, 0.95):
+        c = stats.bootstrap_ci(x, confidence=conf, n_resamples=100_000, seed=1)
+        tail = (1 - conf) / 2
+        assert c.estimate == pytest.approx(2.0)
+        assert c.low == pytest.approx(_exact_percentile(x, tail), abs=1e-12), conf
+        assert c.high == pytest.approx(_exact_percentile(x, 1 - tail), abs=1e-12), conf
+
+
+def test_bootstrap_ci_widens_with_the_confidence_level():
+    x = [0.0, 1.0, 5.0]
+    cis = [stats.bootstrap_ci(x, confidence=c, n_resamples=100_000, seed=1) for c in (0.5, 0.8, 0.95)]
+    widths = [c.high - c.low for c in cis]
+    assert widths[0] < widths[1] < widths[2]
+    for narrow, wide in zip(cis, cis[1:], strict=False):
+        assert wide.low <= narrow.low and wide.high >= narrow.high
+
+
+def test_bootstrap_ci_matches_scipy_percentile_bootstrap():
+    from scipy.stats import bootstrap
+
+    x = np.array([0.3, -0.1, 0.8, 0.5, 0.2, 1.4, -0.6, 0.9])
+    for conf in (0.8, 0.95):
+        ours = stats.bootstrap_ci(x, confidence=conf, n_resamples=50_000, seed=0)
+        ref = bootstrap((x,), np.mean, method="percentile", confidence_level=conf, n_resamples=50_000,
+                        rng=np.random.default_rng(5)).confidence_interval
+        assert ours.low == pytest.approx(ref.low, abs=0.02) and ours.high == pytest.approx(ref.high, abs=0.02)
+
+
+def test_wilcoxon_normal_approximation_above_20_pairs_with_ties():
+    """27 differences (two zeros, many ties): the normal-approximation branch against scipy and the formula
+    with the tie correction, z = (T+ - n(n+1)/4) / sqrt(n(n+1)(2n+1)/24 - sum(t^3 - t)/48)."""
+    from scipy.stats import norm, rankdata, wilcoxon
+
+    d = np.array([1, 1, 1, 2, 2, -1, 3, 3, 3, -2, 4, 0, 0, 5, 5, -3, 1, 2, 6, 6, -1, 2, 3, 0.5, -0.5, 1, 7.0])
+    nz = d[d != 0]
+    n = nz.size
+    assert n == 25 > stats.EXACT_MAX_N
+    ranks = rankdata(np.abs(nz))
+    t_plus = ranks[nz > 0].sum()
+    _, ties = np.unique(np.abs(nz), return_counts=True)
+    z = (t_plus - n * (n + 1) / 4) / math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (ties ** 3 - ties).sum() / 48)
+    hand = {"greater": norm.sf(z), "less": norm.cdf(z), "two-sided": 2 * norm.sf(abs(z))}
+    for alt in ("greater", "less", "two-sided"):
+        ours = stats.wilcoxon_signed_rank(d, alternative=alt)
+        ref = wilcoxon(d, alternative=alt, zero_method="wilcox", method="approx", correction=False)
+        assert "normal approx" in ours.name and ours.n == 25
+        assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+        assert ours.p_value == pytest.approx(hand[alt], rel=1e-9)
+    assert stats.wilcoxon_signed_rank(d, alternative="greater").statistic == t_plus == 282.5
+    pinned = stats.wilcoxon_signed_rank(d, alternative="greater").p_value
+    assert pinned == pytest.approx(5.905793e-4, rel=1e-6)
+
+
 def test_pair_by_seed_and_comparison():
     d = stats.pair_by_seed({0: 1.0, 1: 2.0, 2: float("nan"), 3: 5.0}, {0: 0.5, 1: 2.5, 2: 1.0})
     assert d == {0: 0.5, 1: -0.5}
@@ -133,6 +199,22 @@ def test_rule_beats_best_control_each_verdict():
         rules.rule_beats_best_control(_cmp([1.0, -1.0, 0.5, -0.5, 0.2]), controls_complete=True),
         NOT_SUPPORTED,
     )
+
+
+def test_rule_part_of_all_each_verdict():
+    """Bonferroni for refutation: 5 negative pairs give one-sided p = 1/32 = 0.031 (< 0.05, > 0.05/2); 7 give
+    1/128 = 0.0078 (< 0.05/6 = 0.0083, > 0.05/7 = 0.0071)."""
+    five_down = _cmp([-1.0, -1.2, -0.8, -1.1, -0.9])
+    seven_down = _cmp([-1.0, -1.2, -0.8, -1.1, -0.9, -1.3, -0.7])
+    _check(rules.rule_part_of_all(five_down, k=1), REFUTED)
+    _check(rules.rule_part_of_all(five_down, k=2), NOT_SUPPORTED)  # refuted at 0.05, not at 0.025
+    _check(rules.rule_part_of_all(seven_down, k=6), REFUTED)
+    _check(rules.rule_part_of_all(seven_down, k=7), NOT_SUPPORTED)
+    _check(rules.rule_part_of_all(_cmp([1.0, 1.2, 0.8, 1.1, 0.9]), k=8), SUPPORTED)  # no correction
+    _check(rules.rule_part_of_all(_cmp([1.0, -1.0, 0.5, -0.5, 0.2]), k=3), NOT_SUPPORTED)
+    _check(rules.rule_part_of_all(_cmp([-1.0, -1.2, -0.8]), k=3), INCONCLUSIVE)
+    _check(rules.rule_part_of_all(None, k=3), INCONCLUSIVE)
+    assert "alpha/2 = 0.025 (Bonferroni)" in rules.rule_part_of_all(five_down, k=2)[1]
 
 
 def test_aggregate_all_each_verdict():

@@ -187,7 +187,9 @@ def test_nothing_changes_before_the_switch(engine):
     opt2 = handle.optimizer
     train_steps(model, "bert", opt2, batches("bert", 1, seed=5))
     train_steps(plain, "bert", opt, batches("bert", 1, seed=5))
-    assert not torch.equal(logits(model, "bert"), logits(plain, "bert"))
+    # a real change, far above the 1e-14 rounding drift allowed above
+    moved = (logits(model, "bert") - logits(plain, "bert")).abs().max().item()
+    assert moved > 1e-5, moved
 
 
 @pytest.mark.parametrize("engine", ["inplace", "folded"])

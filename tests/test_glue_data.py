@@ -191,10 +191,22 @@ def test_mnli_mismatched_uses_templates_never_seen_in_training() -> None:
     assert train_premises == {"The"} and not mismatched & train_premises
 
 
-def test_label_noise_only_in_train() -> None:
-    assert all(0 < v <= 0.05 for v in glue_proxy.TRAIN_LABEL_NOISE.values())
-    clean = glue_proxy.generate_split("sst2", "validation", 50)
-    assert all(r["label"] in (0, 1) for r in clean)
+@pytest.mark.parametrize("task", sorted(glue_proxy.TRAIN_LABEL_NOISE))
+def test_label_noise_only_in_train(task, monkeypatch) -> None:
+    """Changing the train noise changes train labels and leaves every validation split byte-identical."""
+    import json
+
+    assert 0 < glue_proxy.TRAIN_LABEL_NOISE[task] <= 0.05
+
+    def splits(noise: float) -> dict[str, bytes]:
+        monkeypatch.setitem(glue_proxy.TRAIN_LABEL_NOISE, task, noise)
+        data = glue_proxy.generate_task(task, 200, 100)
+        return {k: json.dumps(v, sort_keys=True).encode() for k, v in data.items()}
+
+    quiet, noisy = splits(0.0), splits(0.5)
+    assert quiet["train"] != noisy["train"]  # the noise is applied...
+    validation = [k for k in quiet if k != "train"]
+    assert validation and all(quiet[k] == noisy[k] for k in validation)  # ...to train only
 
 
 def test_no_truncation_at_the_embedded_max_lengths() -> None:

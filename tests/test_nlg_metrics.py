@@ -294,10 +294,27 @@ def test_ter_hand_computed() -> None:
     assert webnlg_ter(["a b"], [["", "a b c d"]]) == pytest.approx(50.0)
 
 
-def test_ter_pyter_backend_agrees_on_simple_cases() -> None:
+@pytest.mark.parametrize("hyps,refs,expected", [
+    (["a b c d"], [["a x c d"]], 25.0),  # one substitution / 4
+    (["c d a b"], [["a b c d"]], 25.0),  # one block shift / 4
+    (["a b c d", "x y"], [["a x c d", "a b c d e f g h"], ["x y z w"]], 37.5),
+    (["x y"], [["x y z w"]], 50.0),  # two insertions / 4
+])
+def test_ter_backends_agree_with_hand_values(hyps, refs, expected) -> None:
     pytest.importorskip("pyter", reason="optional pyter3 package (GenerationEval's TER) not installed")
-    score = webnlg_ter(["a b c d", "x y"], [["a x c d", "a b c d e f g h"], ["x y z w"]], backend="pyter")
-    assert score == pytest.approx(37.5)
+    assert webnlg_ter(hyps, refs, backend="pyter") == pytest.approx(expected)
+    assert webnlg_ter(hyps, refs, backend="sacrebleu") == pytest.approx(expected)
+
+
+def test_ter_backends_differ_where_their_shift_searches_do() -> None:
+    """'in is a was club' -> 'in a club is was' takes two shifts (club after a, is after club): TER 2/5.
+    sacrebleu's tercom port finds them; pyter3 (GenerationEval's TER) finds fewer and reports 3/5. Each
+    backend is pinned, so neither can silently stand in for the other."""
+    pytest.importorskip("pyter", reason="optional pyter3 package (GenerationEval's TER) not installed")
+    hyp, ref = ["in is a was club"], [["in a club is was"]]
+    assert webnlg_ter(hyp, ref, backend="sacrebleu") == pytest.approx(40.0)
+    assert webnlg_ter(hyp, ref, backend="pyter") == pytest.approx(60.0)
+    assert webnlg_ter(hyp, ref) == pytest.approx(60.0)  # pyter is the default
 
 
 def test_ter_unknown_backend() -> None:
@@ -404,6 +421,8 @@ def test_meteor_perfect_match_and_ordering_and_full_e2e() -> None:
         out = e2e_metrics(E2E_HYPS, E2E_REFS)
         web = webnlg_metrics(E2E_HYPS, E2E_REFS, ["A", "B", "A"], {"A"})
     assert 0 < out["meteor"] < 100
+    # pinned on this fixed corpus (METEOR 1.5, -l en -norm, as the E2E script runs it)
+    assert out["meteor"] == pytest.approx(47.01846, abs=1e-4)
     assert all(0 < web[f"meteor_{s}"] <= 100 for s in ("seen", "unseen", "all"))
     assert out["cider"] > 0 and 0 < out["rouge_l"] < 100 and out["nist"] > 0
 

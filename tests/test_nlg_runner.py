@@ -8,6 +8,8 @@ import json
 import pytest
 
 from deltalora.config import resolve_run
+from deltalora.metrics.e2e import e2e_metrics
+from deltalora.metrics.rouge import rouge_metrics
 from deltalora.textgen.pretrain import pretrain
 from deltalora.records import read_record
 from deltalora.train import run
@@ -22,6 +24,27 @@ def models(tmp_path_factory):
     for kind in ("gpt2", "bart"):
         pretrain(kind, root / kind, steps=3, seed=0, num_threads=1)
     return root
+
+
+def assert_scores_recompute(rec: dict, texts: list[dict], metric_fn, *, check_pairing: bool = False) -> None:
+    """Recompute the record's generation metrics from generations.jsonl with `metric_fn`; they must agree.
+
+    check_pairing: also show that scoring against another input's references gives other numbers (needs
+    hypotheses that depend on their input; an untrained model's are near zero against any reference).
+    """
+    expected = metric_fn([t["hypothesis"] for t in texts], [t["references"] for t in texts])
+    got = rec["final"]["metrics"]
+    for key, value in expected.items():
+        if value is None:
+            assert got[key] is None, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+    if not check_pairing:
+        return
+    # scored against another input's references, the same hypotheses score differently
+    shifted = [t["references"] for t in texts[1:] + texts[:1]]
+    wrong = metric_fn([t["hypothesis"] for t in texts], shifted)
+    assert any(v is not None and v != pytest.approx(got[k], rel=1e-9) for k, v in wrong.items()), wrong
 
 
 def test_e2e_delta_lora_on_conv1d_gpt2(models, tmp_path):
@@ -49,15 +72,36 @@ def test_e2e_delta_lora_on_conv1d_gpt2(models, tmp_path):
     assert layers and all(e["w"]["ranks"]["0.001"] <= e["two_r"] for e in layers.values())
     texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
     assert len(texts) == 3 and all(len(t["references"]) >= 1 and isinstance(t["hypothesis"], str) for t in texts)
+    assert len({t["source"] for t in texts}) == 3  # three different inputs
+    # the record's scores are the metric functions applied to these very texts, each with its own references
+    assert_scores_recompute(rec, texts, e2e_metrics)
+    assert [(s["source"], s["hypothesis"]) for s in rec["generation"]["samples"]] == \
+        [(t["source"], t["hypothesis"]) for t in texts]
 
 
-def test_xsum_lora_on_bart(models, tmp_path):
+def test_xsum_lora_on_bart(models, tmp_path, monkeypatch):
+    from deltalora.textgen import generation
+
+    real = generation.generate
+    seen = {}
+
+    def echo_source(model, tokenizer, sources, **kw):
+        """Real generation runs (and is checked), but each input's hypothesis is its own source text:
+        input-specific, so that scores against the wrong references would differ."""
+        seen["outputs"] = real(model, tokenizer, sources, **kw)
+        return [" ".join(s.split()[:40]) for s in sources]
+
+    monkeypatch.setattr(generation, "generate", echo_source)
     cfg = resolve_run(task="xsum", method="lora", seed=0, model=str(models / "bart"),
                       sets=[*FAST, f"data.data_dir={tmp_path / 'data'}"])
     rec = run(cfg, tmp_path / "run")
+    assert len(seen["outputs"]) == 3
     assert rec["metric"] == "rouge2"
     assert {"rouge1", "rouge2", "rougeL"} <= set(rec["final"]["metrics"])
     assert rec["generation"]["n_eval"] == 3
+    texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
+    assert_scores_recompute(rec, texts, rouge_metrics, check_pairing=True)
+    assert rec["final"]["metrics"]["rouge1"] > 1  # the echoed source shares words with its summary
     assert rec["loss"]["smoothing"] == "trainer" and rec["loss"]["label_only_logits"] is False  # seq2seq: untouched
 
 

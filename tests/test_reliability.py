@@ -8,15 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import GUARD_S, wait_for
 
 from deltalora.config import ConfigError, parse_set, resolve_run
 from deltalora.records import RecordError, read_record
+from deltalora.train import RunError, latest_checkpoint
 
 TINY = [
     "model_options.num_hidden_layers=1",
@@ -44,27 +45,91 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
              "hp.dropout=0.1"]
     data = tmp_path / "data"
     ref = subprocess.run(train_cmd(tmp_path / "ref", data, *extra), env=env(), capture_output=True, text=True,
-                         timeout=600)
+                         timeout=GUARD_S)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
     proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     marker = out / "trainer" / "checkpoint-8" / ".complete"
-    deadline = time.time() + 300
-    while not marker.exists():
-        assert proc.poll() is None, "the run finished before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.01)
+    wait_for(marker.exists, proc=proc, what="checkpoint-8 was complete (the run ended before the kill)")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "record.json").exists(), "a killed run left a record"
-    resumed = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True, timeout=600)
+    ckpt = latest_checkpoint(out / "trainer")  # checkpoint-8, or a later one if the kill came late
+    assert ckpt is not None and int(ckpt.name.split("-")[1]) >= 8
+    resumed = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True,
+                             timeout=GUARD_S)
     assert resumed.returncode == 0, resumed.stderr
     a = read_record(tmp_path / "ref" / "record.json")
     b = read_record(out / "record.json")
+    # the rerun really continued from the checkpoint (a restart from scratch gives the same metrics on CPU)
+    assert a["provenance"]["resumed_from"] is None
+    assert b["provenance"]["resumed_from"] == {"checkpoint": f"trainer/{ckpt.name}",
+                                               "step": int(ckpt.name.split("-")[1])}
     assert b["epochs"] == a["epochs"], "resumed run's metrics differ from the uninterrupted run"
     assert b["train_curve"] == a["train_curve"]
     assert b["delta_lora"]["steps_counted"] == a["delta_lora"]["steps_counted"] == 48
+
+
+def _kept_checkpoints(tmp_path, monkeypatch):
+    """A complete 4-step Delta-LoRA run, its checkpoints (steps 2, 4) kept; returns (cfg, out, record)."""
+    from deltalora.train import run
+
+    monkeypatch.setenv("DELTALORA_KEEP_CHECKPOINTS", "1")
+    sets = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=32", "train.epochs=1",
+            "train.batch_size=8", "train.logging_steps=1", "train.checkpoint_every=2", "hp.start_step=1",
+            "hp.engine=inplace", f"data.data_dir={tmp_path / 'data'}"]
+    cfg = resolve_run(task="glue/sst2", method="delta_lora", seed=0, sets=sets)
+    out = tmp_path / "run"
+    rec = run(cfg, out)
+    assert rec["provenance"]["resumed_from"] is None
+    # as if killed after checkpoint-2 was complete: no record, no later checkpoint
+    (out / "record.json").unlink()
+    import shutil
+
+    shutil.rmtree(out / "trainer" / "checkpoint-4")
+    return cfg, out, rec
+
+
+def test_resume_records_its_checkpoint_and_continues_exactly(tmp_path, monkeypatch):
+    from deltalora.train import run
+
+    cfg, out, first = _kept_checkpoints(tmp_path, monkeypatch)
+    # mark the checkpoint's logged history: only a run that really starts from it can report the mark
+    state_file = out / "trainer" / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    step1 = next(h for h in state["log_history"] if h.get("step") == 1 and "loss" in h)
+    step1["loss"] = 123.0
+    state_file.write_text(json.dumps(state))
+    resumed = run(cfg, out)
+    assert resumed["provenance"]["resumed_from"] == {"checkpoint": "trainer/checkpoint-2", "step": 2}
+    assert resumed["train_curve"][0] == {**first["train_curve"][0], "loss": 123.0}
+    assert resumed["train_curve"][1:] == first["train_curve"][1:]  # steps 3, 4 trained again, identically
+    assert resumed["epochs"] == first["epochs"]
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("no_state", "has no Delta-LoRA state (deltalora_state.safetensors)"),
+    ("adapter_model.safetensors", "is corrupt: adapter_model.safetensors cannot be read"),
+    ("deltalora_state.safetensors", "is corrupt: deltalora_state.safetensors cannot be read"),
+    ("optimizer.pt", "is corrupt: optimizer.pt cannot be read"),
+    ("trainer_state.json", "is corrupt: trainer_state.json cannot be read"),
+])
+def test_damaged_checkpoint_is_refused_with_its_name(tmp_path, monkeypatch, damage, message):
+    from deltalora.train import run
+
+    cfg, out, _ = _kept_checkpoints(tmp_path, monkeypatch)
+    ckpt = out / "trainer" / "checkpoint-2"
+    if damage == "no_state":
+        (ckpt / "deltalora_state.safetensors").unlink()
+    else:
+        f = ckpt / damage
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(RunError) as e:
+        run(cfg, out)
+    assert str(ckpt) in str(e.value) and message in str(e.value)
+    assert f"delete {ckpt}" in str(e.value)
+    assert not (out / "record.json").exists()
 
 
 def test_truncated_or_corrupt_record_is_refused_with_its_name(tmp_path):
@@ -104,13 +169,14 @@ def test_failed_run_leaves_no_record_even_after_a_good_one(tmp_path):
 
 
 def _malicious_pickle(path: Path, marker: Path) -> None:
-    import pickle
+    """A well-formed torch file (zip archive) whose pickle runs a command when loaded without weights_only."""
+    import torch
 
     class Evil:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    path.write_bytes(pickle.dumps({"state": Evil()}))
+    torch.save({"state": Evil()}, path)
 
 
 def test_pickle_weights_are_refused_and_never_executed(tmp_path):
@@ -139,18 +205,18 @@ def test_malicious_checkpoint_pickle_is_refused(tmp_path):
     proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     marker_ckpt = out / "trainer" / "checkpoint-4" / ".complete"
-    deadline = time.time() + 300
-    while not marker_ckpt.exists():
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.01)
+    wait_for(marker_ckpt.exists, proc=proc, what="checkpoint-4 was complete")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    ckpt = max((out / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    # plant it in the checkpoint the rerun resumes from: the newest *complete* one (a newer one may be
+    # half-written when the kill came, and is skipped)
+    ckpt = latest_checkpoint(out / "trainer")
+    assert ckpt is not None and (ckpt / ".complete").is_file() and (ckpt / "rng_state.pth").is_file()
     marker = tmp_path / "pwned"
     _malicious_pickle(ckpt / "rng_state.pth", marker)
     r = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
-    assert "weights_only" in r.stderr or "refused" in r.stderr, r.stderr
+    assert "refused by torch.load(weights_only=True)" in r.stderr and f"checkpoint {ckpt}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not marker.exists(), "the pickle was executed"
     assert not (out / "record.json").exists()
