@@ -3,6 +3,7 @@
 #   snakemake --cores all results/glue_table.csv                  # the main job (embedded profile)
 #   snakemake --cores all                                          # everything (rule all)
 #   snakemake -n --configfile workflow/config/paper.yaml all       # the paper profile's DAG
+#   snakemake --cores all --report results/report.html             # one page with every result built
 #
 # Rules stay thin: each calls the `deltalora` command line; the logic lives in the package.
 from snakemake.utils import min_version
@@ -19,6 +20,10 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -31,3 +36,5 @@ rule all:
         "results/ablation_rank.csv",
         "results/memory_table.csv",
         "results/audit.md",
+        "results/runtime_table.csv",
+        report_inputs(),  # results that exist now, for `snakemake --report` (workflow/rules/report.smk)
