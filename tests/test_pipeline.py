@@ -131,3 +131,122 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
     assert r.returncode != 0
     assert "seedz" in r.stdout + r.stderr
 
+
+
+# ---------------------------------------------------------------------------- the report
+# `snakemake --report` on the tiny build above (GLUE only: a partial build), then the page in Chromium.
+GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png", "results/plots/glue_training_curves.png"],
+                        "Table": ["results/glue_table.html"]}}
+
+
+def report_variable(html: str, name: str):
+    """A JSON variable the Snakemake report embeds (<script id="NAME"> var NAME = ...;)."""
+    import re
+
+    script_id = name.replace("_", "-")
+    m = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', html, re.S)
+    assert m, f"no {name} in the report"
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def report(workdir, env, built):
+    r = snakemake(workdir, "--cores", "1", "--report", "results/report.html", "--configfile",
+                  "workflow/config/test.yaml", env=env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    html = (workdir / "results" / "report.html").read_text(encoding="utf-8")
+    return {"path": workdir / "results" / "report.html", "html": html,
+            "results": report_variable(html, "results"), "categories": report_variable(html, "categories")}
+
+
+def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
+    assert report["categories"] == GLUE_REPORT  # nothing else was built; the report does not fail
+    caps = {p: r["caption"] for p, r in report["results"].items()}
+    for path, cap in caps.items():
+        assert "not the paper" in cap and "2 seeds" in cap, path  # profile and seeds of workflow/config/test.yaml
+    assert "K" in caps["results/plots/glue_training_curves.png"]
+    assert report["results"]["results/glue_table.html"]["mime_type"] == "text/html"  # shown as a page, not text
+    assert "Delta-LoRA (Zi et al. 2023)" in report_variable(report["html"], "workflow_desc")
+
+
+def _chromium():
+    from chromium_cdp import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no chromium: install it (bash .ci/chromium.sh)")
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium, or bash .ci/chromium.sh)")
+    return binary
+
+
+def _click(browser, label: str) -> None:
+    """Click the report's link whose text is label (menu, category, subcategory)."""
+    found = browser.evaluate(
+        "(() => { const a = Array.from(document.querySelectorAll('#app a'))"
+        f".find(a => a.innerText.trim() === {json.dumps(label)}); if (a) a.click(); return !!a; }})()")
+    assert found, f"no link {label!r} in the report"
+
+
+def _show(browser, name: str) -> None:
+    """Click the eye button of the listed result whose path contains name."""
+    browser.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(name)})", what=name)
+    found = browser.evaluate(
+        "(() => { const tr = Array.from(document.querySelectorAll('#app tr'))"
+        f".find(t => t.innerText.includes({json.dumps(name)})); const a = tr && tr.querySelector('a[iconname=eye]');"
+        " if (a) a.click(); return !!a; })()")
+    assert found, f"no eye button for {name}"
+
+
+def _listed(browser) -> list[str]:
+    return browser.evaluate("Array.from(document.querySelectorAll('#app a')).map(a => a.innerText.trim())"
+                            ".filter(t => t)")
+
+
+def test_report_in_headless_chromium(report, workdir, tmp_path):
+    """The page loads from file:// with no console error, lists every category and item, and shows a table
+    (the GLUE table's cells, equal to the CSV) and a figure (decoded at its full size)."""
+    import struct
+
+    from chromium_cdp import Browser
+
+    table = pd.read_csv(workdir / "results" / "glue_table.csv").set_index("row")
+    png = (workdir / "results" / "plots" / "glue_scores.png").read_bytes()
+    png_size = list(struct.unpack(">II", png[16:24]))
+    with Browser(_chromium()) as b:
+        b.open(report["path"].as_uri())
+        b.wait_until("document.querySelectorAll('#app a').length > 3", what="the report's menu")
+        categories = list(GLUE_REPORT)
+        _click(b, "Results" if len(categories) == 1 else categories[0])  # one category: the menu says "Results"
+        for cat in categories:
+            if len(categories) > 1:
+                _click(b, cat)
+            for sub, items in GLUE_REPORT[cat].items():
+                b.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(sub)})", what=sub)
+                assert cat in _listed(b) and sub in _listed(b)
+                _click(b, sub)
+                for item in items:
+                    b.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(item)})", what=item)
+                b.evaluate(f"app.showCategory({json.dumps(cat)})")  # back to the category's subcategories
+        # a table: the GLUE table's page inside the report, its cells as in the CSV
+        b.evaluate("app.showCategory('GLUE')")
+        _click(b, "Table")
+        _show(b, "glue_table.html")
+        ctx = b.frame_context("data:text/html")
+        rows = b.wait_until("Array.from(document.querySelectorAll('table')[0]?.rows || []).map(r => "
+                            "Array.from(r.cells).map(c => c.innerText.trim()))", what="the table", context_id=ctx)
+        assert rows[0][:4] == ["Method", "MNLI", "RTE", "STS-B"]
+        lora = next(r for r in rows if r[0] == "LoRA")
+        assert lora[1] == f"{table.loc['lora', 'mnli']:.1f} ± {table.loc['lora', 'mnli_std']:.1f}"
+        shot = b.screenshot(tmp_path / "report_table.png")
+        # a figure: the scores plot, decoded by the browser at the PNG's own size
+        b.evaluate("app.showCategory('GLUE')")
+        _click(b, "Figures")
+        _show(b, "glue_scores.png")
+        size = b.wait_until("(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]'); return i && i.complete && "
+                            "i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()", what="the figure")
+        assert size == png_size, (size, png_size)
+        b.screenshot(tmp_path / "report_figure.png")
+        errors = b.console_errors()
+    assert errors == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

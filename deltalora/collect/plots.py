@@ -103,14 +103,14 @@ def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str],
                 steps = sorted(curves)
                 color = f"C{i % 10}"
                 n = max(len(v) for v in curves.values())
-                ax.plot(steps, [np.mean(curves[s]) for s in steps], color=color, lw=1.2,
+                ax.plot(steps, [np.mean(curves[s]) for s in steps], color=color, lw=1.2, marker="o", ms=2.5,
                         label=f"{ROW_LABELS.get(row, row)} ({n} seeds)")
                 if n > 1:
                     ax.fill_between(steps, [min(curves[s]) for s in steps], [max(curves[s]) for s in steps],
                                     color=color, alpha=0.18, lw=0)
         for k in switch_steps(task_recs):
             ax.axvline(k + 1, color="k", ls="--", lw=0.9)
-            ax.annotate(f"K={k}: Delta-LoRA\nupdates W after", xy=(k + 1, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(f"K={k}: Delta-LoRA\nwrites W from here", xy=(k + 1, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=6.5)
         ax.set_title(f"{task.upper()} ({profile} profile)", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)

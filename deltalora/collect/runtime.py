@@ -32,12 +32,16 @@ def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike)
     rows = []
     for p in paths:
         p = Path(p)
+        job = os.path.relpath(p, root).removesuffix(".tsv")
+        fam = job.split("/")[0].split("_")[0]
+        if p.stat().st_size == 0:  # `snakemake --touch` on a build made before the rules had benchmark:
+            rows.append({"job": job, "family": fam, "wall_s": float("nan"), "cpu_s": float("nan"),
+                         "max_rss_mb": float("nan")})
+            continue
         df = pd.read_csv(p, sep="\t")
         missing = {"s", "max_rss"} - set(df.columns)
         if missing:
             raise ValueError(f"{p}: not a Snakemake benchmark file (no column {', '.join(sorted(missing))})")
-        job = os.path.relpath(p, root).removesuffix(".tsv")
-        fam = job.split("/")[0].split("_")[0] if "/" in job else job.split("_")[0]
         last = df.iloc[-1]  # one line per repeat; the rules run each job once
         rows.append({"job": job, "family": fam, "wall_s": _number(last["s"]),
                      "cpu_s": _number(last.get("cpu_time")), "max_rss_mb": _number(last["max_rss"])})

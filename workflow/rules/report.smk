@@ -8,7 +8,7 @@
 import os
 from types import SimpleNamespace
 
-REPORT_DIR = "../report"  # captions, relative to this file
+REPORT_DIR = "workflow/report"  # captions, relative to the Snakefile that defines rule all
 
 
 def _item(path, category, subcategory, caption):
