@@ -20,7 +20,7 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/report.smk"  # after the others: it reads their definitions
 
 
 report: "workflow/report/workflow.rst"

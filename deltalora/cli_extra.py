@@ -86,7 +86,8 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         a.set_defaults(func=_collect_nlg)
     r = csub.add_parser("runtime", help="run time and peak memory of the training jobs (Snakemake benchmark files)")
     r.add_argument("benchmarks", nargs="+", help="benchmark TSV files")
-    r.add_argument("--root", required=True, help="folder the job names are relative to (<runs_dir>/benchmarks)")
+    r.add_argument("--root", default=None, help="folder the job names are relative to (default: the files' "
+                   "common folder, <runs_dir>/benchmarks for the pipeline's)")
     r.add_argument("--out", required=True, help="CSV path; .md beside it")
     r.add_argument("--profile", required=True, choices=["default", "paper"])
     r.set_defaults(func=_collect_runtime)

@@ -45,7 +45,7 @@ def test_runtime_table_sums_the_benchmark_files_per_family(tmp_path):
              _bench(root / "pretrain_gpt2.tsv", 5.0, 400.0, "-")]
     (root / "nlg").mkdir()
     touched = root / "nlg" / "e2e.tsv"
-    touched.write_text("")  # what `snakemake --touch` leaves for a job built before benchmark: existed
+    touched.write_text("")  # an empty benchmark file: the job is listed, not measured
     out = collect_runtime([*files, touched], tmp_path / "runtime_table.csv", root=root, profile="default")
     jobs = pd.read_csv(out).set_index("job")
     assert jobs.loc["glue/rte", "wall_s"] == 10.5 and jobs.loc["glue/mnli", "max_rss_mb"] == 900.0

@@ -27,14 +27,20 @@ def _number(v: object) -> float:
         return float("nan")
 
 
-def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike) -> pd.DataFrame:
-    """One row per benchmark file: the job (path under root, no suffix), its family, wall/CPU time, RSS."""
+def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per benchmark file: the job (path under root, no suffix), its family, wall/CPU time, RSS.
+
+    root defaults to the files' common folder (<runs_dir>/benchmarks for the pipeline's set)."""
+    if not paths:
+        raise ValueError("no benchmark files given")
+    if root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
     rows = []
     for p in paths:
         p = Path(p)
-        job = os.path.relpath(p, root).removesuffix(".tsv")
+        job = os.path.relpath(os.path.abspath(p), os.path.abspath(root)).removesuffix(".tsv")
         fam = job.split("/")[0].split("_")[0]
-        if p.stat().st_size == 0:  # `snakemake --touch` on a build made before the rules had benchmark:
+        if p.stat().st_size == 0:  # an empty file (made by hand or by a job that was interrupted): not measured
             rows.append({"job": job, "family": fam, "wall_s": float("nan"), "cpu_s": float("nan"),
                          "max_rss_mb": float("nan")})
             continue
@@ -60,8 +66,8 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, total]).reset_index(names="family")
 
 
-def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *, root: str | os.PathLike,
-                    profile: str) -> Path:
+def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *,
+                    root: str | os.PathLike | None = None, profile: str) -> Path:
     """results/runtime_table.csv (one row per job) and .md (per-family summary, then every job)."""
     out_csv = Path(out_csv)
     jobs = read_benchmarks(paths, root)

@@ -1,83 +1,8 @@
-# `snakemake --cores all --report results/report.html`: one self-contained page with every result that
-# exists, grouped by category, each with an RST caption (workflow/report/*.rst).
-#
-# Snakemake (9.x) stops the report with "File ... marked for report but does not exist" when a flagged
-# file has not been built yet. So the flags live here, on the inputs of `rule all` (concrete paths,
-# no wildcards), and a file is flagged only when it exists when the workflow is parsed: after a partial
-# build, the report holds what exists and does not fail. Flags change nothing when building.
-import os
-from types import SimpleNamespace
-
-REPORT_DIR = "workflow/report"  # captions, relative to the Snakefile that defines rule all
+# Run-time statistics of the training jobs (their `benchmark:` files), for the report's "Memory and
+# speed" category. The report's flags and catalogue are in report_common.smk.
 
 
-def _item(path, category, subcategory, caption):
-    return (path, category, subcategory, f"{REPORT_DIR}/{caption}.rst")
-
-
-def report_catalogue():
-    """Every result the report can hold, for this config: (path, category, subcategory, caption)."""
-    items = [
-        _item("results/glue_table.html", "GLUE", "Table", "glue_table"),
-        _item("results/plots/glue_scores.png", "GLUE", "Figures", "glue_scores"),
-        _item("results/plots/glue_training_curves.png", "GLUE", "Figures", "glue_training_curves"),
-    ]
-    for t in NLG_TASKS:
-        name = {"e2e": "E2E", "webnlg": "WebNLG", "xsum": "XSum"}[t]
-        items += [
-            _item(f"results/{t}_table.html", "NLG", name, "nlg_table"),
-            _item(f"results/plots/{t}_scores.png", "NLG", name, "nlg_scores"),
-        ]
-    items += [
-        _item("results/ablation_dropout.html", "Ablations", "Dropout", "ablation_dropout"),
-        _item("results/plots/ablation_dropout_scores.png", "Ablations", "Dropout", "ablation_dropout"),
-        _item("results/plots/ablation_dropout_cosines.png", "Ablations", "Dropout", "ablation_dropout_cosines"),
-        _item("results/ablation_lambda_k.html", "Ablations", "Lambda x K", "ablation_lambda_k"),
-        _item("results/plots/ablation_lambda_k_heatmap.png", "Ablations", "Lambda x K", "ablation_lambda_k"),
-        _item("results/ablation_rank.html", "Ablations", "Rank", "ablation_rank"),
-        _item("results/plots/ablation_rank.png", "Ablations", "Rank", "ablation_rank"),
-        _item("results/memory_table.html", "Memory and speed", "Memory and step time", "memory_table"),
-        _item("results/plots/memory_speed.png", "Memory and speed", "Memory and step time", "memory_table"),
-        _item("results/runtime_table.html", "Memory and speed", "Pipeline run time", "runtime_table"),
-        _item("results/audit.html", "Audit", "Verdicts", "audit"),
-        _item("results/plots/audit/audit_forest.png", "Audit", "Verdicts", "audit_forest"),
-    ]
-    for name in ("rank_spectra", "memory", "dropout_cosines", "dropout_scores", "baselines", "controls",
-                 "engines"):
-        items.append(_item(f"results/plots/audit/audit_{name}.png", "Audit", "Evidence", "audit_plot"))
-    return items
-
-
-def report_inputs():
-    """The catalogue's files that exist now, flagged for the report."""
-    return [report(path, category=cat, subcategory=sub, caption=cap)
-            for path, cat, sub, cap in report_catalogue() if os.path.exists(path)]
-
-
-# ---------------------------------------------------------------------------- run-time statistics
-BENCH = f"{RUNS}/benchmarks"
-
-
-def training_benchmarks(wildcards=None):
-    """The benchmark file of every training job of this config (see the rules' `benchmark:`)."""
-    pairs = [(t, r) for t in GLUE_TASKS for r in GLUE_ROWS]
-    pairs += [(t, r) for t in AUDIT_TASKS for r in AUDIT_ROWS if (t, r) not in pairs]
-    if GLUE_GROUP == "task":
-        paths = expand(f"{BENCH}/glue/{{task}}.tsv", task=GLUE_TASKS)
-        if AUDIT_ONLY_ROWS:
-            paths += expand(f"{BENCH}/glue/{{task}}_audit_rows.tsv", task=AUDIT_TASKS)
-    elif GLUE_GROUP == "row":
-        paths = [f"{BENCH}/glue/{t}/{r}.tsv" for t, r in pairs]
-    else:
-        paths = [f"{BENCH}/glue/{t}/{r}/seed{s}.tsv" for t, r in pairs for s in SEEDS]
-    paths += expand(f"{BENCH}/nlg/{{t}}/{{r}}.tsv", t=NLG_TASKS, r=NLG_ROWS)
-    if PROFILE != "paper":
-        paths += expand(f"{BENCH}/pretrain_{{k}}.tsv", k=sorted({NLG_KIND[t] for t in NLG_TASKS}))
-    for study in ("dropout", "lambda_k", "rank"):
-        for rec in ablation_records(SimpleNamespace(study=study)):
-            run = os.path.dirname(os.path.dirname(os.path.relpath(rec, f"{RUNS}/ablations")))
-            paths.append(f"{BENCH}/ablations/{run}.tsv")
-    return list(dict.fromkeys(paths))
+include: "report_common.smk"
 
 
 rule runtime_table:
@@ -89,11 +14,10 @@ rule runtime_table:
         html="results/runtime_table.html",
     params:
         profile=PROFILE,
-        root=BENCH,
     log:
         "results/logs/runtime_table.log",
     conda:
         "../envs/deltalora.yaml"
     shell:
-        "deltalora collect runtime {input} --root {params.root} --out {output.csv} --profile {params.profile} "
+        "deltalora collect runtime {input} --out {output.csv} --profile {params.profile} "
         "> {log} 2>&1 && deltalora html {output.md} --out {output.html} >> {log} 2>&1"
