@@ -74,7 +74,8 @@ def _cmd_html(args: argparse.Namespace) -> int:
 def add_html_command(sub: Any) -> None:
     """`deltalora html TABLE.md [--out TABLE.html]`: the report's rendering of a table."""
     h = sub.add_parser("html", help="render a results Markdown file (tables) as one self-contained HTML page",
-                       description="Render a Markdown table file written by `deltalora collect`, `bench memory` "
+                       description="Render a Markdown table file written by `deltalora collect`, `bench "
+                                   "memory` "
                                    "or `audit` as a self-contained HTML page (inline CSS, images replaced "
                                    "by a note), for `snakemake --report`.")
     h.add_argument("markdown", help="the .md file")

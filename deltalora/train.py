@@ -137,7 +137,8 @@ def report_to(t: dict[str, Any]) -> list[str]:
     known = sorted(iu.INTEGRATION_TO_CALLBACK)
     for n in names:
         if n not in known:
-            raise RunError(f"train.report_to: {n!r} is not an integration transformers knows; allowed: none, all, "
+            raise RunError(f"train.report_to: {n!r} is not an integration transformers knows; allowed: "
+                           "none, all, "
                            f"{', '.join(known)}")
         if n not in available:
             raise RunError(f"train.report_to: {n!r} is not installed here (installed: "

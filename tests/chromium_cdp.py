@@ -32,6 +32,11 @@ def find_chromium() -> str | None:
     return None
 
 
+def _frames(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every frame of a Page.getFrameTree tree, depth first."""
+    return [node["frame"], *(f for child in node.get("childFrames", []) for f in _frames(child))]
+
+
 class Browser:
     """One headless Chromium with one page; use as a context manager."""
 
@@ -46,7 +51,8 @@ class Browser:
             os.dup2(evt_w, 4)
 
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"],
+            [binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+             "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             preexec_fn=child_fds, pass_fds=(3, 4), close_fds=True)  # 3, 4 made by child_fds
         os.close(cmd_r)
@@ -82,7 +88,8 @@ class Browser:
                         self.events.append(msg)
                     self._cv.notify_all()
 
-    def send(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = "page") -> dict:
+    def send(self, method: str, params: dict[str, Any] | None = None, *,
+             session: str | None = "page") -> dict:
         """Send one command and wait for its reply (an error reply raises RuntimeError)."""
         self._next_id += 1
         mid = self._next_id
@@ -154,14 +161,7 @@ class Browser:
         """The execution context of the (i)frame whose URL starts with url_prefix (e.g. 'data:text/html')."""
         deadline = time.monotonic() + self.timeout
         while True:
-            frames = []
-
-            def walk(node: dict[str, Any]) -> None:
-                frames.append(node["frame"])
-                for child in node.get("childFrames", []):
-                    walk(child)
-
-            walk(self.send("Page.getFrameTree")["frameTree"])
+            frames = _frames(self.send("Page.getFrameTree")["frameTree"])
             ids = {f["id"] for f in frames if f.get("url", "").startswith(url_prefix)}
             with self._cv:
                 ctx = [e["params"]["context"] for e in self.events
@@ -188,8 +188,8 @@ class Browser:
         for ev in events:
             m, p = ev.get("method"), ev.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                out.append("console." + p["type"] + ": " + " ".join(str(a.get("value", a.get("description", "")))
-                                                                    for a in p.get("args", [])))
+                args = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+                out.append(f"console.{p['type']}: {args}")
             elif m == "Runtime.exceptionThrown":
                 d = p.get("exceptionDetails", {})
                 out.append(f"exception: {d.get('text')} {d.get('exception', {}).get('description', '')}")

@@ -163,10 +163,17 @@ def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
     assert report["categories"] == GLUE_REPORT  # nothing else was built; the report does not fail
     caps = {p: r["caption"] for p, r in report["results"].items()}
     for path, cap in caps.items():
-        assert "not the paper" in cap and "2 seeds" in cap, path  # profile and seeds of workflow/config/test.yaml
+        assert "not the paper" in cap and "2 seeds" in cap, path  # profile and seeds of config/test.yaml
     assert "K" in caps["results/plots/glue_training_curves.png"]
-    assert report["results"]["results/glue_table.html"]["mime_type"] == "text/html"  # shown as a page, not text
+    assert report["results"]["results/glue_table.html"]["mime_type"] == "text/html"  # a page, not raw text
     assert "Delta-LoRA (Zi et al. 2023)" in report_variable(report["html"], "workflow_desc")
+
+
+APP_TEXT = "document.querySelector('#app').innerText"
+TABLE_CELLS = ("Array.from(document.querySelectorAll('table')[0]?.rows || [])"
+               ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+PNG_SIZE = ("(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]');"
+            " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()")
 
 
 def _chromium():
@@ -190,11 +197,11 @@ def _click(browser, label: str) -> None:
 
 def _show(browser, name: str) -> None:
     """Click the eye button of the listed result whose path contains name."""
-    browser.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(name)})", what=name)
+    browser.wait_until(f"{APP_TEXT}.includes({json.dumps(name)})", what=name)
     found = browser.evaluate(
         "(() => { const tr = Array.from(document.querySelectorAll('#app tr'))"
-        f".find(t => t.innerText.includes({json.dumps(name)})); const a = tr && tr.querySelector('a[iconname=eye]');"
-        " if (a) a.click(); return !!a; })()")
+        f".find(t => t.innerText.includes({json.dumps(name)}));"
+        " const a = tr && tr.querySelector('a[iconname=eye]'); if (a) a.click(); return !!a; })()")
     assert found, f"no eye button for {name}"
 
 
@@ -217,24 +224,23 @@ def test_report_in_headless_chromium(report, workdir, tmp_path):
         b.open(report["path"].as_uri())
         b.wait_until("document.querySelectorAll('#app a').length > 3", what="the report's menu")
         categories = list(GLUE_REPORT)
-        _click(b, "Results" if len(categories) == 1 else categories[0])  # one category: the menu says "Results"
+        _click(b, "Results" if len(categories) == 1 else categories[0])  # one category: "Results"
         for cat in categories:
             if len(categories) > 1:
                 _click(b, cat)
             for sub, items in GLUE_REPORT[cat].items():
-                b.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(sub)})", what=sub)
+                b.wait_until(f"{APP_TEXT}.includes({json.dumps(sub)})", what=sub)
                 assert cat in _listed(b) and sub in _listed(b)
                 _click(b, sub)
                 for item in items:
-                    b.wait_until(f"document.querySelector('#app').innerText.includes({json.dumps(item)})", what=item)
+                    b.wait_until(f"{APP_TEXT}.includes({json.dumps(item)})", what=item)
                 b.evaluate(f"app.showCategory({json.dumps(cat)})")  # back to the category's subcategories
         # a table: the GLUE table's page inside the report, its cells as in the CSV
         b.evaluate("app.showCategory('GLUE')")
         _click(b, "Table")
         _show(b, "glue_table.html")
         ctx = b.frame_context("data:text/html")
-        rows = b.wait_until("Array.from(document.querySelectorAll('table')[0]?.rows || []).map(r => "
-                            "Array.from(r.cells).map(c => c.innerText.trim()))", what="the table", context_id=ctx)
+        rows = b.wait_until(TABLE_CELLS, what="the table", context_id=ctx)
         assert rows[0][:4] == ["Method", "MNLI", "RTE", "STS-B"]
         lora = next(r for r in rows if r[0] == "LoRA")
         assert lora[1] == f"{table.loc['lora', 'mnli']:.1f} ± {table.loc['lora', 'mnli_std']:.1f}"
@@ -243,8 +249,7 @@ def test_report_in_headless_chromium(report, workdir, tmp_path):
         b.evaluate("app.showCategory('GLUE')")
         _click(b, "Figures")
         _show(b, "glue_scores.png")
-        size = b.wait_until("(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]'); return i && i.complete && "
-                            "i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()", what="the figure")
+        size = b.wait_until(PNG_SIZE, what="the figure")
         assert size == png_size, (size, png_size)
         b.screenshot(tmp_path / "report_figure.png")
         errors = b.console_errors()

@@ -41,7 +41,8 @@ def _bench(path, s, rss, cpu):
 
 def test_runtime_table_sums_the_benchmark_files_per_family(tmp_path):
     root = tmp_path / "benchmarks"
-    files = [_bench(root / "glue" / "rte.tsv", 10.5, 800.0, 9.0), _bench(root / "glue" / "mnli.tsv", 20.0, 900.0, 18.0),
+    files = [_bench(root / "glue" / "rte.tsv", 10.5, 800.0, 9.0),
+             _bench(root / "glue" / "mnli.tsv", 20.0, 900.0, 18.0),
              _bench(root / "pretrain_gpt2.tsv", 5.0, 400.0, "-")]
     (root / "nlg").mkdir()
     touched = root / "nlg" / "e2e.tsv"
@@ -80,7 +81,8 @@ def test_training_curves_show_the_seed_band_and_k(tmp_path, monkeypatch):
     figs = []
     monkeypatch.setattr(plots, "save", lambda fig, base: figs.append(fig) or [])
     recs = [_curve_record("lora", 0, [1.0, 0.8, 0.6]), _curve_record("lora", 1, [1.2, 0.6, 0.4]),
-            _curve_record("delta_lora", 0, [1.1, 0.9, 0.5], k=1), _curve_record("delta_lora", 1, [0.9, 0.7, 0.3], k=1)]
+            _curve_record("delta_lora", 0, [1.1, 0.9, 0.5], k=1),
+            _curve_record("delta_lora", 1, [0.9, 0.7, 0.3], k=1)]
     plots.training_curves_plot(recs, ["lora", "delta_lora"], ["rte"], profile="default", base=tmp_path / "c")
     ax = figs[0].axes[0]
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
@@ -107,7 +109,8 @@ def test_audit_forest_has_one_line_per_claim_with_ci_and_verdict():
                         verdict=verdict, rule="r", profile="default", scale="proxy", data=data)
 
     rows = [row("2", rules.SUPPORTED, {}), row("4a", rules.NOT_SUPPORTED, {"cmp": cmp}),
-            row("4a", rules.SUPPORTED, {"cmp": cmp}, level="detail"), row("5", rules.INCONCLUSIVE, {"cmp": None})]
+            row("4a", rules.SUPPORTED, {"cmp": cmp}, level="detail"),
+            row("5", rules.INCONCLUSIVE, {"cmp": None})]
     fig = claims_forest(rows, "default")
     ax = fig.axes[0]
     assert [t.get_text()[:3] for t in ax.get_yticklabels()] == ["5. ", "4a.", "2. "]  # claims only, in order
@@ -117,6 +120,7 @@ def test_audit_forest_has_one_line_per_claim_with_ci_and_verdict():
     assert any(t.startswith("not a comparison: evidence of 2") for t in texts)
     bars = [c for c in ax.collections if c.get_segments()]  # the CI bar of claim 4a, at its y
     (seg,) = bars[0].get_segments()
-    assert seg[0][0] == pytest.approx(cmp.ci.low) and seg[1][0] == pytest.approx(cmp.ci.high) and seg[0][1] == 1
+    assert seg[0][0] == pytest.approx(cmp.ci.low) and seg[1][0] == pytest.approx(cmp.ci.high)
+    assert seg[0][1] == 1
     assert "default profile" in ax.get_title() and "not the paper" in ax.get_title()
     assert claims_forest([], "default") is None

@@ -37,7 +37,8 @@ def claims_forest(rows: Sequence[AuditRow], profile: str) -> Any | None:
     n = len(heads)
     fig, ax = plt.subplots(figsize=(11.5, 0.62 * n + 1.9))
     cmps = [(r.data or {}).get("cmp") for r in heads]
-    spans = [v for c in cmps if c is not None and c.n for v in (*c.diffs, *((c.ci.low, c.ci.high) if c.ci else ()))]
+    spans = [v for c in cmps if c is not None and c.n
+             for v in (*c.diffs, *((c.ci.low, c.ci.high) if c.ci else ()))]
     lo, hi = (min(spans), max(spans)) if spans else (-1.0, 1.0)
     pad = max(0.15 * (hi - lo), 0.5)
     lo, hi = min(lo - pad, -pad), max(hi + pad, pad)
@@ -46,15 +47,18 @@ def claims_forest(rows: Sequence[AuditRow], profile: str) -> Any | None:
         colour = VERDICT_COLOURS.get(r.verdict, "k")
         if cmp is not None and cmp.n:
             d = cmp.diffs
-            ax.plot(d, np.full(d.size, y) + (np.linspace(-0.14, 0.14, d.size) if d.size > 1 else 0), "o", ms=3,
+            jitter = np.linspace(-0.14, 0.14, d.size) if d.size > 1 else 0
+            ax.plot(d, np.full(d.size, y) + jitter, "o", ms=3,
                     color="grey", alpha=0.6, zorder=2)
             if cmp.ci is not None:
-                ax.errorbar([cmp.ci.estimate], [y], xerr=[[cmp.ci.estimate - cmp.ci.low], [cmp.ci.high - cmp.ci.estimate]],
+                err = [[cmp.ci.estimate - cmp.ci.low], [cmp.ci.high - cmp.ci.estimate]]
+                ax.errorbar([cmp.ci.estimate], [y], xerr=err,
                             fmt="D", color=colour, ms=6, capsize=4, lw=1.6, zorder=3)
             ax.annotate(_short(f"{cmp.label}, n = {cmp.n}", 60), (lo, y + 0.3), fontsize=6.5, color="#444",
                         va="center")
         else:
-            ax.annotate("not a comparison: " + _short(r.evidence, 95), ((lo + hi) / 2, y), fontsize=7, color="#444",
+            ax.annotate("not a comparison: " + _short(r.evidence, 95), ((lo + hi) / 2, y), fontsize=7,
+                        color="#444",
                         ha="center", va="center", style="italic")
         ax.annotate(r.verdict, (1.01, y), xycoords=("axes fraction", "data"), fontsize=8.5, color=colour,
                     fontweight="bold", va="center")

@@ -322,7 +322,8 @@ def make_plots(rows: Sequence[AuditRow], ev: Evidence, plots_dir: Path) -> dict[
     from ..collect.plots import save
 
     out: dict[str, list[str]] = {}
-    figs = (("summary", _plot_forest), ("1", _plot_spectra), ("2", _plot_memory), ("3", _plot_cosines), ("3", _plot_dropout_scores),
+    figs = (("summary", _plot_forest),
+            ("1", _plot_spectra), ("2", _plot_memory), ("3", _plot_cosines), ("3", _plot_dropout_scores),
             ("4", _plot_baselines), ("5", _plot_controls), ("6", _plot_engines))
     for sec, fn in figs:
         fig_name = fn(rows, ev)

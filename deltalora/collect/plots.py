@@ -110,7 +110,8 @@ def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str],
                                     color=color, alpha=0.18, lw=0)
         for k in switch_steps(task_recs):
             ax.axvline(k + 1, color="k", ls="--", lw=0.9)
-            ax.annotate(f"K={k}: Delta-LoRA\nwrites W from here", xy=(k + 1, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(f"K={k}: Delta-LoRA\nwrites W from here", xy=(k + 1, 1.0),
+                        xycoords=("data", "axes fraction"),
                         xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=6.5)
         ax.set_title(f"{task.upper()} ({profile} profile)", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
@@ -118,7 +119,8 @@ def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str],
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
                bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle(f"{family}: training loss (line: mean over seeds, band: min-max over seeds; dashed: Delta-LoRA's "
+    fig.suptitle(f"{family}: training loss (line: mean over seeds, band: min-max over seeds; "
+                 f"dashed: Delta-LoRA's "
                  f"K) - {profile} profile", fontsize=10)
     fig.tight_layout()
     return save(fig, base)

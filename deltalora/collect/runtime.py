@@ -27,7 +27,8 @@ def _number(v: object) -> float:
         return float("nan")
 
 
-def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> pd.DataFrame:
+def read_benchmarks(paths: Sequence[str | os.PathLike],
+                    root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per benchmark file: the job (path under root, no suffix), its family, wall/CPU time, RSS.
 
     root defaults to the files' common folder (<runs_dir>/benchmarks for the pipeline's set)."""
@@ -40,7 +41,7 @@ def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike 
         p = Path(p)
         job = os.path.relpath(os.path.abspath(p), os.path.abspath(root)).removesuffix(".tsv")
         fam = job.split("/")[0].split("_")[0]
-        if p.stat().st_size == 0:  # an empty file (made by hand or by a job that was interrupted): not measured
+        if p.stat().st_size == 0:  # an empty file (made by hand, or a job interrupted): not measured
             rows.append({"job": job, "family": fam, "wall_s": float("nan"), "cpu_s": float("nan"),
                          "max_rss_mb": float("nan")})
             continue
@@ -57,11 +58,13 @@ def read_benchmarks(paths: Sequence[str | os.PathLike], root: str | os.PathLike 
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per family: jobs, total and median wall time, total CPU time, largest peak RSS."""
     g = jobs.groupby("family", sort=True)
-    out = pd.DataFrame({"jobs": g.size(), "wall_s_total": g["wall_s"].sum(), "wall_s_median": g["wall_s"].median(),
+    out = pd.DataFrame({"jobs": g.size(), "wall_s_total": g["wall_s"].sum(),
+                        "wall_s_median": g["wall_s"].median(),
                         "cpu_s_total": g["cpu_s"].sum(min_count=1), "max_rss_mb": g["max_rss_mb"].max()})
     total = pd.DataFrame({"jobs": [len(jobs)], "wall_s_total": [jobs["wall_s"].sum()],
                           "wall_s_median": [jobs["wall_s"].median()],
-                          "cpu_s_total": [jobs["cpu_s"].sum(min_count=1)], "max_rss_mb": [jobs["max_rss_mb"].max()]},
+                          "cpu_s_total": [jobs["cpu_s"].sum(min_count=1)],
+                          "max_rss_mb": [jobs["max_rss_mb"].max()]},
                          index=["all"])
     return pd.concat([out, total]).reset_index(names="family")
 
@@ -78,7 +81,8 @@ def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLi
     os.replace(tmp, out_csv)
 
     def fmt(df: pd.DataFrame) -> list[list[str]]:
-        return [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)]
+        return [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row]
+                for row in df.itertuples(index=False)]
 
     lines = [f"# Run time of the training jobs ({profile} profile)", "",
              "Profile: " + PROFILE_NOTE.get(profile, profile), "",
