@@ -136,7 +136,7 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
 # ---------------------------------------------------------------------------- the report
 # `snakemake --report` on the tiny build above (GLUE only: a partial build), then the page in Chromium.
 GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png", "results/plots/glue_training_curves.png"],
-                        "Table": ["results/glue_table.html"]}}
+                        "Table": ["results/glue_table.csv", "results/glue_table.html"]}}
 
 
 def report_variable(html: str, name: str):
@@ -166,6 +166,7 @@ def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
         assert "not the paper" in cap and "2 seeds" in cap, path  # profile and seeds of config/test.yaml
     assert "K" in caps["results/plots/glue_training_curves.png"]
     assert report["results"]["results/glue_table.html"]["mime_type"] == "text/html"  # a page, not raw text
+    assert report["results"]["results/glue_table.csv"]["mime_type"] == "text/csv"  # the data: a download
     assert "Delta-LoRA (Zi et al. 2023)" in report_variable(report["html"], "workflow_desc")
 
 

@@ -15,6 +15,16 @@ def _item(path, category, subcategory, caption):
     return (path, category, subcategory, f"{REPORT_DIR}/{caption}.rst")
 
 
+def _with_csv(items):
+    """Each table page (.html) followed by its CSV: the data, offered as a download by the report."""
+    out = []
+    for path, cat, sub, cap in items:
+        out.append((path, cat, sub, cap))
+        if path.endswith(".html"):
+            out.append((path.removesuffix(".html") + ".csv", cat, sub, f"{REPORT_DIR}/table_csv.rst"))
+    return out
+
+
 def report_catalogue():
     """Every result the report can hold, for this config: (path, category, subcategory, caption)."""
     items = [
@@ -45,7 +55,7 @@ def report_catalogue():
     for name in ("rank_spectra", "memory", "dropout_cosines", "dropout_scores", "baselines", "controls",
                  "engines"):
         items.append(_item(f"results/plots/audit/audit_{name}.png", "Audit", "Evidence", "audit_plot"))
-    return items
+    return _with_csv(items)
 
 
 def report_inputs():
