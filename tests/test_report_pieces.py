@@ -108,19 +108,23 @@ def test_audit_forest_has_one_line_per_claim_with_ci_and_verdict():
         return AuditRow(id=cid, claim_id=cid, level=level, claim="c", test="t", evidence=f"evidence of {cid}",
                         verdict=verdict, rule="r", profile="default", scale="proxy", data=data)
 
+    pooled = paired_comparison({"rte": {0: -1.0, 1: -2.0}, "mnli": {0: -1.5, 1: -2.5}}, label="pooled D - L")
     rows = [row("2", rules.SUPPORTED, {}), row("4a", rules.NOT_SUPPORTED, {"cmp": cmp}),
-            row("4a", rules.SUPPORTED, {"cmp": cmp}, level="detail"),
-            row("5", rules.INCONCLUSIVE, {"cmp": None})]
+            row("4a", rules.SUPPORTED, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
+            row("5", rules.INCONCLUSIVE, {}),
+            row("5", rules.INCONCLUSIVE, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
+            row("5", rules.INCONCLUSIVE, {"cmp": pooled}, level="detail")]
     fig = claims_forest(rows, "default")
     ax = fig.axes[0]
     assert [t.get_text()[:3] for t in ax.get_yticklabels()] == ["5. ", "4a.", "2. "]  # claims only, in order
     texts = [t.get_text() for t in ax.texts]
     assert [t for t in texts if t in (rules.SUPPORTED, rules.NOT_SUPPORTED, rules.INCONCLUSIVE)] == [
         rules.SUPPORTED, rules.NOT_SUPPORTED, rules.INCONCLUSIVE]
-    assert any(t.startswith("not a comparison: evidence of 2") for t in texts)
-    bars = [c for c in ax.collections if c.get_segments()]  # the CI bar of claim 4a, at its y
-    (seg,) = bars[0].get_segments()
-    assert seg[0][0] == pytest.approx(cmp.ci.low) and seg[1][0] == pytest.approx(cmp.ci.high)
-    assert seg[0][1] == 1
+    assert any(t.startswith("no single effect size: evidence of 2") for t in texts)
+    segs = {round(s[0][1]): s for c in ax.collections for s in c.get_segments()}  # CI bars by line
+    assert sorted(segs) == [0, 1]  # claim 4a at y=1 (its own comparison), claim 5 at y=0 (its pooled detail)
+    assert segs[1][0][0] == pytest.approx(cmp.ci.low) and segs[1][1][0] == pytest.approx(cmp.ci.high)
+    assert segs[0][0][0] == pytest.approx(pooled.ci.low) and segs[0][1][0] == pytest.approx(pooled.ci.high)
+    assert any(t.startswith("pooled D - L, n = 4") for t in texts)
     assert "default profile" in ax.get_title() and "not the paper" in ax.get_title()
     assert claims_forest([], "default") is None

@@ -1,9 +1,11 @@
 """The audit at a glance: one line per claim, its effect size with the confidence interval, and the verdict.
 
 Claims that compare methods (3b, 4*, 5) carry a seed-paired comparison: the line shows its mean
-difference and bootstrap CI (and the seeds' differences as dots). The other claims are checks of a
-measured quantity (rank, memory ratio, gradient cosine, engine agreement): their line names that
-evidence instead of a marker, because their units do not share the comparisons' axis.
+difference and bootstrap CI (and the seeds' differences as dots). Where the claim's own row holds none
+(4a sums up one comparison per baseline), the first pooled comparison among its detail rows is shown
+(4a: against LoRA) and named. The other claims are checks of a measured quantity (rank, memory ratio,
+gradient cosine, engine agreement) or per-task verdicts (4b): their line names that evidence instead
+of a marker, because their units do not share the comparisons' axis.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _comparison(head: AuditRow, rows: Sequence[AuditRow]) -> Any | None:
+    """The claim row's paired comparison, else the first pooled one of its detail rows (None if neither)."""
+    cmp = (head.data or {}).get("cmp")
+    if cmp is not None:
+        return cmp
+    return next((r.data["cmp"] for r in rows if r.claim_id == head.claim_id and r.level == "detail"
+                 and (r.data or {}).get("cmp") is not None and not r.data.get("task")), None)
+
+
 def claims_forest(rows: Sequence[AuditRow], profile: str) -> Any | None:
     """A matplotlib figure with one line per claim-level audit row (None when there is none)."""
     from ..collect.plots import _plt
@@ -36,7 +47,7 @@ def claims_forest(rows: Sequence[AuditRow], profile: str) -> Any | None:
     plt = _plt()
     n = len(heads)
     fig, ax = plt.subplots(figsize=(11.5, 0.62 * n + 1.9))
-    cmps = [(r.data or {}).get("cmp") for r in heads]
+    cmps = [_comparison(r, rows) for r in heads]
     spans = [v for c in cmps if c is not None and c.n
              for v in (*c.diffs, *((c.ci.low, c.ci.high) if c.ci else ()))]
     lo, hi = (min(spans), max(spans)) if spans else (-1.0, 1.0)
@@ -57,7 +68,7 @@ def claims_forest(rows: Sequence[AuditRow], profile: str) -> Any | None:
             ax.annotate(_short(f"{cmp.label}, n = {cmp.n}", 60), (lo, y + 0.3), fontsize=6.5, color="#444",
                         va="center")
         else:
-            ax.annotate("not a comparison: " + _short(r.evidence, 95), ((lo + hi) / 2, y), fontsize=7,
+            ax.annotate("no single effect size: " + _short(r.evidence, 95), ((lo + hi) / 2, y), fontsize=7,
                         color="#444",
                         ha="center", va="center", style="italic")
         ax.annotate(r.verdict, (1.01, y), xycoords=("axes fraction", "data"), fontsize=8.5, color=colour,
