@@ -211,6 +211,30 @@ def _listed(browser) -> list[str]:
                             ".filter(t => t)")
 
 
+def _open(browser, expected: dict, cat: str, sub: str) -> None:
+    """From the report's menu, click the category (the menu says "Results" when there is one) and the
+    subcategory (a category with one subcategory opens it directly)."""
+    browser.evaluate("app.setView({navbarMode: 'menu'})")
+    _click(browser, "Results" if len(expected) == 1 else cat)
+    if len(expected[cat]) > 1:
+        _click(browser, sub)
+
+
+def check_listing(browser, expected: dict) -> None:
+    """Every expected category is in the menu, and each subcategory lists every expected item."""
+    browser.evaluate("app.setView({navbarMode: 'menu'})")
+    menu = _listed(browser)
+    for cat in expected if len(expected) > 1 else ["Results"]:
+        assert cat in menu, (cat, menu)
+    for cat, subs in expected.items():
+        for sub, items in subs.items():
+            _open(browser, expected, cat, sub)
+            for item in items:
+                browser.wait_until(f"{APP_TEXT}.includes({json.dumps(item)})", what=f"{cat} / {sub} / {item}")
+            crumbs = _listed(browser)
+            assert cat in crumbs, (cat, crumbs)  # the breadcrumbs name the category
+
+
 def test_report_in_headless_chromium(report, workdir, tmp_path):
     """The page loads from file:// with no console error, lists every category and item, and shows a table
     (the GLUE table's cells, equal to the CSV) and a figure (decoded at its full size)."""
@@ -224,21 +248,9 @@ def test_report_in_headless_chromium(report, workdir, tmp_path):
     with Browser(_chromium()) as b:
         b.open(report["path"].as_uri())
         b.wait_until("document.querySelectorAll('#app a').length > 3", what="the report's menu")
-        categories = list(GLUE_REPORT)
-        _click(b, "Results" if len(categories) == 1 else categories[0])  # one category: "Results"
-        for cat in categories:
-            if len(categories) > 1:
-                _click(b, cat)
-            for sub, items in GLUE_REPORT[cat].items():
-                b.wait_until(f"{APP_TEXT}.includes({json.dumps(sub)})", what=sub)
-                assert cat in _listed(b) and sub in _listed(b)
-                _click(b, sub)
-                for item in items:
-                    b.wait_until(f"{APP_TEXT}.includes({json.dumps(item)})", what=item)
-                b.evaluate(f"app.showCategory({json.dumps(cat)})")  # back to the category's subcategories
+        check_listing(b, GLUE_REPORT)
         # a table: the GLUE table's page inside the report, its cells as in the CSV
-        b.evaluate("app.showCategory('GLUE')")
-        _click(b, "Table")
+        _open(b, GLUE_REPORT, "GLUE", "Table")
         _show(b, "glue_table.html")
         ctx = b.frame_context("data:text/html")
         rows = b.wait_until(TABLE_CELLS, what="the table", context_id=ctx)
@@ -247,8 +259,7 @@ def test_report_in_headless_chromium(report, workdir, tmp_path):
         assert lora[1] == f"{table.loc['lora', 'mnli']:.1f} ± {table.loc['lora', 'mnli_std']:.1f}"
         shot = b.screenshot(tmp_path / "report_table.png")
         # a figure: the scores plot, decoded by the browser at the PNG's own size
-        b.evaluate("app.showCategory('GLUE')")
-        _click(b, "Figures")
+        _open(b, GLUE_REPORT, "GLUE", "Figures")
         _show(b, "glue_scores.png")
         size = b.wait_until(PNG_SIZE, what="the figure")
         assert size == png_size, (size, png_size)
