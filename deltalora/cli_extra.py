@@ -84,7 +84,8 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         a.add_argument("--paper", default=None, help="paper_tables CSV to show beside ours")
         a.add_argument("--rows", default=None, help="comma-separated row order")
         a.set_defaults(func=_collect_nlg)
-    r = csub.add_parser("runtime", help="run time and peak memory of the training jobs (Snakemake benchmark files)")
+    r = csub.add_parser("runtime",
+                        help="run time and peak memory of the training jobs (Snakemake benchmark files)")
     r.add_argument("benchmarks", nargs="+", help="benchmark TSV files")
     r.add_argument("--root", default=None, help="folder the job names are relative to (default: the files' "
                    "common folder, <runs_dir>/benchmarks for the pipeline's)")

@@ -135,7 +135,8 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
 
 # ---------------------------------------------------------------------------- the report
 # `snakemake --report` on the tiny build above (GLUE only: a partial build), then the page in Chromium.
-GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png", "results/plots/glue_training_curves.png"],
+GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png",
+                                    "results/plots/glue_training_curves.png"],
                         "Table": ["results/glue_table.csv", "results/glue_table.html"]}}
 
 
