@@ -3,6 +3,7 @@
 #   snakemake --cores all results/glue_table.csv                  # the main job (embedded profile)
 #   snakemake --cores all                                          # everything (rule all)
 #   snakemake -n all --configfile workflow/config/paper.yaml       # the paper profile's DAG
+#   snakemake --cores all --report results/report.html             # one page with every result built
 #
 # Put targets before --configfile: it takes every following word as a config file.
 #
@@ -21,6 +22,10 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/report.smk"  # after the others: it reads their definitions
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -33,3 +38,5 @@ rule all:
         "results/ablation_rank.csv",
         "results/memory_table.csv",
         "results/audit.md",
+        "results/runtime_table.csv",
+        report_inputs(),  # results that exist now, for `snakemake --report` (workflow/rules/report.smk)

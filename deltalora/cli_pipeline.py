@@ -52,6 +52,14 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_runtime(args: argparse.Namespace) -> int:
+    from .collect.runtime import collect_runtime
+
+    out = collect_runtime(args.benchmarks, args.out, root=args.root, profile=args.profile)
+    print(f"wrote {out} (+ .md)")
+    return 0
+
+
 def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     c = sub.add_parser("collect", help="build a table (CSV + Markdown + LaTeX) and plots from run records")
     csub = c.add_subparsers(dest="table", metavar="TABLE")
@@ -76,6 +84,14 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         a.add_argument("--paper", default=None, help="paper_tables CSV to show beside ours")
         a.add_argument("--rows", default=None, help="comma-separated row order")
         a.set_defaults(func=_collect_nlg)
+    r = csub.add_parser("runtime",
+                        help="run time and peak memory of the training jobs (Snakemake benchmark files)")
+    r.add_argument("benchmarks", nargs="+", help="benchmark TSV files")
+    r.add_argument("--root", default=None, help="folder the job names are relative to (default: the files' "
+                   "common folder, <runs_dir>/benchmarks for the pipeline's)")
+    r.add_argument("--out", required=True, help="CSV path; .md beside it")
+    r.add_argument("--profile", required=True, choices=["default", "paper"])
+    r.set_defaults(func=_collect_runtime)
     add_bench(sub)
     p = sub.add_parser("pretrain", help="pre-train the embedded GPT-2 or BART (no pretrained weights exist offline)",
                        description="Train a byte-level BPE tokenizer and a small GPT-2/BART on a generated corpus "
@@ -89,6 +105,9 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     from .audit import add_audit_command
 
     add_audit_command(sub)
+    from .report_html import add_html_command
+
+    add_html_command(sub)
 
 
 def _bench_memory(args: argparse.Namespace) -> int:

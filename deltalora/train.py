@@ -127,7 +127,7 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         "save_total_limit": 2,
         "logging_strategy": "steps",
         "logging_steps": t["logging_steps"],
-        "report_to": [],
+        "report_to": report_to(t),
         "seed": cfg["seed"],
         "data_seed": cfg["seed"],
         "use_cpu": not use_cuda,
@@ -150,8 +150,35 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         kw["warmup_ratio"] = t["warmup_ratio"]
     else:  # transformers 5: a float < 1 is a ratio
         kw["warmup_steps"] = float(t["warmup_ratio"])
+    if kw["report_to"] and "logging_dir" in fields:  # transformers 4.x; 5.x reads TENSORBOARD_LOGGING_DIR
+        kw["logging_dir"] = str(out / "tensorboard")
     kw = {k: v for k, v in kw.items() if k in fields}
     return TrainingArguments(**kw)
+
+
+def report_to(t: dict[str, Any]) -> list[str]:
+    """train.report_to as the Trainer's list: "none" (the profiles' default) is [], "all" every installed
+    integration, else names such as "tensorboard" or "tensorboard,wandb". An unknown or uninstalled name is
+    a clear error before any training (transformers would fail later, or not at all)."""
+    from transformers.integrations import integration_utils as iu
+
+    value = t.get("report_to", "none")
+    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if str(v).strip()]
+    if names in ([], ["none"]):
+        return []
+    available = iu.get_available_reporting_integrations()
+    if names == ["all"]:
+        return list(available)
+    known = sorted(iu.INTEGRATION_TO_CALLBACK)
+    for n in names:
+        if n not in known:
+            raise RunError(f"train.report_to: {n!r} is not an integration transformers knows; allowed: "
+                           "none, all, "
+                           f"{', '.join(known)}")
+        if n not in available:
+            raise RunError(f"train.report_to: {n!r} is not installed here (installed: "
+                           f"{', '.join(available) or 'none'}); pip install it or use train.report_to=none")
+    return names
 
 
 def _checkpoint_marker_callback():
@@ -239,15 +266,24 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         lm_loss.install_loss(model, label_smoothing=t.get("label_smoothing", 0.0))
     label_only = bool(t.get("label_only_logits", True)) and lm_loss.supports_label_only_logits(model)
     args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda, smoothing_in_model=causal)
-    trainer = _trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_sets or None,
-        data_collator=runner.collator(tokenizer, model),
-        compute_metrics=runner.compute_metrics,
-        callbacks=callbacks,
-    )
+    # TensorBoard's event files go in the run's folder (transformers 5 reads this when the Trainer is made)
+    tb_env = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
+    try:
+        trainer = _trainer_class()(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_sets or None,
+            data_collator=runner.collator(tokenizer, model),
+            compute_metrics=runner.compute_metrics,
+            callbacks=callbacks,
+        )
+    finally:
+        if tb_env is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = tb_env
     trainer.label_only_logits = label_only
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
     resumed_from = None

@@ -510,7 +510,9 @@ def test_end_to_end_report(synthetic):
     md = (out / "audit.md").read_text()
     assert md.index("## Summary") < md.index("## Claim 1")
     assert "snakemake --cores all results/audit.md --configfile workflow/config/default.yaml" in md
+    assert md.index("## Summary") < md.index("plots/audit_forest.png") < md.index("## Claim 1")
     for stem in (
+        "audit_forest",
         "audit_rank_spectra",
         "audit_memory",
         "audit_dropout_cosines",

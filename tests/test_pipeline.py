@@ -152,3 +152,140 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
     assert r.returncode != 0
     assert "seedz" in r.stdout + r.stderr
 
+
+
+# ---------------------------------------------------------------------------- the report
+# `snakemake --report` on the tiny build above (GLUE only: a partial build), then the page in Chromium.
+GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png",
+                                    "results/plots/glue_training_curves.png"],
+                        "Table": ["results/glue_table.csv", "results/glue_table.html"]}}
+
+
+def report_variable(html: str, name: str):
+    """A JSON variable the Snakemake report embeds (<script id="NAME"> var NAME = ...;)."""
+    import re
+
+    script_id = name.replace("_", "-")
+    m = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', html, re.S)
+    assert m, f"no {name} in the report"
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def report(workdir, env, built):
+    r = snakemake(workdir, "--cores", "1", "--report", "results/report.html", "--configfile",
+                  "workflow/config/test.yaml", env=env)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    html = (workdir / "results" / "report.html").read_text(encoding="utf-8")
+    return {"path": workdir / "results" / "report.html", "html": html,
+            "results": report_variable(html, "results"), "categories": report_variable(html, "categories")}
+
+
+def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
+    assert report["categories"] == GLUE_REPORT  # nothing else was built; the report does not fail
+    caps = {p: r["caption"] for p, r in report["results"].items()}
+    for path, cap in caps.items():
+        assert "not the paper" in cap and "2 seeds" in cap, path  # profile and seeds of config/test.yaml
+    assert "K" in caps["results/plots/glue_training_curves.png"]
+    assert report["results"]["results/glue_table.html"]["mime_type"] == "text/html"  # a page, not raw text
+    assert report["results"]["results/glue_table.csv"]["mime_type"] == "text/csv"  # the data: a download
+    assert "Delta-LoRA (Zi et al. 2023)" in report_variable(report["html"], "workflow_desc")
+
+
+APP_TEXT = "document.querySelector('#app').innerText"
+TABLE_CELLS = ("Array.from(document.querySelectorAll('table')[0]?.rows || [])"
+               ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+PNG_SIZE = ("(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]');"
+            " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()")
+
+
+def _chromium():
+    from chromium_cdp import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no chromium: install it (bash .ci/chromium.sh)")
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium, or bash .ci/chromium.sh)")
+    return binary
+
+
+def _click(browser, label: str) -> None:
+    """Click the report's link whose text is label (menu, category, subcategory)."""
+    found = browser.evaluate(
+        "(() => { const a = Array.from(document.querySelectorAll('#app a'))"
+        f".find(a => a.innerText.trim() === {json.dumps(label)}); if (a) a.click(); return !!a; }})()")
+    assert found, f"no link {label!r} in the report"
+
+
+def _show(browser, name: str) -> None:
+    """Click the eye button of the listed result whose path contains name."""
+    browser.wait_until(f"{APP_TEXT}.includes({json.dumps(name)})", what=name)
+    found = browser.evaluate(
+        "(() => { const tr = Array.from(document.querySelectorAll('#app tr'))"
+        f".find(t => t.innerText.includes({json.dumps(name)}));"
+        " const a = tr && tr.querySelector('a[iconname=eye]'); if (a) a.click(); return !!a; })()")
+    assert found, f"no eye button for {name}"
+
+
+def _listed(browser) -> list[str]:
+    return browser.evaluate("Array.from(document.querySelectorAll('#app a')).map(a => a.innerText.trim())"
+                            ".filter(t => t)")
+
+
+def _open(browser, expected: dict, cat: str, sub: str) -> None:
+    """From the report's menu, click the category (the menu says "Results" when there is one) and the
+    subcategory (a category with one subcategory opens it directly)."""
+    browser.evaluate("app.setView({navbarMode: 'menu'})")
+    _click(browser, "Results" if len(expected) == 1 else cat)
+    if len(expected[cat]) > 1:
+        _click(browser, sub)
+
+
+def check_listing(browser, expected: dict) -> None:
+    """Every expected category is in the menu, and each subcategory lists every expected item."""
+    browser.evaluate("app.setView({navbarMode: 'menu'})")
+    menu = _listed(browser)
+    for cat in expected if len(expected) > 1 else ["Results"]:
+        assert cat in menu, (cat, menu)
+    for cat, subs in expected.items():
+        for sub, items in subs.items():
+            _open(browser, expected, cat, sub)
+            for item in items:
+                browser.wait_until(f"{APP_TEXT}.includes({json.dumps(item)})", what=f"{cat} / {sub} / {item}")
+            crumbs = _listed(browser)
+            assert cat in crumbs, (cat, crumbs)  # the breadcrumbs name the category
+
+
+def test_report_in_headless_chromium(report, workdir, tmp_path):
+    """The page loads from file:// with no console error, lists every category and item, and shows a table
+    (the GLUE table's cells, equal to the CSV) and a figure (decoded at its full size)."""
+    import struct
+
+    from chromium_cdp import Browser
+
+    table = pd.read_csv(workdir / "results" / "glue_table.csv").set_index("row")
+    png = (workdir / "results" / "plots" / "glue_scores.png").read_bytes()
+    png_size = list(struct.unpack(">II", png[16:24]))
+    with Browser(_chromium()) as b:
+        b.open(report["path"].as_uri())
+        b.wait_until("document.querySelectorAll('#app a').length > 3", what="the report's menu")
+        check_listing(b, GLUE_REPORT)
+        # a table: the GLUE table's page inside the report, its cells as in the CSV
+        _open(b, GLUE_REPORT, "GLUE", "Table")
+        _show(b, "glue_table.html")
+        ctx = b.frame_context("data:text/html")
+        rows = b.wait_until(TABLE_CELLS, what="the table", context_id=ctx)
+        assert rows[0][:4] == ["Method", "MNLI", "RTE", "STS-B"]
+        lora = next(r for r in rows if r[0] == "LoRA")
+        assert lora[1] == f"{table.loc['lora', 'mnli']:.1f} ± {table.loc['lora', 'mnli_std']:.1f}"
+        shot = b.screenshot(tmp_path / "report_table.png")
+        # a figure: the scores plot, decoded by the browser at the PNG's own size
+        _open(b, GLUE_REPORT, "GLUE", "Figures")
+        _show(b, "glue_scores.png")
+        size = b.wait_until(PNG_SIZE, what="the figure")
+        assert size == png_size, (size, png_size)
+        b.screenshot(tmp_path / "report_figure.png")
+        errors = b.console_errors()
+    assert errors == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

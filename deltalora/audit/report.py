@@ -164,6 +164,8 @@ def render_markdown(
                       "(small "
                   "models on generated proxy data), not a verdict on the paper. Run the paper profile for "
                   "that."]
+    for p in plots.get("summary", []):
+        lines += ["", f"![{Path(p).stem}]({p})"]
     for sec, title, ids in SECTIONS:
         lines += ["", f"## {title}", ""]
         for cid in ids:
@@ -320,7 +322,8 @@ def make_plots(rows: Sequence[AuditRow], ev: Evidence, plots_dir: Path) -> dict[
     from ..collect.plots import save
 
     out: dict[str, list[str]] = {}
-    figs = (("1", _plot_spectra), ("2", _plot_memory), ("3", _plot_cosines), ("3", _plot_dropout_scores),
+    figs = (("summary", _plot_forest),
+            ("1", _plot_spectra), ("2", _plot_memory), ("3", _plot_cosines), ("3", _plot_dropout_scores),
             ("4", _plot_baselines), ("5", _plot_controls), ("6", _plot_engines))
     for sec, fn in figs:
         fig_name = fn(rows, ev)
@@ -329,6 +332,13 @@ def make_plots(rows: Sequence[AuditRow], ev: Evidence, plots_dir: Path) -> dict[
         fig, name = fig_name
         out.setdefault(sec, []).extend(save(fig, plots_dir / name))
     return out
+
+
+def _plot_forest(rows, ev):
+    from .forest import claims_forest
+
+    fig = claims_forest(rows, ev.profile)
+    return None if fig is None else (fig, "audit_forest")
 
 
 def _plot_spectra(rows, ev):

@@ -77,26 +77,50 @@ def scores_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: S
     return save(fig, base)
 
 
+def switch_steps(records: Sequence[dict[str, Any]]) -> list[int]:
+    """The distinct Delta-LoRA start steps K of these records (from the record's delta_lora summary)."""
+    return sorted({int(r["delta_lora"]["start_step"]) for r in records if r.get("delta_lora")})
+
+
 def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: Sequence[str], *,
                          profile: str, base: str | os.PathLike, family: str = "GLUE") -> list[str]:
-    """Training loss against optimizer step, mean over seeds, one line per row."""
+    """Training loss against optimizer step: mean over seeds (line) and the seeds' range (band), per row.
+
+    A dashed vertical line marks K for the Delta-LoRA rows: the x axis counts completed optimizer steps
+    (the Trainer's global step), and Delta-LoRA writes W after every step past K+1 (steps counted from
+    0), so every step to the right of the line at K+1 updates W; to its left Delta-LoRA trains as LoRA.
+    """
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
+        task_recs = [r for r in records if r["task"].split("/")[-1] == task]
         for i, row in enumerate(rows):
             curves: dict[int, list[float]] = defaultdict(list)
-            for r in records:
-                if r["task"].split("/")[-1] == task and (r.get("row") or r["method"]) == row:
+            for r in task_recs:
+                if (r.get("row") or r["method"]) == row:
                     for pt in r.get("train_curve", []):
                         curves[pt["step"]].append(pt["loss"])
             if curves:
                 steps = sorted(curves)
-                ax.plot(steps, [np.mean(curves[s]) for s in steps], color=f"C{i % 10}", lw=1.2,
-                        label=ROW_LABELS.get(row, row))
+                color = f"C{i % 10}"
+                n = max(len(v) for v in curves.values())
+                ax.plot(steps, [np.mean(curves[s]) for s in steps], color=color, lw=1.2, marker="o", ms=2.5,
+                        label=f"{ROW_LABELS.get(row, row)} ({n} seeds)")
+                if n > 1:
+                    ax.fill_between(steps, [min(curves[s]) for s in steps], [max(curves[s]) for s in steps],
+                                    color=color, alpha=0.18, lw=0)
+        for k in switch_steps(task_recs):
+            ax.axvline(k + 1, color="k", ls="--", lw=0.9)
+            ax.annotate(f"K={k}: Delta-LoRA\nwrites W from here", xy=(k + 1, 1.0),
+                        xycoords=("data", "axes fraction"),
+                        xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=6.5)
         ax.set_title(f"{task.upper()} ({profile} profile)", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
-        ax.set_ylabel("training loss (mean over seeds)", fontsize=8)
+        ax.set_ylabel("training loss: mean, band = seed range", fontsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle(f"{family}: training curves - {profile} profile", fontsize=10)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
+               bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle(f"{family}: training loss (line: mean over seeds, band: min-max over seeds; "
+                 f"dashed: Delta-LoRA's "
+                 f"K) - {profile} profile", fontsize=10)
     fig.tight_layout()
     return save(fig, base)

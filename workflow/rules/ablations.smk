@@ -13,6 +13,8 @@ rule ablation_dropout_train:
         out=abl_run_dir,
     log:
         ABL_LOG,
+    benchmark:
+        f"{RUNS}/benchmarks/ablations/{{study}}/{{task}}/{{method}}/{{point}}.tsv"
     threads: 1
     resources:
         gpu=GPUS,
@@ -57,6 +59,7 @@ rule ablation_table:
     output:
         csv="results/ablation_{study}.csv",
         md="results/ablation_{study}.md",
+        html="results/ablation_{study}.html",
     params:
         profile=PROFILE,
         table=lambda w: {"dropout": "dropout", "lambda_k": "lambda-k", "rank": "rank"}[w.study],
@@ -68,4 +71,4 @@ rule ablation_table:
         "../envs/deltalora.yaml"
     shell:
         "python3 -m deltalora collect {params.table} {input} --out {output.csv} --profile {params.profile} "
-        "--plots results/plots > {log} 2>&1"
+        "--plots results/plots > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

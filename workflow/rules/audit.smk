@@ -9,6 +9,7 @@ rule audit:
     output:
         md="results/audit.md",
         csv="results/audit.csv",
+        html="results/audit.html",
     params:
         profile=PROFILE,
         cosines="results/ablation_dropout_cosines.csv",
@@ -19,4 +20,4 @@ rule audit:
     shell:
         "python3 -m deltalora audit {input.records} --profile {params.profile} --memory {input.memory} "
         "--dropout {input.dropout} --cosines {params.cosines} --out {output.md} --csv {output.csv} "
-        "--plots results/plots/audit > {log} 2>&1"
+        "--plots results/plots/audit > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

@@ -17,6 +17,8 @@ if GLUE_GROUP == "task":
             out=glue_task_dir,
         log:
             GLUE_TASK_LOG,
+        benchmark:
+            f"{RUNS}/benchmarks/glue/{{task}}.tsv"
         threads: 1
         resources:
             gpu=GPUS,
@@ -39,6 +41,8 @@ if GLUE_GROUP == "task":
                 out=glue_task_dir,
             log:
                 AUDIT_TASK_LOG,
+            benchmark:
+                f"{RUNS}/benchmarks/glue/{{task}}_audit_rows.tsv"
 
 elif GLUE_GROUP == "row":
 
@@ -53,6 +57,8 @@ elif GLUE_GROUP == "row":
             out=glue_run_dir,
         log:
             GLUE_LOG,
+        benchmark:
+            f"{RUNS}/benchmarks/glue/{{task}}/{{row}}.tsv"
         threads: 1
         resources:
             gpu=GPUS,
@@ -77,6 +83,8 @@ else:  # one job per seed: long GPU runs, where start-up is negligible and a fai
             out=glue_seed_dir,
         log:
             GLUE_SEED_LOG,
+        benchmark:
+            f"{RUNS}/benchmarks/glue/{{task}}/{{row}}/seed{{seed}}.tsv"
         threads: 1
         resources:
             gpu=GPUS,
@@ -94,6 +102,7 @@ rule glue_table:
     output:
         csv="results/glue_table.csv",
         md="results/glue_table.md",
+        html="results/glue_table.html",
         tex="results/glue_table.tex",
         plots=multiext("results/plots/glue_scores", ".png", ".pdf"),
         curves=multiext("results/plots/glue_training_curves", ".png", ".pdf"),
@@ -107,4 +116,4 @@ rule glue_table:
         "../envs/deltalora.yaml"
     shell:
         "python3 -m deltalora collect glue {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
-        "--paper {params.paper} --plots results/plots > {log} 2>&1"
+        "--paper {params.paper} --plots results/plots > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

@@ -6,6 +6,7 @@ rule memory_table:
     output:
         csv="results/memory_table.csv",
         md="results/memory_table.md",
+        html="results/memory_table.html",
     params:
         models=",".join(config["memory"]["models"]),
         device=config["memory"]["device"],
@@ -26,4 +27,4 @@ rule memory_table:
         "python3 -m deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
         "--bf16-model {params.bf16_model} --profile {params.profile} --out {output.csv} "
-        "--plots results/plots > {log} 2>&1"
+        "--plots results/plots > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

@@ -10,6 +10,8 @@ rule pretrain:
         steps=lambda w: config["nlg"]["pretrain_steps"][w.kind],
     log:
         f"{RUNS}/logs/pretrain_{{kind}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/pretrain_{{kind}}.tsv"
     threads: 1
     wildcard_constraints:
         kind="gpt2|bart",
@@ -34,6 +36,8 @@ rule nlg_train:
         out=nlg_run_dir,
     log:
         NLG_LOG,
+    benchmark:
+        f"{RUNS}/benchmarks/nlg/{{nlg_task}}/{{row}}.tsv"
     threads: 1
     resources:
         gpu=GPUS,
@@ -53,6 +57,7 @@ rule nlg_table:
     output:
         csv="results/{nlg_task}_table.csv",
         md="results/{nlg_task}_table.md",
+        html="results/{nlg_task}_table.html",
     params:
         profile=PROFILE,
         rows=",".join(NLG_ROWS),
@@ -65,4 +70,4 @@ rule nlg_table:
         "../envs/deltalora.yaml"
     shell:
         "python3 -m deltalora collect {wildcards.nlg_task} {input} --out {output.csv} --profile {params.profile} "
-        "--rows {params.rows} --paper {params.paper} --plots results/plots > {log} 2>&1"
+        "--rows {params.rows} --paper {params.paper} --plots results/plots > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
