@@ -18,6 +18,7 @@ include: "workflow/rules/glue.smk"
 include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/qlora.smk"
 include: "workflow/rules/audit.smk"
 
 
@@ -30,4 +31,5 @@ rule all:
         "results/ablation_lambda_k.csv",
         "results/ablation_rank.csv",
         "results/memory_table.csv",
+        *(["results/qlora_table.csv"] if QLORA else []),
         "results/audit.md",

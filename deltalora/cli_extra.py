@@ -33,6 +33,15 @@ def _collect_nlg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_qlora(args: argparse.Namespace) -> int:
+    from .collect.qlora import collect_qlora
+
+    out = collect_qlora(args.records, args.out, profile=args.profile, rows=args.rows.split(","),
+                        quantize=args.quantize, plots_dir=args.plots)
+    print(f"wrote {out} (+ .md)")
+    return 0
+
+
 def _common_collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", nargs="+", help="run records (record.json)")
     p.add_argument("--out", required=True, help="CSV path; .md is written beside it")
@@ -76,6 +85,11 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
         a.add_argument("--paper", default=None, help="paper_tables CSV to show beside ours")
         a.add_argument("--rows", default=None, help="comma-separated row order")
         a.set_defaults(func=_collect_nlg)
+    q = csub.add_parser("qlora", help="LoRA and Delta-LoRA on a quantized (QLoRA) base beside the fp32 base")
+    _common_collect_args(q)
+    q.add_argument("--rows", default="lora,delta_lora", help="row names without the _fp32/_<quantize> suffix")
+    q.add_argument("--quantize", default="nf4", choices=["nf4", "nf4-dq", "fp4", "fp4-dq", "int8"])
+    q.set_defaults(func=_collect_qlora)
     add_bench(sub)
     p = sub.add_parser("pretrain", help="pre-train the embedded GPT-2 or BART (no pretrained weights exist offline)",
                        description="Train a byte-level BPE tokenizer and a small GPT-2/BART on a generated corpus "
