@@ -152,9 +152,10 @@ def load_kwargs(quantize: str | None) -> dict[str, Any]:
     """from_pretrained keyword arguments that load a model quantized (empty for no quantization)."""
     if not quantize or quantize == "none":
         return {}
+    # float32 compute: under the Trainer's fp16/bf16 autocast the matmuls run in that precision anyway, and
+    # on CPU it keeps the dequantized base exact (the exactness test relies on it).
     on_gpu = torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
-    compute = torch.bfloat16 if on_gpu else torch.float32
-    return {"quantization_config": bnb_config(quantize, compute_dtype=compute),
+    return {"quantization_config": bnb_config(quantize, compute_dtype=torch.float32),
             "device_map": {"": torch.cuda.current_device()} if on_gpu else {"": "cpu"}}
 
 
