@@ -110,7 +110,8 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from .collect.memory import write_memory_table
 
     rows = measure(args.models.split(","), device=args.device, dtypes=args.dtypes.split(","), rounds=args.rounds,
-                   batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads)
+                   batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads,
+                   qlora_models=tuple(m for m in args.qlora_models.split(",") if m))
     bf16 = None
     if args.bf16_steps:
         from .benchmark import bf16_rounding_loss
@@ -137,6 +138,8 @@ def add_bench(sub) -> None:  # noqa: ANN001
     m.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     m.add_argument("--bf16-steps", type=int, default=20, help="steps of the bf16 rounding-loss measurement (0: skip)")
     m.add_argument("--bf16-model", default="minilm")
+    m.add_argument("--qlora-models", default="", help="comma list: models also measured on a 4-bit NF4 base "
+                   "(QLoRA and Delta-LoRA folded; needs bitsandbytes), with ratios to QLoRA")
     m.add_argument("--profile", default="default", choices=["default", "paper"])
     m.add_argument("--out", required=True, help="CSV path; .md beside it")
     m.add_argument("--plots", default=None, help="folder for the bar plot")

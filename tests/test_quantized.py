@@ -230,3 +230,48 @@ def test_merge_and_unload_on_4bit_dequantizes_merges_requantizes(checkpoint):
         got = dequantized_weight(layer)
         assert torch.allclose(got, requantized, atol=1e-6)
         assert not torch.allclose(got, exact, atol=1e-4)  # so the merge is lossy (PEFT warns the same)
+
+
+@pytest.mark.parametrize("model", ["tiny", "gpt2-embedded"])
+def test_memory_rows_on_the_4bit_base(tmp_path, model):
+    """The memory table's 4-bit rows: weights shrink to 4 bits (constants counted), Delta-LoRA folded keeps
+    exactly QLoRA's saved tensors plus S_A x (r numbers per token and layer) and factor-sized constants."""
+    from deltalora.benchmark import quantized_checkpoint, run_one
+
+    ckpt = quantized_checkpoint(model, tmp_path)
+    kw = dict(device="cpu", dtype="fp32", batch=2, seq=8, steps=1, warmup=1, threads=1)
+    q = run_one(model, "qlora", checkpoint=ckpt, **kw)
+    f = run_one(model, "folded_4bit", checkpoint=ckpt, **kw)
+    lora = run_one(model, "lora", **kw)
+    if model == "tiny":  # 13 Linears (6 per layer + pooler), 102400 weights: 4 bits each + a float32 absmax per
+        # block of 64 + NF4's 16-entry float32 code per layer, instead of 32 bits each
+        n = 2 * (4 * 64 * 64 + 2 * 64 * 256) + 64 * 64
+        assert lora["weights_bytes"] - q["weights_bytes"] == n * 4 - (n // 2 + n // 64 * 4 + 13 * 16 * 4)
+    assert q["weights_bytes"] < lora["weights_bytes"]
+    assert f["weights_bytes"] == q["weights_bytes"] and f["trainable_params"] == q["trainable_params"]
+    # per adapted layer the folded function also keeps S_A x (r per token), [A; S_A] (2r x in) and S_B (out x r)
+    r, tokens = 8, 2 * 8
+    layers = [(64, 64)] * 4 if model == "tiny" else [(128, 384)] * 2  # (in, out): query+value x 2, or c_attn x 2
+    extra = sum(4 * (tokens * r + 2 * r * fan_in + fan_out * r) for fan_in, fan_out in layers)
+    assert f["saved_activation_bytes"] - q["saved_activation_bytes"] == extra
+    assert f["extra_updated_params"] > 0 and q["extra_updated_params"] == 0
+
+
+def test_memory_table_qlora_section(tmp_path):
+    from deltalora.collect.memory import qlora_section
+
+    rows = []
+    for c, peak, step, saved in (("qlora", 100, 1.0, 1000), ("folded_4bit", 104, 1.03, 1010),
+                                 ("inplace", 300, 0.9, 1000), ("lora", 290, 0.9, 1000)):
+        rows.append({"model": "m", "dtype": "fp32", "config": c, "peak_bytes": peak * 2**20, "median_step_s": step,
+                     "saved_activation_bytes": saved, "weights_bytes": 1, "peak_ratio_to_qlora": peak / 100,
+                     "step_ratio_to_qlora": step, "saved_ratio_to_qlora": saved / 1000})
+    import pandas as pd
+
+    text = "\n".join(qlora_section(pd.DataFrame(rows)))
+    assert "| m | Delta-LoRA folded, NF4 base | 104.0 | 1.040 | 1030.0 | 1.030 |" in text
+    assert "peak x1.040, step x1.030, saved activations x1.010 of QLoRA -> within the 1.05x goal" in text
+    assert "inplace on the fp32 base is x3.000 of QLoRA's peak" in text
+    rows[1]["step_ratio_to_qlora"] = 1.2
+    assert "NOT within the 1.05x goal" in "\n".join(qlora_section(pd.DataFrame(rows)))
+    assert qlora_section(pd.DataFrame(rows[2:])) == []
