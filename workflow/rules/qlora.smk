@@ -13,12 +13,7 @@ if QLORA:
         QLORA_ROWS[f"{_name}_{QLORA['quantize']}"] = (
             _spec["method"], [*_spec.get("set", []), f"model_options.quantize={QLORA['quantize']}"])
 
-    def qlora_records(wildcards=None):
-        return expand(QLORA_RECORD, task=QLORA["tasks"], row=list(QLORA_ROWS), seed=QLORA_SEEDS)
-
-    def qlora_sets(wildcards, threads):
-        items = [*config.get("overrides", []), *QLORA_ROWS[wildcards.row][1], f"train.threads={threads}"]
-        return " ".join(f"--set {shlex.quote(s)}" for s in items)
+    QLORA_RECORDS = expand(QLORA_RECORD, task=QLORA["tasks"], row=list(QLORA_ROWS), seed=QLORA_SEEDS)
 
     rule qlora_train:
         output:
@@ -27,7 +22,10 @@ if QLORA:
             row="|".join(QLORA_ROWS),
         params:
             method=lambda w: QLORA_ROWS[w.row][0],
-            sets=qlora_sets,
+            sets=lambda w, threads: " ".join(
+                f"--set {shlex.quote(s)}"
+                for s in [*config.get("overrides", []), *QLORA_ROWS[w.row][1], f"train.threads={threads}"]
+            ),
             seeds=",".join(map(str, QLORA_SEEDS)),
             profile=PROFILE,
             out=lambda w: f"{RUNS}/qlora/{w.task}/{w.row}/seed{{seed}}",
@@ -45,7 +43,7 @@ if QLORA:
 
     rule qlora_table:
         input:
-            qlora_records(),
+            QLORA_RECORDS,
         output:
             csv="results/qlora_table.csv",
             md="results/qlora_table.md",
@@ -62,6 +60,4 @@ if QLORA:
             "deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
             "--quantize {params.quantize} --plots results/plots > {log} 2>&1"
 else:
-
-    def qlora_records(wildcards=None):
-        return []
+    QLORA_RECORDS = []
