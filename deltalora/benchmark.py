@@ -284,6 +284,11 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
             qlora_models: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     import tempfile
 
+    from .quantized import bnb_status
+
+    if qlora_models and not bnb_status()[0]:  # the 4-bit rows need bitsandbytes; the rest of the table does not
+        print(f"memory table: 4-bit rows skipped: {bnb_status()[1]}", file=sys.stderr)
+        qlora_models = ()
     rows = []
     ckpt_dir = tempfile.TemporaryDirectory(prefix="deltalora-bench-") if qlora_models else None
     for model in models:
