@@ -122,7 +122,10 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
              "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved activations: "
              "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
              f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step time, "
-             "and well below Delta-LoRA inplace on the fp32 base.", ""]
+             "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit weight "
+             "to a float32 temporary in every forward and backward and the peak RSS includes loading the checkpoint, "
+             "so there the exact columns (saved activations, weights) are the comparable ones; "
+             "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).", ""]
     body, notes = [], []
     for model in dict.fromkeys(df[df["config"] == "qlora"]["model"]):
         sub = df[(df["model"] == model) & (df["dtype"] == "fp32")].set_index("config")
