@@ -21,6 +21,7 @@ include: "workflow/rules/glue.smk"
 include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/qlora.smk"
 include: "workflow/rules/audit.smk"
 include: "workflow/rules/report.smk"  # after the others: it reads their definitions
 
@@ -37,6 +38,7 @@ rule all:
         "results/ablation_lambda_k.csv",
         "results/ablation_rank.csv",
         "results/memory_table.csv",
+        *(["results/qlora_table.csv"] if QLORA else []),
         "results/audit.md",
         "results/runtime_table.csv",
         report_inputs(),  # results that exist now, for `snakemake --report` (workflow/rules/report.smk)

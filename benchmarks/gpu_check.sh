@@ -2,7 +2,8 @@
 # GPU check for an NVIDIA GPU (sized for one H200, < 5 minutes): memory and speed of full FT, LoRA
 # and Delta-LoRA (inplace, folded, naive) on random-initialised RoBERTa-base and GPT-2 Medium shaped
 # models (no hub), fp32 and bf16, plus the bf16 rounding loss, printed as the same table as
-# results/memory_table.md. Also runs the CUDA/AMP checks of the core on the GPU.
+# results/memory_table.md, with QLoRA and Delta-LoRA folded on a 4-bit NF4 base (bitsandbytes) and their ratios
+# to QLoRA (goal: folded within 1.05x). Also runs the CUDA/AMP checks of the core on the GPU.
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +20,6 @@ python3 -m pytest -q -p no:cacheprovider benchmarks/gpu_tests.py 2>&1 | tail -n 
 # 2. the memory/speed table on the GPU
 python3 -m deltalora bench memory --device cuda --models roberta-base,gpt2-medium --dtypes fp32,bf16 \
     --rounds 2 --batch 16 --seq 128 --steps 10 --warmup 3 --bf16-model roberta-base --bf16-steps 30 \
+    --qlora-models roberta-base,gpt2-medium \
     --out "$out/memory_table.csv" --plots "$out/plots"
 cat "$out/memory_table.md"

@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 CONFIGS = ("full_ft", "lora", "inplace", "folded", "naive")
+# On a 4-bit (bitsandbytes NF4) base: QLoRA (LoRA) and Delta-LoRA's folded engine (the inplace engine
+# cannot write a 4-bit W). Measured with `--qlora-models`; ratios to QLoRA beside the fp32 rows.
+QLORA_CONFIGS = ("qlora", "folded_4bit")
 
 # name: (family, layers, hidden, heads, vocab, note). Random initialisation except MiniLM (real weights).
 MODELS: dict[str, dict[str, Any]] = {
@@ -138,6 +141,58 @@ def naive_delta_lora_class():
     return NaiveDeltaLoRA
 
 
+def _lora_config(family: str):
+    from peft import LoraConfig
+
+    if family == "gpt2":
+        return LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True,
+                          task_type="CAUSAL_LM")
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+
+
+def quantized_checkpoint(model: str, folder: str | os.PathLike) -> str:
+    """Save the fp32 model once (random init, or MiniLM's real weights) for the 4-bit configurations to load,
+    so that their processes never hold the fp32 weights (QLoRA loads the base quantized, shard by shard)."""
+    m, _, _ = build(model, "fp32", "cpu")
+    path = Path(folder) / model
+    m.save_pretrained(path)
+    return str(path)
+
+
+def build_quantized(model: str, checkpoint: str | None, device: str):
+    """The model loaded 4-bit NF4 (bitsandbytes, as QLoRA does) from `checkpoint`, and its LoRA config."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from .quantized import load_kwargs
+
+    if checkpoint is None:
+        raise ValueError(f"model {model}: the 4-bit configurations need a checkpoint (quantized_checkpoint)")
+    spec = MODELS[model]
+    auto = AutoModelForCausalLM if spec["family"] == "gpt2" else AutoModelForSequenceClassification
+    m = auto.from_pretrained(checkpoint, **load_kwargs("nf4"))
+    return m, _lora_config(spec["family"]), spec
+
+
+def saved_activation_bytes(model, data) -> int:
+    """Exact bytes autograd keeps for backward in one training forward (distinct storages, parameters and
+    frozen/quantized weights excluded): unlike peak RSS, this does not move from round to round."""
+    import torch
+
+    seen: dict[tuple, int] = {}
+
+    def pack(t):
+        seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(**data).loss
+    params = {p.data_ptr() for p in model.parameters()}
+    loss.backward()
+    for p in model.parameters():
+        p.grad = None
+    return int(sum(v for (ptr, _, _), v in seen.items() if ptr not in params))
+
+
 def analytic_split(model, dtype_bytes_opt: int = 4) -> dict[str, int]:
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
@@ -148,7 +203,7 @@ def analytic_split(model, dtype_bytes_opt: int = 4) -> dict[str, int]:
 
 
 def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq: int, steps: int, warmup: int,
-            threads: int) -> dict[str, Any]:
+            threads: int, checkpoint: str | None = None) -> dict[str, Any]:
     """Build one configuration, run warm-up + timed steps, and measure it (in this process)."""
     import torch
 
@@ -161,15 +216,22 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base_alloc = torch.cuda.memory_allocated()
-    m, lcfg, spec = build(model, dtype, device)
+    if config in QLORA_CONFIGS:
+        m, lcfg, spec = build_quantized(model, checkpoint, device)
+    else:
+        m, lcfg, spec = build(model, dtype, device)
     if config != "full_ft":
         from peft import get_peft_model
 
         m = get_peft_model(m, lcfg)
-    m.to(device).train()
+    if config not in QLORA_CONFIGS:
+        m.to(device)
+    m.train()  # bitsandbytes repacks 4-bit weights for a bf16 inference kernel on a CPU forward in eval mode
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5)
     handle = None
-    if config in ("inplace", "folded"):
+    if config == "folded_4bit":
+        handle = DeltaLoRA(m, opt, update_ratio=2.0, start_step=0, engine="folded")
+    elif config in ("inplace", "folded"):
         # bf16 rows measure cost; the inplace engine's rounding loss is measured by bf16_rounding_loss
         handle = DeltaLoRA(m, opt, update_ratio=2.0, start_step=0, engine=config, allow_low_precision=True)
     elif config == "naive":
@@ -190,6 +252,10 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     split = analytic_split(m)
+    from .quantized import quantized_storage_bytes
+
+    split["weights_bytes"] += quantized_storage_bytes(m)  # 4-bit absmax/code tensors live outside parameters
+    saved = saved_activation_bytes(m, data)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - base_alloc
         method = "torch.cuda.max_memory_allocated"
@@ -202,6 +268,7 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         "activations_bytes": int(peak - sum(split.values())),
         "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad),
         "extra_updated_params": handle.extra_updated_params() if handle is not None else 0,
+        "saved_activation_bytes": saved,
     }
     del m, opt, handle
     return res
@@ -215,16 +282,27 @@ def _rss() -> int:
 
 
 def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, batch: int, seq: int, steps: int,
-            warmup: int, threads: int, configs: tuple[str, ...] = CONFIGS) -> list[dict[str, Any]]:
+            warmup: int, threads: int, configs: tuple[str, ...] = CONFIGS,
+            qlora_models: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    import tempfile
+
+    from .quantized import bnb_status
+
+    if qlora_models and not bnb_status()[0]:  # the 4-bit rows need bitsandbytes; the rest of the table does not
+        print(f"memory table: 4-bit rows skipped: {bnb_status()[1]}", file=sys.stderr)
+        qlora_models = ()
     rows = []
+    ckpt_dir = tempfile.TemporaryDirectory(prefix="deltalora-bench-") if qlora_models else None
     for model in models:
+        checkpoint = quantized_checkpoint(model, ckpt_dir.name) if model in qlora_models else None
         for dtype in dtypes:
-            per: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+            group = configs + (QLORA_CONFIGS if checkpoint and dtype == "fp32" else ())
+            per: dict[str, list[dict[str, Any]]] = {c: [] for c in group}
             for rnd in range(rounds):
-                order = configs[rnd % len(configs):] + configs[: rnd % len(configs)]
+                order = group[rnd % len(group):] + group[: rnd % len(group)]
                 for c in order:
                     kw = dict(device=device, dtype=dtype, batch=batch, seq=seq, steps=steps, warmup=warmup,
-                              threads=threads)
+                              threads=threads, checkpoint=checkpoint if c in QLORA_CONFIGS else None)
                     if device == "cpu":  # a fresh process per measurement: its peak RSS is its own
                         cmd = [sys.executable, "-m", "deltalora.benchmark", "--one", model, c,
                                "--json-args", json.dumps(kw)]
@@ -236,7 +314,10 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
                         per[c].append(run_one(model, c, **kw))
             lora_step = statistics.median(r["median_step_s"] for r in per["lora"]) if "lora" in per else None
             lora_peak = statistics.median(r["peak_bytes"] for r in per["lora"]) if "lora" in per else None
-            for c in configs:
+            q_step = statistics.median(r["median_step_s"] for r in per["qlora"]) if "qlora" in per else None
+            q_peak = statistics.median(r["peak_bytes"] for r in per["qlora"]) if "qlora" in per else None
+            q_saved = per["qlora"][0]["saved_activation_bytes"] if "qlora" in per else None
+            for c in group:
                 rs = per[c]
                 step = statistics.median(r["median_step_s"] for r in rs)
                 peak = statistics.median(r["peak_bytes"] for r in rs)
@@ -255,6 +336,11 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
                     "peak_ratio_to_lora": peak / lora_peak if lora_peak else None,
                     "rounds": len(rs),
                     "model_note": MODELS[model]["note"],
+                    "base": "nf4" if c in QLORA_CONFIGS else dtype,
+                    "saved_activation_bytes": rs[0]["saved_activation_bytes"],
+                    "step_ratio_to_qlora": step / q_step if q_step else None,
+                    "peak_ratio_to_qlora": peak / q_peak if q_peak else None,
+                    "saved_ratio_to_qlora": rs[0]["saved_activation_bytes"] / q_saved if q_saved else None,
                 })
     return rows
 

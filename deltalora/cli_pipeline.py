@@ -33,6 +33,15 @@ def _collect_nlg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_qlora(args: argparse.Namespace) -> int:
+    from .collect.qlora import collect_qlora
+
+    out = collect_qlora(args.records, args.out, profile=args.profile, rows=args.rows.split(","),
+                        quantize=args.quantize, plots_dir=args.plots)
+    print(f"wrote {out} (+ .md)")
+    return 0
+
+
 def _common_collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", nargs="+", help="run records (record.json)")
     p.add_argument("--out", required=True, help="CSV path; .md is written beside it")
@@ -92,6 +101,11 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     r.add_argument("--out", required=True, help="CSV path; .md beside it")
     r.add_argument("--profile", required=True, choices=["default", "paper"])
     r.set_defaults(func=_collect_runtime)
+    q = csub.add_parser("qlora", help="LoRA and Delta-LoRA on a quantized (QLoRA) base beside the fp32 base")
+    _common_collect_args(q)
+    q.add_argument("--rows", default="lora,delta_lora", help="row names without the _fp32/_<quantize> suffix")
+    q.add_argument("--quantize", default="nf4", choices=["nf4", "nf4-dq", "fp4", "fp4-dq", "int8"])
+    q.set_defaults(func=_collect_qlora)
     add_bench(sub)
     p = sub.add_parser("pretrain", help="pre-train the embedded GPT-2 or BART (no pretrained weights exist offline)",
                        description="Train a byte-level BPE tokenizer and a small GPT-2/BART on a generated corpus "
@@ -115,7 +129,8 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from .collect.memory import write_memory_table
 
     rows = measure(args.models.split(","), device=args.device, dtypes=args.dtypes.split(","), rounds=args.rounds,
-                   batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads)
+                   batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads,
+                   qlora_models=tuple(m for m in args.qlora_models.split(",") if m))
     bf16 = None
     if args.bf16_steps:
         from .benchmark import bf16_rounding_loss
@@ -142,6 +157,8 @@ def add_bench(sub) -> None:  # noqa: ANN001
     m.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     m.add_argument("--bf16-steps", type=int, default=20, help="steps of the bf16 rounding-loss measurement (0: skip)")
     m.add_argument("--bf16-model", default="minilm")
+    m.add_argument("--qlora-models", default="", help="comma list: models also measured on a 4-bit NF4 base "
+                   "(QLoRA and Delta-LoRA folded; needs bitsandbytes), with ratios to QLoRA")
     m.add_argument("--profile", default="default", choices=["default", "paper"])
     m.add_argument("--out", required=True, help="CSV path; .md beside it")
     m.add_argument("--plots", default=None, help="folder for the bar plot")

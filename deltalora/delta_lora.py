@@ -40,6 +40,7 @@ from torch import nn
 from ._folded import FoldedVariant
 from ._runtime import check_not_sharded, is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
 from ._slot import Slot, compute_dtype
+from .quantized import refuse_inplace, weight_numel, weight_shape
 
 ENGINES = ("inplace", "folded")
 STATE_FILE = "deltalora_state.safetensors"
@@ -121,6 +122,7 @@ class DeltaLoRA:
         self.step = 0  # optimizer steps that ran
         self.slots = self._find_slots()
         if self.engine == "inplace":
+            refuse_inplace(self.slots)  # a quantized W cannot hold Algorithm 1's updates (deltalora/quantized.py)
             for slot in self.slots:
                 self._check_inplace_weight(slot)
                 slot.prev_A = torch.empty_like(slot.A, memory_format=torch.contiguous_format).detach()
@@ -329,13 +331,14 @@ class DeltaLoRA:
 
     def extra_updated_params(self) -> int:
         """W entries that Algorithm 1 updates without gradients (the paper's 'extra updatable parameters')."""
-        return sum(slot.weight.numel() for slot in self.slots)
+        return sum(weight_numel(slot.layer) for slot in self.slots)  # unpacked: 4-bit storage holds two a byte
 
     def iter_weight_updates(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(layer name, W_t - W_0) for every adapted layer, computed from the telescoped form."""
         for slot in self.slots:
             if slot.snap_A is None or self.update_ratio == 0.0:
-                yield slot.name, torch.zeros_like(slot.weight, dtype=compute_dtype(slot.weight))
+                yield slot.name, torch.zeros(weight_shape(slot.layer), dtype=compute_dtype(slot.weight),
+                                             device=slot.weight.device)
                 continue
             dt = compute_dtype(slot.weight)
             b = torch.cat((slot.B.detach(), -slot.snap_B), 1).to(dt)

@@ -126,6 +126,10 @@ def load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwarg
 def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwargs: Any) -> Any:
     path, local = resolve(spec)
     kw = dict(kwargs)
+    if options.get("quantize", "none") != "none":  # a bitsandbytes base, as QLoRA (deltalora/quantized.py)
+        from .quantized import load_kwargs
+
+        kw.update(load_kwargs(options["quantize"]))
     if options.get("num_hidden_layers"):
         kw["num_hidden_layers"] = int(options["num_hidden_layers"])
     try:

@@ -30,6 +30,7 @@ SECTIONS = (
     ("4", "Claim 4: Delta-LoRA outperforms LoRA, AdaLoRA and DyLoRA", ("4a", "4b", "4c", "4d")),
     ("5", "Claim 5: not \"LoRA with another learning rate\" (reviewers' controls)", ("5",)),
     ("6", "Claim 6: engine equivalence and bf16 precision", ("6a", "6b")),
+    ("7", "Claim 7: Delta-LoRA on a 4-bit base (QLoRA)", ("7",)),
 )
 VERDICT_MEANING = {
     rules.SUPPORTED: "the measured numbers meet the claim's criterion (a statistical claim: in its "

@@ -267,3 +267,29 @@ def rule_bf16_update_kept(
     if lost_fraction >= bad:
         return REFUTED, text
     return NOT_SUPPORTED, text
+
+
+def rule_gain_survives(fp32: Verdict | None, quant: Verdict | None, did: PairedComparison | None, *,
+                       alpha: float = ALPHA) -> Verdict:
+    """Delta-LoRA's gain over LoRA (or its absence) is the same on a quantized base as on the fp32 base."""
+    text = (f"each base's outcome is the paired-gain verdict of Delta-LoRA - LoRA (pooled over tasks; "
+            f"{paired_gain_rule_text(alpha=alpha, what='Delta-LoRA - LoRA')}); the gap is the seed-paired "
+            f"difference of the two gains, (Delta-LoRA - LoRA on the quantized base) - (the same on fp32), "
+            f"pooled over tasks. Supported (the outcome survives) if both bases give the same outcome and the "
+            f"gap is not significant either way (sign test, p >= {alpha:g} both sides); refuted if the outcomes "
+            f"differ and the gap is significant in the direction of the change; not supported otherwise; "
+            f"inconclusive when either base's verdict is inconclusive or the gap cannot be tested")
+    if fp32 is None or quant is None or did is None or did.n == 0:
+        return INCONCLUSIVE, text
+    if INCONCLUSIVE in (fp32[0], quant[0]) or did.n < min_pairs_for(alpha, "greater"):
+        return INCONCLUSIVE, text
+    up = did.decision_test("greater").p_value
+    down = did.decision_test("less").p_value
+    sig_up, sig_down = up is not None and up < alpha, down is not None and down < alpha
+    if fp32[0] == quant[0] and not (sig_up or sig_down):
+        return SUPPORTED, text
+    if fp32[0] != quant[0]:
+        lost = fp32[0] == SUPPORTED or quant[0] == REFUTED
+        if (lost and sig_down) or (not lost and sig_up):
+            return REFUTED, text
+    return NOT_SUPPORTED, text

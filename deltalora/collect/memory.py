@@ -12,6 +12,7 @@ import pandas as pd
 from .tables import PROFILE_NOTE, fmt, markdown_table, write_outputs
 
 GOAL = 1.02  # both engines within 1.02x of LoRA in peak memory and step time
+QLORA_GOAL = 1.05  # Delta-LoRA folded on the 4-bit base within 1.05x of QLoRA (peak memory and step time)
 
 
 def _mib(b: float) -> str:
@@ -63,6 +64,7 @@ def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLik
                                  f"{'within' if ok else 'NOT within'} the {GOAL}x goal")
     if notes:
         lines += ["", "## Against the goal", "", *notes]
+    lines += qlora_section(df)
     if bf16:
         lines += ["", "## bf16: the part of the intended W update lost to rounding", "",
                   f"Model {bf16['model']} in bf16 (LoRA factors float32), {bf16.get('lr')} learning rate, "
@@ -104,3 +106,47 @@ def memory_plot(df: pd.DataFrame, base: Path, *, profile: str) -> list[str]:
     fig.suptitle(f"Memory and speed relative to LoRA (dashed: {GOAL}x goal) - {profile} profile", fontsize=10)
     fig.tight_layout()
     return save(fig, base)
+
+
+def qlora_section(df: pd.DataFrame) -> list[str]:
+    """Rows on the 4-bit base (QLoRA, Delta-LoRA folded) beside LoRA and Delta-LoRA inplace on the fp32 base,
+    with ratios to QLoRA; empty when the table has no 4-bit rows."""
+    if "config" not in df or "qlora" not in set(df["config"]):
+        return []
+    order = ("qlora", "folded_4bit", "lora", "inplace", "folded")
+    names = {"qlora": "QLoRA (LoRA, NF4 base)", "folded_4bit": "Delta-LoRA folded, NF4 base",
+             "lora": "LoRA, fp32 base", "inplace": "Delta-LoRA inplace, fp32 base (what Algorithm 1 needs)",
+             "folded": "Delta-LoRA folded, fp32 base"}
+    lines = ["", "## Delta-LoRA on a 4-bit base (ratios to QLoRA)", "",
+             "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM head "
+             "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved activations: "
+             "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
+             f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step time, "
+             "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit weight "
+             "to a float32 temporary in every forward and backward and the peak RSS includes loading the checkpoint, "
+             "so there the exact columns (saved activations, weights) are the comparable ones; "
+             "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).", ""]
+    body, notes = [], []
+    for model in dict.fromkeys(df[df["config"] == "qlora"]["model"]):
+        sub = df[(df["model"] == model) & (df["dtype"] == "fp32")].set_index("config")
+        for c in order:
+            if c not in sub.index:
+                continue
+            r = sub.loc[c]
+            body.append([model, names[c], _mib(r["peak_bytes"]), fmt(r["peak_ratio_to_qlora"], digits=3),
+                         f"{r['median_step_s'] * 1000:.1f}", fmt(r["step_ratio_to_qlora"], digits=3),
+                         _mib(r["saved_activation_bytes"]), fmt(r["saved_ratio_to_qlora"], digits=3),
+                         _mib(r["weights_bytes"])])
+        if "folded_4bit" in sub.index:
+            f = sub.loc["folded_4bit"]
+            ok = f["peak_ratio_to_qlora"] <= QLORA_GOAL and f["step_ratio_to_qlora"] <= QLORA_GOAL
+            line = (f"- {model}: Delta-LoRA folded on NF4 peak x{f['peak_ratio_to_qlora']:.3f}, step "
+                    f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} of QLoRA -> "
+                    f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal")
+            if "inplace" in sub.index:
+                line += (f"; Delta-LoRA inplace on the fp32 base is x{sub.loc['inplace', 'peak_ratio_to_qlora']:.3f} "
+                         "of QLoRA's peak")
+            notes.append(line)
+    lines += [markdown_table(["model", "configuration", "peak MiB", "peak / QLoRA", "step ms", "step / QLoRA",
+                              "saved act. MiB", "saved / QLoRA", "weights MiB"], body), "", *notes]
+    return lines

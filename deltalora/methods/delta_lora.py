@@ -42,7 +42,9 @@ class DeltaLoRAMethod(Method):
     def extra_updated_params(self, model: nn.Module, hp: dict[str, Any]) -> int:
         from peft.tuners.lora import LoraLayer
 
-        return sum(m.get_base_layer().weight.numel() for m in model.modules() if isinstance(m, LoraLayer))
+        from ..quantized import weight_numel
+
+        return sum(weight_numel(m) for m in model.modules() if isinstance(m, LoraLayer))
 
 
 METHOD = DeltaLoRAMethod()

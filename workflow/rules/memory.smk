@@ -15,6 +15,7 @@ rule memory_table:
         batch=config["memory"]["batch"],
         seq=config["memory"]["seq"],
         bf16_model=config["memory"]["bf16_model"],
+        qlora_models=",".join(config["memory"].get("qlora_models", [])),
         profile=PROFILE,
     threads: workflow.cores
     resources:
@@ -26,5 +27,6 @@ rule memory_table:
     shell:
         "python3 -m deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
-        "--bf16-model {params.bf16_model} --profile {params.profile} --out {output.csv} "
-        "--plots results/plots > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
+        "--bf16-model {params.bf16_model} --qlora-models '{params.qlora_models}' --profile {params.profile} "
+        "--out {output.csv} --plots results/plots > {log} 2>&1 "
+        "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
