@@ -253,7 +253,8 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
                 f"{task_label(d.data['task'])}: Delta-LoRA minus each control ({cmp.extra.get('split')}):",
                 "",
                 markdown_table(
-                    ["control", "median (validation)", "mean diff [CI]", "verdict of the gain rule"],
+                    ["control", f"median ({cmp.extra.get('selected_on', 'validation')}, selection)",
+                     "mean diff [CI] (validation)", "verdict of the gain rule"],
                     [
                         [
                             r,
@@ -523,7 +524,7 @@ def _plot_baselines(rows, ev):
 
 
 def _plot_controls(rows, ev):
-    e = _entries(rows, "5", lambda r: True)
+    e = _entries(rows, "5", lambda r: not r.data.get("matched_scale"))
     e = [x for x in e if not x[0].startswith("pooled")] + [x for x in e if x[0].startswith("pooled")]
     return _forest_figure([(f"Delta-LoRA - best LoRA control ({ev.profile})", e,
                             "paired difference, main metric (points)")],
