@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import rules, selection
+from . import power, rules, selection
 from .evidence import (
     DROPOUT_ROW,
     GLUE_TASKS,
@@ -140,6 +140,9 @@ class AuditRow:
     profile: str
     scale: str
     data: dict[str, Any] = field(default_factory=dict)
+    mde: float | None = None  # power.py: minimum detectable effect (points) at the pairs run
+    seeds_needed: int | None = None  # power.py: seeds (per task) to detect 1 point
+    seeds_needed_stated: int | None = None  # ... to detect the claim's stated size
 
     def csv_dict(self) -> dict[str, str]:
         return {
@@ -152,6 +155,9 @@ class AuditRow:
             "scale": self.scale,
             "id": self.id,
             "level": self.level,
+            "mde": "" if self.mde is None else ("inf" if math.isinf(self.mde) else f"{self.mde:.3f}"),
+            "seeds_needed": "" if self.seeds_needed is None else str(self.seeds_needed),
+            "seeds_needed_stated": "" if self.seeds_needed_stated is None else str(self.seeds_needed_stated),
         }
 
 
@@ -649,7 +655,8 @@ def assess_baselines(ev: Evidence, s: Settings) -> list[AuditRow]:
         rows.insert(2 if cid == "4c" else 3,
                     _row(ev, cid, "", "claim", CLAIMS[cid].test, evid,
                          rules.rule_paired_gain(cmp, alpha=s.alpha, claimed_gain=claimed, what=what),
-                         _records_scale(ev, _recs(ev, task, [DELTA, "lora"])), {"cmp": cmp, "task": task}))
+                         _records_scale(ev, _recs(ev, task, [DELTA, "lora"])),
+                         {"cmp": cmp, "task": task, "stated": gain}))
     return rows + details
 
 
@@ -920,4 +927,5 @@ def assess(ev: Evidence, settings: Settings | None = None) -> list[AuditRow]:
     rows: list[AuditRow] = []
     for f in ASSESSORS:
         rows += f(ev, s)
+    power.annotate(rows, alpha=s.alpha)  # mde and seeds needed on every comparison row
     return rows

@@ -22,7 +22,8 @@ from . import rules
 from .claims import CLAIMS, AuditRow, Settings, assess
 from .evidence import Evidence, gather, task_label
 
-CSV_COLUMNS = ("claim", "test", "evidence", "verdict", "profile", "rule", "scale", "id", "level")
+CSV_COLUMNS = ("claim", "test", "evidence", "verdict", "profile", "rule", "scale", "id", "level", "mde",
+               "seeds_needed", "seeds_needed_stated")
 SECTIONS = (
     ("1", "Claim 1: \"fine-tunes high-rank parameters\"", ("1a", "1b")),
     ("2", "Claim 2: memory and compute comparable to LoRA", ("2",)),
@@ -144,13 +145,14 @@ def render_markdown(
         "## Summary",
         "",
         markdown_table(
-            ["#", "Claim (where)", "Verdict", "Key evidence", "Scale"],
+            ["#", "Claim (where)", "Verdict", "Key evidence", "MDE (points)", "Seeds for 1 pt", "Scale"],
             [
                 [
                     r.claim_id,
                     _esc(CLAIMS[r.claim_id].text),
                     f"**{r.verdict}**" + (" (proxy scale)" if r.scale.startswith("proxy scale") else ""),
                     _esc(_short(r.evidence)),
+                    *_power_cells(r),
                     _esc(_short(r.scale, 90)),
                 ]
                 for r in claim_rows
@@ -196,8 +198,19 @@ def _min_pairs(alpha: float) -> int:
 def _detail_table(details: Sequence[AuditRow]) -> list[str]:
     if not details:
         return []
-    return [markdown_table(["Test", "Evidence", "Verdict"],
-                           [[_esc(d.test), _esc(d.evidence), d.verdict] for d in details]), ""]
+    return [markdown_table(["Test", "Evidence", "Verdict", "MDE (points)", "Seeds for 1 pt"],
+                           [[_esc(d.test), _esc(d.evidence), d.verdict, *_power_cells(d)] for d in details]), ""]
+
+
+def _power_cells(r: AuditRow) -> list[str]:
+    """MDE at the pairs run and seeds (per task) for 1 point, from audit/power.py; '-' where no comparison."""
+    if r.mde is None:
+        return ["-", "-"]
+    mde = "none" if math.isinf(r.mde) else f"{r.mde:.2f}"
+    need = "-" if r.seeds_needed is None else str(r.seeds_needed)
+    if r.seeds_needed_stated is not None:
+        need += f" ({r.seeds_needed_stated} for the stated size)"
+    return [mde, need]
 
 
 def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Evidence) -> list[str]:
