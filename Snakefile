@@ -19,6 +19,7 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/decisive.smk"
 
 
 rule all:
