@@ -14,7 +14,9 @@ tests
 
 **Convergence criterion** (checked per run and shown): fit a least-squares line to the logged training
 loss over the last quarter of the run's steps; the run has converged when that line's fall over the
-quarter is below ``max_drop`` (default 5%) of the quarter's mean loss. Fewer than 4 logged points in
+quarter is below ``max_drop`` (default 5%) of the first logged loss (the loss the run started from:
+per-step losses of small batches are noisy and can approach 0, so the quarter's own mean is no stable
+scale). Fewer than 4 logged points in
 the quarter: not checkable (set ``train.logging_steps`` lower).
 
 Usage: ``python -m deltalora.audit.decisive RECORDS... --profile default --out results/audit_decisive.md
@@ -56,7 +58,7 @@ class Convergence:
     seed: Any
     steps: int
     points: int  # logged losses in the last quarter
-    rel_drop: float | None  # fall of the fitted line over the quarter / mean loss there
+    rel_drop: float | None  # fall of the fitted line over the quarter / first logged loss
     converged: bool | None  # None: not checkable
 
 
@@ -74,9 +76,9 @@ def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MA
     if len(last) < 4 or len({s for s, _ in last}) < 2:
         return Convergence(**base, rel_drop=None, converged=None)
     fit = linregress([s for s, _ in last], [v for _, v in last])
-    mean = statistics.fmean(v for _, v in last)
+    first = curve[0][1]
     span = last[-1][0] - last[0][0]
-    drop = -fit.slope * span / mean if mean > 0 else math.inf
+    drop = -fit.slope * span / first if first > 0 else math.inf
     return Convergence(**base, rel_drop=float(drop), converged=bool(drop < max_drop))
 
 
@@ -160,7 +162,7 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
         "optimizer step (median)",
         "- Selection on dev (carved from train), comparison on validation (docs/dev_split.md).",
         f"- Convergence: least-squares line through the logged training loss over the last {TAIL:.0%} of the "
-        f"steps; converged if it falls by less than {max_drop:.0%} of the mean loss there. "
+        f"steps; converged if it falls by less than {max_drop:.0%} of the first logged loss. "
         f"{n_conv}/{len(conv)} runs converged, {n_unk} not checkable.",
         f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
     ]

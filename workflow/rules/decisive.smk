@@ -11,17 +11,16 @@ if DEC:
         if _row not in ROWS:
             raise ValueError(f"decisive.rows: row {_row!r} is not defined under rows: ({', '.join(ROWS)})")
 
-    def decisive_sets(wildcards, threads):
-        items = [*config.get("overrides", []), *DEC.get("overrides", []), *ROWS[wildcards.row].get("set", []),
-                 f"train.threads={threads}"]
-        return " ".join(f"--set {shlex.quote(s)}" for s in items)
-
     rule decisive_train:
         output:
             expand(DEC_RECORD, seed=DEC_SEEDS, allow_missing=True),
         params:
             method=row_method,
-            sets=decisive_sets,
+            sets=lambda w, threads: " ".join(
+                f"--set {shlex.quote(s)}"
+                for s in [*config.get("overrides", []), *DEC.get("overrides", []), *ROWS[w.row].get("set", []),
+                          f"train.threads={threads}"]
+            ),
             seeds=",".join(map(str, DEC_SEEDS)),
             profile=PROFILE,
             out=lambda w: f"{RUNS}/decisive/{w.task}/{w.row}/seed{{seed}}",
