@@ -23,6 +23,7 @@ include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/qlora.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/decisive.smk"
 include: "workflow/rules/report.smk"  # after the others: it reads their definitions
 
 

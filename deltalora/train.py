@@ -18,6 +18,7 @@ from typing import Any
 
 from .models import unwrap_peft
 from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
+from .tasks.dev_split import DEV_SPLIT
 
 
 class DivergenceError(RuntimeError):
@@ -311,7 +312,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     metric = runner.metric_key
     if not epochs:
         raise RunError("no evaluation was recorded (no validation split?)")
-    best = max(epochs, key=lambda e: (_finite(e["metrics"].get(metric)), -e["epoch"]))
+    best = max(epochs, key=lambda e: (_finite(_selection_score(e, metric)), -e["epoch"]))
     delta = _delta_lora_summary(callbacks)
     record = {
         "schema_version": 1,
@@ -327,6 +328,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         "metric": metric,
         "epochs": epochs,
         "best": best,
+        "selected_on": "dev" if any(DEV_SPLIT in e.get("extra_splits", {}) for e in epochs) else "validation",
         "final": epochs[-1],
         "train_curve": [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
                         for h in history if "loss" in h and "eval_loss" not in h],
@@ -366,6 +368,16 @@ def _delta_lora_callback(callbacks: list) -> Any:
     from .callback import DeltaLoRACallback
 
     return next((cb for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+def _selection_score(epoch: dict[str, Any], metric: str) -> Any:
+    """The score the best epoch is chosen by: dev when the run evaluates a dev split, else validation.
+
+    Choosing on validation and reporting validation favours the chosen epoch; dev is carved from train
+    for this (deltalora/tasks/dev_split.py).
+    """
+    extra = epoch.get("extra_splits") or {}
+    if DEV_SPLIT in extra:
+        return extra[DEV_SPLIT].get(metric)
+    return epoch["metrics"].get(metric)
 
 
 def _delta_lora_handle(callbacks: list) -> Any:

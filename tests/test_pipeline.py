@@ -138,8 +138,8 @@ def test_paper_profile_dry_run_lists_every_experiment(workdir, env):
     r = snakemake(workdir, "-n", "all", "--configfile", "workflow/config/paper.yaml", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout + r.stderr
-    # 8 tasks x (6 table rows + 4 audit rows) x 5 seeds, one job per run in the paper profile
-    assert text.count("rule glue_train:") == 8 * 10 * 5
+    # 8 tasks x (6 table rows + 7 audit rows) x 5 seeds, one job per run in the paper profile
+    assert text.count("rule glue_train:") == 8 * 13 * 5
     for rule, n in (("nlg_train", 3 * 7), ("ablation_lambda_k_train", 2 * 20), ("ablation_rank_train", 3 * 10),
                     ("ablation_dropout_train", 3 * 4), ("pretrain", 0),
                     ("qlora_train", 3 * 4), ("qlora_table", 1)):  # RoBERTa-base fp32 and NF4: 3 tasks x 4 rows

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import rules
+from . import power, rules, selection
 from .evidence import (
     DROPOUT_ROW,
     GLUE_TASKS,
@@ -115,9 +115,9 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "seed-paired Delta-LoRA - LoRA BLEU (all categories) on WebNLG"),
     Claim("5", 'Delta-LoRA\'s gain is not "LoRA with another learning rate": it beats the best LoRA control',
           "ICLR reviewer 2's objection (docs/sources.md §7.1), made precise in docs/sources.md §7.2",
-          "seed-paired Delta-LoRA - best control per task (best on validation of: LoRA at scale (1+lambda) "
-          "alpha/r; a LoRA learning-rate sweep; LoRA without dropout), reported on held-out data where the "
-          "records have it"),
+          "seed-paired Delta-LoRA at its dev-selected learning rate - best control per task (best on dev of: "
+          "LoRA at scale (1+lambda) alpha/r; a LoRA learning-rate sweep; LoRA without dropout), compared on "
+          "validation; and, separately, Delta-LoRA - LoRA at matched effective scale"),
     Claim("6a", "The folded and inplace engines are the same method (exact reparametrization)",
           "docs/design.md §3-§4 (this suite's claim, tested on real runs)",
           "main metric of row delta_lora (folded) vs delta_lora_inplace, same task and seed"),
@@ -145,6 +145,9 @@ class AuditRow:
     profile: str
     scale: str
     data: dict[str, Any] = field(default_factory=dict)
+    mde: float | None = None  # power.py: minimum detectable effect (points) at the pairs run
+    seeds_needed: int | None = None  # power.py: seeds (per task) to detect 1 point
+    seeds_needed_stated: int | None = None  # ... to detect the claim's stated size
 
     def csv_dict(self) -> dict[str, str]:
         return {
@@ -157,6 +160,9 @@ class AuditRow:
             "scale": self.scale,
             "id": self.id,
             "level": self.level,
+            "mde": "" if self.mde is None else ("inf" if math.isinf(self.mde) else f"{self.mde:.3f}"),
+            "seeds_needed": "" if self.seeds_needed is None else str(self.seeds_needed),
+            "seeds_needed_stated": "" if self.seeds_needed_stated is None else str(self.seeds_needed_stated),
         }
 
 
@@ -654,7 +660,8 @@ def assess_baselines(ev: Evidence, s: Settings) -> list[AuditRow]:
         rows.insert(2 if cid == "4c" else 3,
                     _row(ev, cid, "", "claim", CLAIMS[cid].test, evid,
                          rules.rule_paired_gain(cmp, alpha=s.alpha, claimed_gain=claimed, what=what),
-                         _records_scale(ev, _recs(ev, task, [DELTA, "lora"])), {"cmp": cmp, "task": task}))
+                         _records_scale(ev, _recs(ev, task, [DELTA, "lora"])),
+                         {"cmp": cmp, "task": task, "stated": gain}))
     return rows + details
 
 
@@ -674,40 +681,58 @@ def _glue_average_comparison(ev: Evidence, s: Settings) -> PairedComparison | No
 
 # =========================================================================== claim 5
 def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
+    """Claim 5, with every choice made on dev and every comparison reported on validation.
+
+    Two comparisons, both shown: (a) Delta-LoRA at its own dev-selected learning rate (``delta_lora``
+    and its ``delta_lora_lr*`` sweep) against the dev-selected best LoRA control (the same sweep,
+    ``lora_scaled``, ``lora_nodrop``); (b) at matched effective scale, ``delta_lora`` against
+    ``lora_scaled`` (LoRA at (1+lambda) alpha/r), with no selection at all.
+    """
     rows: list[AuditRow] = []
     details = []
+    scale_details = []
     strata: dict[str, dict[Any, float]] = {}
+    scale_strata: dict[str, dict[Any, float]] = {}
     complete_all = True
     used_recs: list[dict[str, Any]] = []
     missing_notes: list[str] = []
+    selected_on: set[str] = set()
     for task in ev.tasks(DELTA):
-        sweep = [r for r in ev.rows(task) if r == "lora" or LR_ROW.match(r)]
+        sweep = selection.sweep_rows(ev, task, "lora", LR_ROW)
+        delta_sweep = selection.sweep_rows(ev, task, DELTA, selection.DELTA_LR_ROW)
         controls = [r for r in ("lora_scaled", "lora_nodrop") if ev.runs(task, r)] + sweep
+        if ev.runs(task, "lora_scaled"):  # (b) matched effective scale: no selection involved
+            ds = pair_by_seed(ev.scores(task, DELTA), ev.scores(task, "lora_scaled"))
+            if ds:
+                scale_strata[task] = ds
+                c = _compare(ev, s, {task: ds}, f"{task_label(task)} Delta-LoRA - lora_scaled")
+                scale_details.append(_row(
+                    ev, "5", f"scale.{task}", "detail",
+                    f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA - LoRA at matched effective "
+                    "scale (lora_scaled), validation",
+                    c.describe(), rules.rule_paired_gain(c, alpha=s.alpha),
+                    _records_scale(ev, _recs(ev, task, [DELTA, "lora_scaled"])),
+                    {"cmp": c, "task": task, "metric": ev.main_metric(task), "matched_scale": True}))
         if not [r for r in controls if r != "lora"]:
             if controls:
                 missing_notes.append(f"{task_label(task)} has no reviewer control (only LoRA at its base "
                                      "learning rate, which claim 4 covers): left out")
             continue
-        med = {r: _median(list(ev.scores(task, r).values())) for r in controls}
-        med = {r: v for r, v in med.items() if v is not None}
-        if not med:
+        sel = selection.selection_split(ev, task, [*delta_sweep, *controls])
+        selected_on.add(sel or "validation")
+        best_delta, dmed = selection.select_best(ev, task, delta_sweep, sel)
+        best, med = selection.select_best(ev, task, controls, sel)
+        if best is None or best_delta is None:
             continue
-        # held-out split: used for the comparison when every run involved was evaluated on it
-        involved = [rec for r in [DELTA, *controls] for rec in ev.runs(task, r).values()]
-        split = (
-            "test"
-            if involved and all(metric_value(rec, split="test") is not None for rec in involved)
-            else None
-        )
-        best_lr = max((r for r in sweep if r in med), key=lambda r: (med[r], r), default=None)
-        best = max(med, key=lambda r: (med[r], r))
+        lora_sweep_med = [r for r in sweep if r in med]
+        best_lr = max(lora_sweep_med, key=lambda r: (med[r], r), default=None)
         # where LoRA itself runs without dropout (GLUE in the LoRA protocol), it is the no-dropout control
         lora_has_no_dropout = "lora" in med and all(
             (rec.get("config", {}).get("hp", {}).get("dropout") or 0.0) == 0.0 for rec in ev.runs(task, "lora").values())
         kinds = {
             "scale (lora_scaled)": "lora_scaled" in med,
             "no dropout (lora_nodrop, or LoRA itself when it has no dropout)": "lora_nodrop" in med or lora_has_no_dropout,
-            "learning-rate sweep (lora + >= 1 lora_lr* row)": len([r for r in sweep if r in med]) >= 2,
+            "learning-rate sweep (lora + >= 1 lora_lr* row)": len(lora_sweep_med) >= 2,
         }
         complete = all(kinds.values())
         complete_all &= complete
@@ -715,37 +740,39 @@ def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
             missing_notes.append(
                 f"{task_label(task)} lacks " + ", ".join(k for k, ok in kinds.items() if not ok)
             )
-        d = pair_by_seed(ev.scores(task, DELTA, split=split), ev.scores(task, best, split=split))
+        d = pair_by_seed(ev.scores(task, best_delta), ev.scores(task, best))
         if not d:
             continue
         strata[task] = d
-        used_recs += _recs(ev, task, [DELTA, best])
-        lrs = {r: learning_rate(next(iter(ev.runs(task, r).values()))) for r in sweep if ev.runs(task, r)}
-        per_control = {r: _compare(ev, s, {task: pair_by_seed(ev.scores(task, DELTA, split=split),
-                                                             ev.scores(task, r, split=split))}, r)
+        used_recs += _recs(ev, task, [best_delta, best])
+        lrs = {r: learning_rate(next(iter(ev.runs(task, r).values()))) for r in [*sweep, *delta_sweep]
+               if ev.runs(task, r)}
+        per_control = {r: _compare(ev, s, {task: pair_by_seed(ev.scores(task, best_delta), ev.scores(task, r))}, r)
                        for r in med}
         cmp = _compare(
             ev,
             s,
             {task: d},
-            f"{task_label(task)} Delta-LoRA - {best}",
+            f"{task_label(task)} {best_delta} - {best}",
             {
                 "best": best,
+                "best_delta": best_delta,
                 "best_lr_row": best_lr,
                 "medians": med,
+                "delta_medians": dmed,
                 "lrs": lrs,
-                "split": split or "validation",
+                "split": "validation",
+                "selected_on": sel or "validation",
                 "per_control": per_control,
                 "complete": complete,
             },
         )
-        what = f"Delta-LoRA - best control ({best})"
+        what = f"Delta-LoRA ({best_delta}) - best control ({best})"
         evid = (
-            "control medians on validation: "
-            + ", ".join(f"{r} {_fmt(v)}" for r, v in sorted(med.items()))
-            + (f"; best LR {lrs.get(best_lr)} ({best_lr})" if best_lr else "")
-            + f"; best control {best}; compared on {split or 'validation (the split the task reports)'}: "
-            + cmp.describe()
+            "Delta-LoRA " + selection.describe_selection(sel, dmed, best_delta)
+            + "; controls " + selection.describe_selection(sel, med, best)
+            + (f"; best LoRA LR {lrs.get(best_lr)} ({best_lr})" if best_lr else "")
+            + "; compared on validation: " + cmp.describe()
         )
         details.append(
             _row(
@@ -756,17 +783,19 @@ def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
                 f"{task_label(task)} ({ev.main_metric(task)}): {what}",
                 evid,
                 rules.rule_beats_best_control(cmp, controls_complete=complete, alpha=s.alpha),
-                _records_scale(ev, _recs(ev, task, [DELTA, *controls])),
+                _records_scale(ev, _recs(ev, task, [*delta_sweep, *controls])),
                 {"cmp": cmp, "task": task, "metric": ev.main_metric(task)},
             )
         )
     pooled = _compare(ev, s, strata, "pooled Delta-LoRA - best control")
     if strata:
-        evid = f"{len(strata)} task(s), each against its best control: {pooled.describe()}"
+        evid = (f"{len(strata)} task(s), Delta-LoRA at its dev-selected learning rate against the best control "
+                f"selected on {'/'.join(sorted(selected_on))}, compared on validation: {pooled.describe()}")
         if missing_notes:
             evid += "; notes: " + "; ".join(missing_notes)
-        evid += ("; the control is the best of several on the same validation data (selection favours the "
-                 "control) unless a held-out split was used")
+        if "validation" in selected_on:
+            evid += ("; some records have no dev split: there the selection was made on the validation data it "
+                     "is compared on (selection favours the chosen rows)")
     else:
         evid = (
             "no evidence: no task has delta_lora and a LoRA control (lora_scaled, lora_nodrop, lora, "
@@ -787,7 +816,15 @@ def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
             {"cmp": pooled},
         )
     )
-    return rows + details
+    if scale_strata:
+        sp = _compare(ev, s, scale_strata, "pooled Delta-LoRA - lora_scaled")
+        rows.append(_row(
+            ev, "5", "scale", "detail",
+            "pooled: Delta-LoRA - LoRA at matched effective scale x(1+lambda) (no selection), validation",
+            f"{len(scale_strata)} task(s): {sp.describe()}", rules.rule_paired_gain(sp, alpha=s.alpha),
+            _records_scale(ev, [r for t in scale_strata for r in _recs(ev, t, [DELTA, "lora_scaled"])]),
+            {"cmp": sp, "matched_scale": True}))
+    return rows + details + scale_details
 
 
 # =========================================================================== claim 6
@@ -936,4 +973,5 @@ def assess(ev: Evidence, settings: Settings | None = None) -> list[AuditRow]:
     rows: list[AuditRow] = []
     for f in ASSESSORS:
         rows += f(ev, s)
+    power.annotate(rows, alpha=s.alpha)  # mde and seeds needed on every comparison row
     return rows

@@ -22,7 +22,8 @@ from . import rules
 from .claims import CLAIMS, AuditRow, Settings, assess
 from .evidence import Evidence, gather, task_label
 
-CSV_COLUMNS = ("claim", "test", "evidence", "verdict", "profile", "rule", "scale", "id", "level")
+CSV_COLUMNS = ("claim", "test", "evidence", "verdict", "profile", "rule", "scale", "id", "level", "mde",
+               "seeds_needed", "seeds_needed_stated")
 SECTIONS = (
     ("1", "Claim 1: \"fine-tunes high-rank parameters\"", ("1a", "1b")),
     ("2", "Claim 2: memory and compute comparable to LoRA", ("2",)),
@@ -145,13 +146,14 @@ def render_markdown(
         "## Summary",
         "",
         markdown_table(
-            ["#", "Claim (where)", "Verdict", "Key evidence", "Scale"],
+            ["#", "Claim (where)", "Verdict", "Key evidence", "MDE (points)", "Seeds for 1 pt", "Scale"],
             [
                 [
                     r.claim_id,
                     _esc(CLAIMS[r.claim_id].text),
                     f"**{r.verdict}**" + (" (proxy scale)" if r.scale.startswith("proxy scale") else ""),
                     _esc(_short(r.evidence)),
+                    *_power_cells(r),
                     _esc(_short(r.scale, 90)),
                 ]
                 for r in claim_rows
@@ -199,8 +201,19 @@ def _min_pairs(alpha: float) -> int:
 def _detail_table(details: Sequence[AuditRow]) -> list[str]:
     if not details:
         return []
-    return [markdown_table(["Test", "Evidence", "Verdict"],
-                           [[_esc(d.test), _esc(d.evidence), d.verdict] for d in details]), ""]
+    return [markdown_table(["Test", "Evidence", "Verdict", "MDE (points)", "Seeds for 1 pt"],
+                           [[_esc(d.test), _esc(d.evidence), d.verdict, *_power_cells(d)] for d in details]), ""]
+
+
+def _power_cells(r: AuditRow) -> list[str]:
+    """MDE at the pairs run and seeds (per task) for 1 point, from audit/power.py; '-' where no comparison."""
+    if r.mde is None:
+        return ["-", "-"]
+    mde = "none" if math.isinf(r.mde) else f"{r.mde:.2f}"
+    need = "-" if r.seeds_needed is None else str(r.seeds_needed)
+    if r.seeds_needed_stated is not None:
+        need += f" ({r.seeds_needed_stated} for the stated size)"
+    return [mde, need]
 
 
 def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Evidence) -> list[str]:
@@ -256,7 +269,8 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
                 f"{task_label(d.data['task'])}: Delta-LoRA minus each control ({cmp.extra.get('split')}):",
                 "",
                 markdown_table(
-                    ["control", "median (validation)", "mean diff [CI]", "verdict of the gain rule"],
+                    ["control", f"median ({cmp.extra.get('selected_on', 'validation')}, selection)",
+                     "mean diff [CI] (validation)", "verdict of the gain rule"],
                     [
                         [
                             r,
@@ -534,7 +548,7 @@ def _plot_baselines(rows, ev):
 
 
 def _plot_controls(rows, ev):
-    e = _entries(rows, "5", lambda r: True)
+    e = _entries(rows, "5", lambda r: not r.data.get("matched_scale"))
     e = [x for x in e if not x[0].startswith("pooled")] + [x for x in e if x[0].startswith("pooled")]
     return _forest_figure([(f"Delta-LoRA - best LoRA control ({ev.profile})", e,
                             "paired difference, main metric (points)")],

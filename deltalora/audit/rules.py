@@ -86,7 +86,7 @@ def rule_beats_best_control(cmp: PairedComparison | None, *, controls_complete: 
                              alpha: float = ALPHA) -> Verdict:
     """Delta-LoRA beats the best LoRA control (reviewer 2's objection answered)."""
     verdict, text = rule_paired_gain(cmp, alpha=alpha, what="Delta-LoRA - best control (best median on "
-                                                            "validation)")
+                                                            "dev, compared on validation)")
     text += ("; a supported verdict needs all three controls (scale (1+lambda) alpha/r, a learning-rate "
              "sweep of >= 2 values, no dropout) in every task compared, else it is inconclusive (a missing "
              "control could be the best); supported here means the objection is answered, not supported "

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from deltalora.atomic import atomic_write_bytes
 from deltalora.metrics.glue import main_metric, metric_names
-from deltalora.tasks import glue_proxy
+from deltalora.tasks import dev_split, glue_proxy
 from deltalora.tasks.base import TaskSpec
 from deltalora.tasks.data_checks import DataError, check_dataset_dict, check_jsonl_file
 
@@ -275,6 +275,8 @@ def load_glue(
     n_train: int | None = None,
     n_val: int | None = None,
     seed: int = 0,
+    dev_size: float = 0,
+    dev_max: int = 0,
 ) -> datasets.DatasetDict:
     """Train and validation splits of a GLUE task, with the real GLUE features, validated.
 
@@ -286,25 +288,35 @@ def load_glue(
     seed: the *data* seed: generator seed for proxies, subsample seed for real data. Keep it fixed
         across training seeds, as the paper trains every seed on the same data.
 
+    dev_size / dev_max: the ``dev`` split carved from train for selection (count if >= 1, fraction if
+        < 1, 0: none; capped by dev_max): see :mod:`deltalora.tasks.dev_split`.
+
     Returns splits ``train`` and ``validation`` (MNLI: ``validation_matched`` and
-    ``validation_mismatched``); see :attr:`TaskSpec.eval_split`.
+    ``validation_mismatched``), plus ``dev`` when asked; see :attr:`TaskSpec.eval_split`.
     Raises :class:`DataError` (a ``ValueError``) for unreachable or malformed data.
     """
     spec = get_glue_task(task)
     if profile == "paper":
         dd = _load_hub(spec)
+        n_dev = dev_split.dev_count(len(dd[spec.train_split]), dev_size, dev_max)
+        if n_dev:  # before the subsample, so that no n_train ever reaches into dev
+            dd = dev_split.carve_random(dd, n_dev, seed, train_split=spec.train_split)
         dd = _subsample(dd, spec, n_train, n_val, seed)
         check_dataset_dict(
             dd, glue_features(spec.name), value_ranges=_value_ranges(spec), source=f"{HUB_ID}/{spec.name}"
         )
         return dd
     if profile == "default":
+        n_train = n_train if n_train is not None else DEFAULT_N_TRAIN
+        n_dev = dev_split.dev_count(n_train, dev_size, dev_max) if dev_size >= 1 else \
+            dev_split.dev_count(round(n_train / (1 - dev_size)), dev_size, dev_max)
         files = write_glue_proxy(
             spec.name,
             data_dir if data_dir is not None else default_data_dir(),
-            n_train=n_train if n_train is not None else DEFAULT_N_TRAIN,
+            n_train=n_train + n_dev,  # the generator is prefix-stable: the first n_train rows are unchanged
             n_val=n_val if n_val is not None else DEFAULT_N_VAL,
             seed=seed,
         )
-        return load_glue_files(spec.name, files)
+        dd = load_glue_files(spec.name, files)
+        return dev_split.carve_tail(dd, n_dev, train_split=spec.train_split) if n_dev else dd
     raise ValueError(f"unknown profile {profile!r}: use 'default' (embedded proxies) or 'paper' (hub data)")

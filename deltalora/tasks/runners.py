@@ -13,6 +13,7 @@ from typing import Any
 from ..models import Family, family_of, load_config, load_pretrained, load_tokenizer
 from .base import TaskSpec
 from .data_checks import DataError
+from .dev_split import DEV_SPLIT
 
 _DATA_CACHE: dict = {}
 
@@ -62,7 +63,8 @@ class GlueRunner:
                 raise DataError(f"data.files: task {self.spec.name} needs files for splits {missing}")
             return load_glue_files(self.spec.name, {s: d["files"][s] for s in self.spec.splits})
         return load_glue(self.spec.name, profile=self.cfg["profile"], data_dir=d.get("data_dir"),
-                         n_train=d["n_train"] or None, n_val=d["n_val"] or None, seed=d["seed"])
+                         n_train=d["n_train"] or None, n_val=d["n_val"] or None, seed=d["seed"],
+                         dev_size=d.get("dev_size", 0), dev_max=d.get("dev_max", 0))
 
     def load_model(self):
         from transformers import AutoModelForSequenceClassification
@@ -144,7 +146,9 @@ class GlueRunner:
                           desc=None)
 
         train = prep(data[self.spec.train_split])
-        evals = {split: prep(data[split]) for split in self.spec.eval_splits}
+        # the dev split (carved from train, deltalora/tasks/dev_split.py) is evaluated beside validation
+        self.eval_names = (*self.spec.eval_splits, *((DEV_SPLIT,) if DEV_SPLIT in data else ()))
+        evals = {split: prep(data[split]) for split in self.eval_names}
         return train, evals
 
     def collator(self, tokenizer, model):
@@ -163,7 +167,8 @@ class GlueRunner:
     def epoch_metrics(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Per-epoch validation metrics from the Trainer's log history, scored split first."""
         by_epoch: dict[int, dict[str, Any]] = defaultdict(lambda: {"metrics": {}, "extra_splits": {}})
-        main, extra = self.spec.eval_split, self.spec.extra_eval_splits
+        main = self.spec.eval_split
+        extra = tuple(s for s in getattr(self, "eval_names", self.spec.eval_splits) if s != main)
         for h in history:
             if "epoch" not in h:
                 continue
@@ -183,6 +188,10 @@ class GlueRunner:
 
     def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, float] | None:
         self.record_extra = {"majority_baseline": self.majority(data)}
+        if DEV_SPLIT in data:  # which examples selection was made on: the same for every method and seed
+            from .dev_split import fingerprint
+
+            self.record_extra["dev_split"] = {"n": len(data[DEV_SPLIT]), "sha256": fingerprint(data[DEV_SPLIT])}
         return None
 
 

@@ -1,0 +1,233 @@
+"""The decisive proxy-scale study: claims 4 and 5 with equal tuning, enough seeds and converged runs.
+
+Why: the default audit runs 3 seeds of 32 optimizer steps, which no exact test can decide and which
+stop while the loss still falls (a larger effective learning rate then wins whatever the method). This
+study (``results/audit_decisive.md`` / ``.csv``, workflow/rules/decisive.smk) trains a subset of GLUE
+proxies with the seed count the power analysis asks for and enough steps for the loss to flatten, and
+tests
+
+* claim 4 at equal tuning: Delta-LoRA at its dev-selected learning rate (``delta_lora`` and its
+  ``delta_lora_lr*`` rows) against LoRA at its dev-selected learning rate (``lora`` and ``lora_lr*``),
+  compared on validation;
+* claim 5: against the dev-selected best LoRA control, and at matched effective scale
+  (:func:`deltalora.audit.claims.assess_lr_objection`).
+
+**Convergence criterion** (checked per run and shown): fit a least-squares line to the logged training
+loss over the last quarter of the run's steps; the run has converged when that line's fall over the
+quarter is below ``max_drop`` (default 5%) of the first logged loss (the loss the run started from:
+per-step losses of small batches are noisy and can approach 0, so the quarter's own mean is no stable
+scale). Fewer than 4 logged points in
+the quarter: not checkable (set ``train.logging_steps`` lower).
+
+Usage: ``python -m deltalora.audit.decisive RECORDS... --profile default --out results/audit_decisive.md
+--csv results/audit_decisive.csv`` (``--records-from FILE`` reads the paths from a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..collect.tables import markdown_table
+from ..records import atomic_write_text, read_record
+from . import power, rules, selection
+from .claims import CLAIMS, AuditRow, Settings, _compare, _records_scale, _recs, _row, assess_lr_objection
+from .evidence import LR_ROW, Evidence, task_label
+from .report import CSV_COLUMNS, _power_cells
+from .stats import pair_by_seed
+
+MAX_DROP = 0.05
+TAIL = 0.25
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """The last-quarter loss trend of one run."""
+
+    task: str
+    row: str
+    seed: Any
+    steps: int
+    points: int  # logged losses in the last quarter
+    rel_drop: float | None  # fall of the fitted line over the quarter / first logged loss
+    converged: bool | None  # None: not checkable
+
+
+def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP) -> Convergence:
+    """Check the convergence criterion on a record's ``train_curve``."""
+    from scipy.stats import linregress
+
+    curve = [(int(p["step"]), float(p["loss"])) for p in rec.get("train_curve") or []
+             if p.get("loss") is not None and math.isfinite(float(p["loss"]))]
+    steps = int(rec.get("steps") or (curve[-1][0] if curve else 0))
+    start = steps * (1 - tail)
+    last = [(s, v) for s, v in curve if s > start]
+    base = dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"], steps=steps,
+                points=len(last))
+    if len(last) < 4 or len({s for s, _ in last}) < 2:
+        return Convergence(**base, rel_drop=None, converged=None)
+    fit = linregress([s for s, _ in last], [v for _, v in last])
+    first = curve[0][1]
+    span = last[-1][0] - last[0][0]
+    drop = -fit.slope * span / first if first > 0 else math.inf
+    return Convergence(**base, rel_drop=float(drop), converged=bool(drop < max_drop))
+
+
+def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
+    """Claim 4 at equal tuning: each method at its own dev-selected learning rate, compared on validation."""
+    strata: dict[str, dict[Any, float]] = {}
+    details: list[AuditRow] = []
+    used: list[dict[str, Any]] = []
+    for task in ev.tasks("delta_lora"):
+        d_rows = selection.sweep_rows(ev, task, "delta_lora", selection.DELTA_LR_ROW)
+        l_rows = selection.sweep_rows(ev, task, "lora", LR_ROW)
+        if not l_rows:
+            continue
+        sel = selection.selection_split(ev, task, [*d_rows, *l_rows])
+        bd, dmed = selection.select_best(ev, task, d_rows, sel)
+        bl, lmed = selection.select_best(ev, task, l_rows, sel)
+        if bd is None or bl is None:
+            continue
+        d = pair_by_seed(ev.scores(task, bd), ev.scores(task, bl))
+        if not d:
+            continue
+        strata[task] = d
+        used += _recs(ev, task, [bd, bl])
+        cmp = _compare(ev, s, {task: d}, f"{task_label(task)} {bd} - {bl}",
+                       {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"})
+        evid = ("Delta-LoRA " + selection.describe_selection(sel, dmed, bd) + "; LoRA "
+                + selection.describe_selection(sel, lmed, bl) + "; compared on validation: " + cmp.describe())
+        details.append(_row(ev, "4a", f"tuned.{task}", "detail",
+                            f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
+                            "at its dev-selected learning rate", evid,
+                            rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
+                            _records_scale(ev, _recs(ev, task, [*d_rows, *l_rows])),
+                            {"cmp": cmp, "task": task, "metric": ev.main_metric(task)}))
+    pooled = _compare(ev, s, strata, "pooled Delta-LoRA - LoRA (equal tuning)")
+    evid = (f"{len(strata)} task(s), each method at its own dev-selected learning rate, compared on validation: "
+            f"{pooled.describe()}" if strata else
+            "no evidence: no task has Delta-LoRA and LoRA runs (with their learning-rate sweeps) on the same seeds")
+    head = _row(ev, "4a", "tuned", "claim", "seed-paired Delta-LoRA - LoRA at equal tuning (learning rate "
+                "selected on dev for each), per task and pooled", evid,
+                rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha,
+                                       what="Delta-LoRA - LoRA (equal tuning)"),
+                _records_scale(ev, used), {"cmp": pooled})
+    return [head, *details]
+
+
+def seconds_per_step(records: Sequence[dict[str, Any]]) -> float | None:
+    """Median measured training seconds per optimizer step (train_runtime / steps) over the records."""
+    v = [r["train_summary"]["train_runtime"] / r["steps"] for r in records
+         if r.get("steps") and (r.get("train_summary") or {}).get("train_runtime")]
+    return float(statistics.median(v)) if v else None
+
+
+def budget_line(rows: Sequence[AuditRow], records: Sequence[dict[str, Any]]) -> str:
+    """What budget would decide the undecided rows, from the seeds the power analysis asks for."""
+    sps = seconds_per_step(records)
+    need = [r.seeds_needed for r in rows if r.level == "claim" and r.verdict in power.UNDECIDED
+            and r.seeds_needed is not None]
+    if not need or sps is None:
+        return ""
+    n_runs_per_seed = len({(r["task"], r.get("row")) for r in records})
+    steps = statistics.median([r["steps"] for r in records if r.get("steps")])
+    seeds = max(need)
+    hours = seeds * n_runs_per_seed * steps * sps / 3600
+    return (f"- Budget that would decide (1-point effects, 80% power): {seeds} seeds per task x "
+            f"{n_runs_per_seed} (task, row) runs x {steps:g} steps x {sps:.2f} s/step measured here = "
+            f"**{hours:.1f} CPU-hours** of training (one process; divide by the parallel jobs)")
+
+
+def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, *, seconds: float | None,
+           max_drop: float, cmd: str) -> str:
+    seeds = sorted({r["seed"] for r in ev.records}, key=str)
+    tasks = ev.tasks()
+    wall = sum(float((r.get("provenance") or {}).get("wall_time_s") or 0) for r in ev.records)
+    n_conv = sum(c.converged is True for c in conv)
+    n_unk = sum(c.converged is None for c in conv)
+    lines = [
+        f"# Decisive study: claims 4 and 5 at equal tuning ({ev.profile} profile)", "",
+        f"- {len(ev.records)} runs: tasks {', '.join(task_label(t) for t in tasks)}; rows "
+        f"{', '.join(ev.rows())}; seeds {', '.join(map(str, seeds))} ({len(seeds)})",
+        f"- Training wall time summed over runs: {wall:.0f} s; measured {seconds_per_step(ev.records) or 0:.3f} s per "
+        "optimizer step (median)",
+        "- Selection on dev (carved from train), comparison on validation (docs/dev_split.md).",
+        f"- Convergence: least-squares line through the logged training loss over the last {TAIL:.0%} of the "
+        f"steps; converged if it falls by less than {max_drop:.0%} of the first logged loss. "
+        f"{n_conv}/{len(conv)} runs converged, {n_unk} not checkable.",
+        f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
+    ]
+    b = budget_line(rows, ev.records)
+    if b:
+        lines.append(b)
+    lines += ["", "## Verdicts", "",
+              markdown_table(["id", "Test", "Verdict", "Evidence", "MDE (points)", "Seeds for 1 pt"],
+                             [[r.id, r.test, f"**{r.verdict}**" if r.level == "claim" else r.verdict,
+                               r.evidence, *_power_cells(r)] for r in rows]),
+              "", "## Convergence per run", "",
+              markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
+                              "converged"],
+                             [[task_label(c.task), c.row, str(c.seed), str(c.steps), str(c.points),
+                               "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
+                               {True: "yes", False: "**no**", None: "not checkable"}[c.converged]] for c in conv])]
+    if ev.profile != "paper":
+        lines += ["", "> Proxy-scale evidence (small models on generated proxy data), not a verdict on the paper."]
+    return "\n".join(lines) + "\n"
+
+
+def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop: float = MAX_DROP,
+          settings: Settings | None = None,
+          read: Callable[[str], dict[str, Any]] = read_record) -> list[AuditRow]:
+    """Write the study's report and CSV from run records (``read`` checks each; tests pass a plain reader)."""
+    t0 = time.perf_counter()
+    recs = []
+    for p in paths:
+        rec = read(p)
+        if rec["profile"] != profile:
+            raise ValueError(f"{p}: record of profile {rec['profile']!r}, expected {profile!r}")
+        recs.append(rec)
+    ev = Evidence(profile, recs)
+    s = settings or Settings()
+    rows = [*assess_tuned_vs_lora(ev, s), *assess_lr_objection(ev, s)]
+    rows = [r for r in rows if r.level == "claim"] + [r for r in rows if r.level != "claim"]
+    power.annotate(rows, alpha=s.alpha)
+    conv = sorted((convergence(r, max_drop=max_drop) for r in recs), key=lambda c: (c.task, c.row, str(c.seed)))
+    cmd = f"snakemake --cores all {out}"
+    atomic_write_text(out, render(rows, conv, ev, seconds=time.perf_counter() - t0, max_drop=max_drop, cmd=cmd))
+    atomic_write_text(csv, pd.DataFrame([r.csv_dict() for r in rows], columns=list(CSV_COLUMNS)).to_csv(index=False))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deltalora.audit.decisive", description=__doc__.splitlines()[0])
+    ap.add_argument("records", nargs="*")
+    ap.add_argument("--records-from", type=Path)
+    ap.add_argument("--profile", required=True, choices=["default", "paper"])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--csv", type=Path, required=True)
+    ap.add_argument("--max-drop", type=float, default=MAX_DROP,
+                    help="convergence: largest allowed loss fall over the last quarter, relative (default 0.05)")
+    a = ap.parse_args(argv)
+    paths = list(a.records) + (a.records_from.read_text().split() if a.records_from else [])
+    if not paths:
+        ap.error("no records given")
+    if not 0 < a.max_drop < 1:
+        ap.error(f"--max-drop must be in (0, 1), got {a.max_drop}")
+    rows = build(paths, profile=a.profile, out=a.out, csv=a.csv, max_drop=a.max_drop)
+    for r in rows:
+        if r.level == "claim":
+            print(f"{r.id}: {r.verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Selection on dev, comparison on validation: the audit's one rule for every choice it makes.
+
+Why: a choice made on the split that is then reported (the best learning rate of a sweep, the best
+LoRA control) favours what was chosen. Runs evaluate a ``dev`` split carved from train
+(:mod:`deltalora.tasks.dev_split`); the audit picks the row with the best median dev score and then
+compares on validation. Records without a dev score (older builds, NLG) fall back to validation, and
+the evidence says so.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from ..tasks.dev_split import DEV_SPLIT
+from .evidence import Evidence
+
+#: Delta-LoRA's learning-rate sweep rows, as ``lora_lr<value>`` is LoRA's (same values, same runs).
+DELTA_LR_ROW = re.compile(r"^delta_lora_lr(?P<lr>[0-9.eE+-]+)$")
+
+
+def selection_split(ev: Evidence, task: str, rows: Sequence[str]) -> str | None:
+    """``"dev"`` when every run of these rows on the task has a dev score, else None (validation)."""
+    recs = [rec for r in rows for rec in ev.runs(task, r).values()]
+    if recs and all(((rec.get("best") or {}).get("extra_splits") or {}).get(DEV_SPLIT) for rec in recs):
+        return DEV_SPLIT
+    return None
+
+
+def select_best(ev: Evidence, task: str, rows: Sequence[str], split: str | None) -> tuple[str | None, dict[str, float]]:
+    """The row with the best median score on ``split`` (dev), and every row's median there.
+
+    Ties go to the row name that sorts last, deterministically.
+    """
+    med: dict[str, float] = {}
+    for r in rows:
+        vals = list(ev.scores(task, r, split=split).values())
+        if vals:
+            med[r] = float(statistics.median(vals))
+    best = max(med, key=lambda r: (med[r], r)) if med else None
+    return best, med
+
+
+def sweep_rows(ev: Evidence, task: str, base: str, pattern: re.Pattern[str]) -> list[str]:
+    """The base row and its learning-rate sweep rows present for the task."""
+    return [r for r in ev.rows(task) if r == base or pattern.match(r)]
+
+
+def describe_selection(split: str | None, medians: dict[str, float], best: str | None) -> str:
+    where = "dev" if split else "validation (no dev split in these records: selection favours the chosen row)"
+    vals = ", ".join(f"{r} {v:.2f}" for r, v in sorted(medians.items()))
+    return f"medians on {where}: {vals}; selected {best}"
+
+
+def extra_of(best: str | None, medians: dict[str, float]) -> dict[str, Any]:
+    return {"best": best, "medians": medians}

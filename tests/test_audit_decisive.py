@@ -1,0 +1,86 @@
+"""The decisive study (deltalora/audit/decisive.py): the convergence criterion, claim 4 at equal tuning
+selected on dev, and the report files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from deltalora.audit import decisive
+from deltalora.audit.claims import Settings
+from deltalora.audit.evidence import Evidence
+from deltalora.audit.rules import SUPPORTED
+
+from test_audit_selection import NOISE, SEEDS, _rec
+
+
+def _curve(losses):
+    return {"task": "glue/rte", "row": "lora", "method": "lora", "seed": 0, "steps": len(losses),
+            "train_curve": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]}
+
+
+def test_convergence_criterion():
+    flat = [1.0 - 0.5 * min(i, 40) / 40 for i in range(100)]  # falls, then flat over the last quarter
+    falling = [1.0 - 0.005 * i for i in range(100)]  # still falling: 0.125 over the last 25 steps
+    assert decisive.convergence(_curve(flat)).converged is True
+    c = decisive.convergence(_curve(falling))
+    assert c.converged is False and c.points == 25
+    assert c.rel_drop == pytest.approx(0.005 * 24 / 1.0, rel=1e-6)  # fitted fall / first logged loss
+    assert decisive.convergence(_curve(falling), max_drop=0.5).converged is True
+    assert decisive.convergence(_curve([1.0, 0.9, 0.8])).converged is None  # too few points to check
+
+
+def test_claim4_at_equal_tuning_selects_each_learning_rate_on_dev():
+    # dev picks delta_lora_lr0.001 (val 60) and lora_lr0.001 (val 50); validation would pick 70 vs 90
+    planted = {"delta_lora": (70.0, 60.0), "delta_lora_lr0.001": (60.0, 80.0), "lora": (90.0, 70.0),
+               "lora_lr0.001": (50.0, 75.0)}
+    recs = [_rec(r, s, v, d) for r, (v, d) in planted.items() for s in SEEDS]
+    rows = {r.id: r for r in decisive.assess_tuned_vs_lora(Evidence("default", recs), Settings(n_resamples=500))}
+    cmp = rows["4a.tuned.glue/rte"].data["cmp"]
+    assert cmp.extra["best_delta"] == "delta_lora_lr0.001" and cmp.extra["best_lora"] == "lora_lr0.001"
+    assert cmp.ci.estimate == pytest.approx(10.0)
+    assert rows["4a.tuned"].verdict == SUPPORTED
+
+
+def test_build_writes_both_files_with_power_and_convergence(tmp_path):
+    planted = {"delta_lora": (70.0, 60.0), "lora": (69.0, 61.0), "lora_lr0.001": (50.0, 75.0),
+               "lora_scaled": (68.0, 50.0)}
+    paths = []
+    for r, (v, d) in planted.items():
+        for s in SEEDS:
+            rec = _rec(r, s, v + (NOISE[s] * 3 if r == "delta_lora" else 0), d)
+            rec.update(steps=16, train_curve=[{"step": i, "loss": 1.0} for i in range(1, 17)],
+                       train_summary={"train_runtime": 8.0}, provenance={"wall_time_s": 9.0})
+            p = tmp_path / f"{r}{s}.json"
+            p.write_text(json.dumps(rec))
+            paths.append(str(p))
+    out, csv = tmp_path / "d.md", tmp_path / "d.csv"
+    decisive.build(paths, profile="default", out=out, csv=csv, read=lambda p: json.loads(open(p).read()))
+    df = pd.read_csv(csv, keep_default_na=False).set_index("id")
+    assert {"4a.tuned", "5", "5.scale"} <= set(df.index)
+    assert df.loc["4a.tuned", "mde"] != "" and df.loc["4a.tuned", "seeds_needed"] != ""
+    md = out.read_text()
+    assert "20/20 runs converged" in md and "0.500 s per optimizer step" in md
+
+
+@pytest.mark.parametrize(("configfile", "jobs", "runs"), [
+    ("workflow/config/paper.yaml", 4 * 9, 4 * 9 * 10),  # one job per (task, row): 4 tasks x 9 rows, 10 seeds each
+    ("workflow/config/default.yaml", 5, 5 * 10),
+])
+def test_decisive_dry_run_lists_the_study_at_the_configured_seeds(tmp_path, configfile, jobs, runs):
+    import yaml
+    from test_pipeline import copy_workflow, snakemake, workflow_env
+
+    (tmp_path / "wd").mkdir()
+    wd = copy_workflow(tmp_path / "wd")
+    r = snakemake(wd, "-n", "results/audit_decisive.md", "--configfile", configfile, env=workflow_env(wd))
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = r.stdout + r.stderr
+    seeds = yaml.safe_load((wd / configfile).read_text())["decisive"]["seeds"]
+    assert len(seeds) == 10
+    assert text.count("rule decisive_train:") == jobs and text.count("rule audit_decisive:") == 1
+    import re
+
+    assert len(set(re.findall(r"[\w/.]*/decisive/[\w/.]+?/record\.json", text))) == runs
