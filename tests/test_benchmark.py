@@ -24,7 +24,8 @@ def test_measure_ratios_are_medians_over_rounds_divided_by_loras(monkeypatch):
         return {"model": model, "config": config, "device": kw["device"], "dtype": kw["dtype"],
                 "batch": kw["batch"], "seq": kw["seq"], "peak_method": "fake", "weights_bytes": 10,
                 "gradients_bytes": 1, "optimizer_bytes": 2, "trainable_params": 5, "extra_updated_params": 0,
-                "median_step_s": step, "peak_bytes": peak, "activations_bytes": peak - 13}
+                "median_step_s": step, "peak_bytes": peak, "activations_bytes": peak - 13,
+                "saved_activation_bytes": peak - 13}
 
     monkeypatch.setattr(benchmark, "run_one", fake_run_one)
     rows = benchmark.measure(["tiny"], device="cuda", dtypes=["fp32"], rounds=3, batch=2, seq=4, steps=1,
