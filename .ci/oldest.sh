@@ -3,7 +3,7 @@
 # pinned in .ci/oldest-constraints.txt), in a second venv, so that the floors stay honest.
 # Idempotent: reuses the venv when it exists. On a fresh machine it downloads torch 2.4.0 from PyPI
 # (the only x86-64 Linux build there is the CUDA one, ~3 GB with its nvidia-* wheels; it runs on CPU).
-#   bash .ci/oldest.sh            (OLDEST_VENV=/path to choose the venv; default /tmp/deltalora-oldest)
+#   bash .ci/oldest.sh [--install-only]   (OLDEST_VENV=/path to choose the venv; default /tmp/deltalora-oldest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -16,6 +16,7 @@ py="$venv/bin/python"
 import importlib.metadata as md
 print("oldest leg:", ", ".join(f"{p} {md.version(p)}" for p in ("torch", "transformers", "peft", "safetensors", "numpy")))
 PY
+[ "${1:-}" = "--install-only" ] && exit 0
 export XDG_CACHE_HOME="$(mktemp -d)" HF_HOME="$(mktemp -d)" MPLCONFIGDIR="$(mktemp -d)"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # The core's tests only: they need torch, transformers, peft and the test extra, nothing of the suite.
