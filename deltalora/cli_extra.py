@@ -89,6 +89,9 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     from .audit import add_audit_command
 
     add_audit_command(sub)
+    from .mirror import add_mirror_command
+
+    add_mirror_command(sub)
 
 
 def _bench_memory(args: argparse.Namespace) -> int:
