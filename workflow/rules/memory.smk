@@ -1,5 +1,6 @@
 # Memory and speed: full FT, LoRA, Delta-LoRA inplace / folded / naive, one fresh process per
-# measurement on CPU (interleaved rounds). It takes every core so nothing else disturbs the timings.
+# measurement on CPU (interleaved rounds). It asks for memory.threads cores (default 8; a local run gets
+# at most --cores) so nothing else disturbs the timings. Not workflow.cores: it raises under SLURM.
 
 
 rule memory_table:
@@ -15,7 +16,7 @@ rule memory_table:
         seq=config["memory"]["seq"],
         bf16_model=config["memory"]["bf16_model"],
         profile=PROFILE,
-    threads: workflow.cores
+    threads: int(config["memory"].get("threads", 8))
     resources:
         gpu=GPUS,
     log:
