@@ -1,6 +1,6 @@
 # Memory and speed: full FT, LoRA, Delta-LoRA inplace / folded / naive, one fresh process per
 # measurement on CPU (interleaved rounds). It asks for memory.threads cores (default 8; a local run gets
-# at most --cores) so nothing else disturbs the timings. Not workflow.cores: it raises under SLURM.
+# at most --cores) so nothing else disturbs the timings (Snakemake's total core count is unknown under SLURM).
 
 
 rule memory_table:
