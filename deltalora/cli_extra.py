@@ -105,6 +105,10 @@ def _bench_memory(args: argparse.Namespace) -> int:
         from .benchmark import bf16_rounding_loss
 
         bf16 = bf16_rounding_loss(args.bf16_model, device=args.device, steps=args.bf16_steps)
+    if args.smoke:
+        from . import smoke
+
+        smoke.activate()
     write_memory_table(rows, args.out, profile=args.profile, bf16=bf16, plots_dir=args.plots)
     print(f"wrote {args.out} (+ .md)")
     return 0
@@ -127,6 +131,7 @@ def add_bench(sub) -> None:  # noqa: ANN001
     m.add_argument("--bf16-steps", type=int, default=20, help="steps of the bf16 rounding-loss measurement (0: skip)")
     m.add_argument("--bf16-model", default="minilm")
     m.add_argument("--profile", default="default", choices=["default", "paper"])
+    m.add_argument("--smoke", action="store_true", help="a smoke run: titles say it is not the paper's numbers")
     m.add_argument("--out", required=True, help="CSV path; .md beside it")
     m.add_argument("--plots", default=None, help="folder for the bar plot")
     m.set_defaults(func=_bench_memory)

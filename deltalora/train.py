@@ -96,7 +96,7 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         "seed": cfg["seed"],
         "data_seed": cfg["seed"],
         "use_cpu": not use_cuda,
-        "fp16": t["precision"] == "fp16" and use_cuda,
+        "fp16": precision_used(t["precision"], use_cuda) == "fp16",
         "bf16": t["precision"] == "bf16",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,  # the runners keep exactly the model's inputs
@@ -117,6 +117,14 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         kw["warmup_steps"] = float(t["warmup_ratio"])
     kw = {k: v for k, v in kw.items() if k in fields}
     return TrainingArguments(**kw)
+
+
+def precision_used(requested: str, use_cuda: bool) -> str:
+    """The precision a run really trains in: fp16 mixed precision needs a GPU, so on CPU an fp16 request
+    (the paper profile's "fp16 where a GPU exists") trains in fp32. The record keeps both."""
+    if requested == "fp16" and not use_cuda:
+        return "fp32"
+    return requested
 
 
 def _checkpoint_marker_callback():
@@ -248,6 +256,9 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         "row": cfg.get("row") or cfg["method"],
         "seed": cfg["seed"],
         "profile": cfg["profile"],
+        "smoke": bool(t.get("smoke", False)),
+        "precision": {"requested": t["precision"], "used": precision_used(t["precision"], use_cuda),
+                      "device": "cuda" if use_cuda else "cpu"},
         "config": cfg,
         "metric": metric,
         "epochs": epochs,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import smoke
 from ..records import RecordError, atomic_write_text
 from .tables import (
     GLUE_ORDER,
@@ -224,7 +225,7 @@ def collect_dropout(
         for _, r in table.iterrows()
     ]
     lines = [
-        f"# Ablation: dropout in the LoRA branch ({profile} profile)",
+        f"# Ablation: dropout in the LoRA branch ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Rows: method x LoRA-branch dropout p, read from each record's `config.hp.dropout`. "
@@ -414,7 +415,7 @@ def collect_lambda_k(
     ]
     steps = sorted({int(s) for s in grid["steps"] if not math.isnan(s)})
     lines = [
-        f"# Ablation: Delta-LoRA update ratio lambda x start step K ({profile} profile)",
+        f"# Ablation: Delta-LoRA update ratio lambda x start step K ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Grid: lambda = `config.hp.update_ratio` (rows), K = `config.hp.start_step` (columns), optimizer "
@@ -588,7 +589,7 @@ def collect_rank(
         for _, r in table.iterrows()
     ]
     lines = [
-        f"# Ablation: LoRA rank r, LoRA and Delta-LoRA ({profile} profile)",
+        f"# Ablation: LoRA rank r, LoRA and Delta-LoRA ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Rows: method x rank r (`config.hp.r`). The paper tried r = 8 only.",

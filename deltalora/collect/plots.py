@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import smoke
 from .tables import ROW_LABELS
 
 
@@ -30,6 +31,7 @@ def save(fig: Any, base: str | os.PathLike) -> list[str]:
     for ext in ("png", "pdf"):
         final = base.with_suffix(f".{ext}")
         tmp = final.with_name(f".{final.stem}.tmp.{ext}")
+        smoke.mark_figure(fig)
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
         os.replace(tmp, final)
         paths.append(str(final))

@@ -16,6 +16,7 @@ rule memory_table:
         seq=config["memory"]["seq"],
         bf16_model=config["memory"]["bf16_model"],
         profile=PROFILE,
+        smoke="--smoke" if config.get("smoke") else "",
     threads: int(config["memory"].get("threads", 8))
     resources:
         gpu=GPUS,
@@ -26,5 +27,5 @@ rule memory_table:
     shell:
         "deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
-        "--bf16-model {params.bf16_model} --profile {params.profile} --out {output.csv} "
+        "--bf16-model {params.bf16_model} --profile {params.profile} {params.smoke} --out {output.csv} "
         "--plots results/plots > {log} 2>&1"
