@@ -21,6 +21,15 @@ include: "workflow/rules/memory.smk"
 include: "workflow/rules/audit.smk"
 
 
+# Tables and the audit read records and write small files: on a cluster they run on the submit host.
+localrules:
+    all,
+    glue_table,
+    nlg_table,
+    ablation_table,
+    audit,
+
+
 rule all:
     default_target: True
     input:

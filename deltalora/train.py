@@ -12,6 +12,7 @@ import math
 import os
 import pickle
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,8 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     )
     trainer.label_only_logits = label_only
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
+    if resume is not None:  # a killed or pre-empted job's rerun: say so in its log
+        print(f"deltalora: resuming from checkpoint {resume}", file=sys.stderr, flush=True)
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
