@@ -131,8 +131,14 @@ def build_tokenizer(kind: str, texts: list[str]) -> Any:
 def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
     """The real repository's class and config type at a tiny size, random weights."""
     import torch
-    from transformers import (BartConfig, BartForConditionalGeneration, GPT2Config, GPT2LMHeadModel,
-                              RobertaConfig, RobertaForMaskedLM)
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        GPT2Config,
+        GPT2LMHeadModel,
+        RobertaConfig,
+        RobertaForMaskedLM,
+    )
 
     torch.manual_seed(seed)
     n = len(tok)
@@ -191,7 +197,7 @@ def _all_datasets(data_dir: Path, n_train: int = 64, n_val: int = 32) -> dict[tu
         for name, ds in dd.items():
             splits[name] = ds
             if name != "train":  # the hub's test splits: same features, label -1 (never scored)
-                test = ds.map(lambda ex: {"label": -1 if task != "stsb" else -1.0}, features=ds.features)
+                test = ds.map(lambda ex, v=(-1.0 if task == "stsb" else -1): {"label": v}, features=ds.features)
                 splits[name.replace("validation", "test")] = test
         out[("nyu-mll/glue", task)] = datasets.DatasetDict(splits)
     small = dict(n_validation=8, n_test=8)

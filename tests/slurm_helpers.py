@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,35 @@ def copy_workflow(d: Path) -> Path:
 def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def mirror_env(hf: Path, d: Path) -> dict:
+    """Environment of a paper-profile run on a mirrored hub: offline, every cache inside `d`."""
+    return {**os.environ, "HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(hf / "datasets"), "XDG_CACHE_HOME": str(d / "xdg"),
+            "DELTALORA_DATA_DIR": str(d / "data"), "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="session")
+def mirror_home(tmp_path_factory) -> Path:
+    """`deltalora mirror` into a fresh HF_HOME (once per test session and module file)."""
+    hf = tmp_path_factory.mktemp("hf")
+    r = subprocess.run([sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)], capture_output=True,
+                       text=True, env=mirror_env(hf, hf.parent), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return hf
+
+
+def rules_ran(log: str) -> set[str]:
+    """Rule names of the jobs a Snakemake log shows starting."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", log, flags=re.M))
+
+
+def dag_rules(out: str) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, flags=re.M)} - {"total"}
+
+
+PAPER = ("--configfile", "workflow/config/paper.yaml")
+SMOKE = ("--configfile", "workflow/config/paper.yaml", "workflow/config/smoke.yaml")

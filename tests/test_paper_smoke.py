@@ -9,7 +9,6 @@ and every table and the audit say "smoke run, not the paper's numbers" in their 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,37 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from slurm_helpers import (  # noqa: F401
+    PAPER,
+    SMOKE,
+    copy_workflow,
+    dag_rules,
+    mirror_env,
+    mirror_home,
+    rules_ran,
+    snakemake,
+)
 
 from deltalora import smoke
-from slurm_helpers import REPO, copy_workflow, snakemake
-
-PAPER = ("--configfile", "workflow/config/paper.yaml")
-SMOKE = ("--configfile", "workflow/config/paper.yaml", "workflow/config/smoke.yaml")
-
-
-def mirror_env(hf: Path, d: Path) -> dict:
-    return {**os.environ, "HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "HF_DATASETS_CACHE": str(hf / "datasets"), "XDG_CACHE_HOME": str(d / "xdg"),
-            "DELTALORA_DATA_DIR": str(d / "data"), "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="session")
-def mirror_home(tmp_path_factory) -> Path:
-    hf = tmp_path_factory.mktemp("hf")
-    r = subprocess.run([sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)], capture_output=True,
-                       text=True, env=mirror_env(hf, hf.parent), timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return hf
-
-
-def rules_ran(log: str) -> set[str]:
-    return set(re.findall(r"^(?:local)?rule (\w+):", log, flags=re.M))
-
-
-def dag_rules(out: str) -> set[str]:
-    """Rule names in the 'Job stats' table of a dry run."""
-    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, flags=re.M)} - {"total"}
 
 
 @pytest.fixture(scope="session")
