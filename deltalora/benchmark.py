@@ -212,8 +212,21 @@ def _rss() -> int:
         return 0
 
 
+def check_device(device: str) -> None:
+    """Refuse `cuda` on a machine without a CUDA device up front, with the field to change (it used to
+    fail deep inside torch with "module 'torch._C' has no attribute '_cuda_resetPeakMemoryStats'")."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("memory.device / --device: 'cuda' was asked for but this machine has no CUDA device "
+                         f"(torch {torch.__version__}); allowed here: cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"memory.device / --device: {device!r} is not allowed; allowed: cpu, cuda")
+
+
 def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, batch: int, seq: int, steps: int,
             warmup: int, threads: int, configs: tuple[str, ...] = CONFIGS) -> list[dict[str, Any]]:
+    check_device(device)
     rows = []
     for model in models:
         for dtype in dtypes:

@@ -95,9 +95,14 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
 
 
 def _bench_memory(args: argparse.Namespace) -> int:
-    from .benchmark import measure
+    from .benchmark import check_device, measure
+    from .cli import UserError
     from .collect.memory import write_memory_table
 
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     rows = measure(args.models.split(","), device=args.device, dtypes=args.dtypes.split(","), rounds=args.rounds,
                    batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads)
     bf16 = None

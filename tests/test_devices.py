@@ -72,3 +72,17 @@ def test_gives_up_after_the_configured_wait(two_fake_gpus, monkeypatch):
     finally:
         for f in held:
             f.close()
+
+
+def test_memory_bench_refuses_cuda_without_a_gpu_by_name(monkeypatch, capsys):
+    """Regression: the paper profile's memory.device: cuda on a machine without CUDA failed deep inside
+    torch (AttributeError: torch._C has no _cuda_resetPeakMemoryStats); now a clear error names the field."""
+    import torch
+
+    from deltalora.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["bench", "memory", "--models", "tiny", "--device", "cuda", "--rounds", "1", "--out", "unused.csv"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "memory.device" in err and "no CUDA device" in err and "allowed here: cpu" in err
