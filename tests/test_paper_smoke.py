@@ -149,3 +149,14 @@ def test_smoke_plots_carry_the_note_in_their_title():
     finally:
         smoke.activate(False)
         plt.close(fig)
+
+
+def test_precision_really_used_is_what_the_record_says():
+    """The paper profile's fp16 is mixed precision on a GPU; on CPU the run trains in fp32 (and its record
+    says so, see test_smoke_records_say_smoke_and_the_precision_really_used)."""
+    from deltalora.train import precision_used
+
+    assert precision_used("fp16", use_cuda=False) == "fp32"
+    assert precision_used("fp16", use_cuda=True) == "fp16"
+    assert precision_used("bf16", use_cuda=False) == "bf16"
+    assert precision_used("fp32", use_cuda=True) == "fp32"
