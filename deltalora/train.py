@@ -128,6 +128,37 @@ def precision_used(requested: str, use_cuda: bool) -> str:
     return requested
 
 
+def _epoch_end_checkpoint_callback():
+    from transformers import TrainerCallback
+
+    class EvaluateBeforeEpochEndCheckpoint(TrainerCallback):
+        """A checkpoint saved on an epoch's last step must hold that epoch's evaluation.
+
+        Trainer saves a step checkpoint before the epoch-end evaluation runs, so a run resumed from it
+        never evaluated that epoch (its record missed an epoch) and drew other dropout masks (the
+        evaluation moves the global torch RNG after the saved RNG state). On such a step we evaluate
+        first (Trainer evaluates before it saves) and skip the epoch-end evaluation of the same step.
+        """
+
+        def __init__(self) -> None:
+            self.evaluated_step = -1
+
+        def on_step_end(self, args, state, control, **kwargs):
+            at_epoch_end = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-9
+            by_epoch = getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch"
+            if control.should_save and at_epoch_end and by_epoch:
+                control.should_evaluate = True
+                self.evaluated_step = state.global_step
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.evaluated_step == state.global_step:
+                control.should_evaluate = False
+            return control
+
+    return EvaluateBeforeEpochEndCheckpoint()
+
+
 def _checkpoint_marker_callback():
     from transformers import TrainerCallback
 
@@ -204,6 +235,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
 
         cosine_cb = GradientCosineCallback(cfg["analysis"]["grad_cosine_steps"])
         callbacks.append(cosine_cb)
+    callbacks.append(_epoch_end_checkpoint_callback())
     callbacks.append(_checkpoint_marker_callback())  # last: marks a checkpoint complete after the others wrote
     n_total = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
