@@ -30,6 +30,15 @@ include: "workflow/rules/report.smk"  # after the others: it reads their definit
 report: "workflow/report/workflow.rst"
 
 
+# Tables and the audit read records and write small files: on a cluster they run on the submit host.
+localrules:
+    all,
+    glue_table,
+    nlg_table,
+    ablation_table,
+    audit,
+
+
 rule all:
     default_target: True
     input:

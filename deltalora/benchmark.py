@@ -281,6 +281,18 @@ def _rss() -> int:
         return 0
 
 
+def check_device(device: str) -> None:
+    """Refuse `cuda` on a machine without a CUDA device up front, with the field to change (it used to
+    fail deep inside torch with "module 'torch._C' has no attribute '_cuda_resetPeakMemoryStats'")."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("memory.device / --device: 'cuda' was asked for but this machine has no CUDA device "
+                         f"(torch {torch.__version__}); allowed here: cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"memory.device / --device: {device!r} is not allowed; allowed: cpu, cuda")
+
+
 def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, batch: int, seq: int, steps: int,
             warmup: int, threads: int, configs: tuple[str, ...] = CONFIGS,
             qlora_models: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -288,6 +300,7 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
 
     from .quantized import bnb_status
 
+    check_device(device)
     if qlora_models and not bnb_status()[0]:  # the 4-bit rows need bitsandbytes; the rest of the table does not
         print(f"memory table: 4-bit rows skipped: {bnb_status()[1]}", file=sys.stderr)
         qlora_models = ()

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UserError  # re-exported as deltalora.cli.UserError
+
 TASK_DESCRIPTIONS = {
     "glue/cola": "CoLA: grammatical acceptability (Matthews correlation)",
     "glue/sst2": "SST-2: binary sentiment (accuracy)",
@@ -24,10 +26,6 @@ TASK_DESCRIPTIONS = {
     "webnlg": "WebNLG 2017: triples -> text (BLEU seen/unseen/all, METEOR, TER)",
     "xsum": "XSum: document -> one-sentence summary (ROUGE-1/2/L)",
 }
-
-
-class UserError(Exception):
-    """An error caused by the user's input: reported as one message, exit code 2."""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

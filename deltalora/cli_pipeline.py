@@ -119,15 +119,24 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     from .audit import add_audit_command
 
     add_audit_command(sub)
+    from .mirror import add_mirror_command
+
+    add_mirror_command(sub)
+
     from .report_html import add_html_command
 
     add_html_command(sub)
 
 
 def _bench_memory(args: argparse.Namespace) -> int:
-    from .benchmark import measure
+    from .benchmark import check_device, measure
+    from .errors import UserError
     from .collect.memory import write_memory_table
 
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     rows = measure(args.models.split(","), device=args.device, dtypes=args.dtypes.split(","), rounds=args.rounds,
                    batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads,
                    qlora_models=tuple(m for m in args.qlora_models.split(",") if m))
@@ -136,6 +145,10 @@ def _bench_memory(args: argparse.Namespace) -> int:
         from .benchmark import bf16_rounding_loss
 
         bf16 = bf16_rounding_loss(args.bf16_model, device=args.device, steps=args.bf16_steps)
+    if args.smoke:
+        from . import smoke
+
+        smoke.activate()
     write_memory_table(rows, args.out, profile=args.profile, bf16=bf16, plots_dir=args.plots)
     print(f"wrote {args.out} (+ .md)")
     return 0
@@ -160,6 +173,7 @@ def add_bench(sub) -> None:  # noqa: ANN001
     m.add_argument("--qlora-models", default="", help="comma list: models also measured on a 4-bit NF4 base "
                    "(QLoRA and Delta-LoRA folded; needs bitsandbytes), with ratios to QLoRA")
     m.add_argument("--profile", default="default", choices=["default", "paper"])
+    m.add_argument("--smoke", action="store_true", help="a smoke run: titles say it is not the paper's numbers")
     m.add_argument("--out", required=True, help="CSV path; .md beside it")
     m.add_argument("--plots", default=None, help="folder for the bar plot")
     m.set_defaults(func=_bench_memory)

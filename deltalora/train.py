@@ -12,6 +12,7 @@ import math
 import os
 import pickle
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -74,20 +75,17 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
 
     A resumed run must continue the interrupted one exactly; a file damaged after the checkpoint was
     marked complete (a full disk, a copy cut short) or a Delta-LoRA run whose checkpoint lacks the
-    Delta-LoRA state (W, snapshots, step) would otherwise fail deep inside the Trainer, or worse,
-    continue from the wrong state. Checks are cheap: safetensors headers, torch zip directories, JSON.
+    Delta-LoRA state (step, snapshots and, for `inplace`, W: it travels in the optimizer's state, so
+    in `optimizer.pt`) would otherwise fail deep inside the Trainer, or worse, continue from the wrong
+    state. Checks are cheap: safetensors headers, torch zip directories, JSON, and for Delta-LoRA the
+    optimizer file loaded with `weights_only=True` (as the Trainer loads it).
     """
     import json
     import zipfile
 
     from safetensors import safe_open
 
-    from .delta_lora import STATE_FILE
-
     advice = f"delete {ckpt} to resume from the previous checkpoint, or the run directory to start over"
-    if needs_delta_lora_state and not (ckpt / STATE_FILE).is_file():
-        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state ({STATE_FILE}), so the run cannot "
-                       f"continue exactly; {advice}")
     for f in sorted(ckpt.iterdir()):
         try:
             if f.suffix == ".safetensors":
@@ -101,6 +99,25 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
             first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise RunError(f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({first_line}); "
                            f"{advice}") from None
+    if needs_delta_lora_state and not _optimizer_file_has_delta_lora_state(ckpt / "optimizer.pt"):
+        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state (optimizer.pt carries none), so the run "
+                       f"cannot continue exactly; {advice}")
+
+
+def _optimizer_file_has_delta_lora_state(path: Path) -> bool:
+    import torch
+
+    from .delta_lora import OPTIMIZER_STATE_KEY
+
+    if not path.is_file():
+        return False
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise RunError(f"checkpoint {path.parent} was refused by torch.load(weights_only=True) (unsafe or "
+                       f"corrupt pickle in {path.name}): {str(e).splitlines()[0]}; delete {path.parent} to "
+                       "restart from the previous one") from None
+    return any(isinstance(v, dict) and OPTIMIZER_STATE_KEY in v for v in (sd.get("state") or {}).values())
 
 
 def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
@@ -132,7 +149,7 @@ def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_c
         "seed": cfg["seed"],
         "data_seed": cfg["seed"],
         "use_cpu": not use_cuda,
-        "fp16": t["precision"] == "fp16" and use_cuda,
+        "fp16": precision_used(t["precision"], use_cuda) == "fp16",
         "bf16": t["precision"] == "bf16",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,  # the runners keep exactly the model's inputs
@@ -180,6 +197,45 @@ def report_to(t: dict[str, Any]) -> list[str]:
             raise RunError(f"train.report_to: {n!r} is not installed here (installed: "
                            f"{', '.join(available) or 'none'}); pip install it or use train.report_to=none")
     return names
+
+
+def precision_used(requested: str, use_cuda: bool) -> str:
+    """The precision a run really trains in: fp16 mixed precision needs a GPU, so on CPU an fp16 request
+    (the paper profile's "fp16 where a GPU exists") trains in fp32. The record keeps both."""
+    if requested == "fp16" and not use_cuda:
+        return "fp32"
+    return requested
+
+
+def _epoch_end_checkpoint_callback():
+    from transformers import TrainerCallback
+
+    class EvaluateBeforeEpochEndCheckpoint(TrainerCallback):
+        """A checkpoint saved on an epoch's last step must hold that epoch's evaluation.
+
+        Trainer saves a step checkpoint before the epoch-end evaluation runs, so a run resumed from it
+        never evaluated that epoch (its record missed an epoch) and drew other dropout masks (the
+        evaluation moves the global torch RNG after the saved RNG state). On such a step we evaluate
+        first (Trainer evaluates before it saves) and skip the epoch-end evaluation of the same step.
+        """
+
+        def __init__(self) -> None:
+            self.evaluated_step = -1
+
+        def on_step_end(self, args, state, control, **kwargs):
+            at_epoch_end = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-9
+            by_epoch = getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch"
+            if control.should_save and at_epoch_end and by_epoch:
+                control.should_evaluate = True
+                self.evaluated_step = state.global_step
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.evaluated_step == state.global_step:
+                control.should_evaluate = False
+            return control
+
+    return EvaluateBeforeEpochEndCheckpoint()
 
 
 def _checkpoint_marker_callback():
@@ -258,6 +314,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
 
         cosine_cb = GradientCosineCallback(cfg["analysis"]["grad_cosine_steps"])
         callbacks.append(cosine_cb)
+    callbacks.append(_epoch_end_checkpoint_callback())
     callbacks.append(_checkpoint_marker_callback())  # last: marks a checkpoint complete after the others wrote
     n_total = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -288,9 +345,10 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     trainer.label_only_logits = label_only
     resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
     resumed_from = None
-    if resume is not None:
+    if resume is not None:  # a killed or pre-empted job's rerun: check the checkpoint and say so in its log
         check_checkpoint(resume, needs_delta_lora_state=_delta_lora_callback(callbacks) is not None)
         resumed_from = {"checkpoint": str(resume.relative_to(out)), "step": int(resume.name.split("-", 1)[1])}
+        print(f"deltalora: resuming from checkpoint {resume}", file=sys.stderr, flush=True)
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
@@ -324,6 +382,9 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         "row": cfg.get("row") or cfg["method"],
         "seed": cfg["seed"],
         "profile": cfg["profile"],
+        "smoke": bool(t.get("smoke", False)),
+        "precision": {"requested": t["precision"], "used": precision_used(t["precision"], use_cuda),
+                      "device": "cuda" if use_cuda else "cpu"},
         "config": cfg,
         "metric": metric,
         "epochs": epochs,

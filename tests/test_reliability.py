@@ -109,9 +109,8 @@ def test_resume_records_its_checkpoint_and_continues_exactly(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("damage,message", [
-    ("no_state", "has no Delta-LoRA state (deltalora_state.safetensors)"),
+    ("no_state", "has no Delta-LoRA state (optimizer.pt carries none)"),
     ("adapter_model.safetensors", "is corrupt: adapter_model.safetensors cannot be read"),
-    ("deltalora_state.safetensors", "is corrupt: deltalora_state.safetensors cannot be read"),
     ("optimizer.pt", "is corrupt: optimizer.pt cannot be read"),
     ("trainer_state.json", "is corrupt: trainer_state.json cannot be read"),
 ])
@@ -120,8 +119,14 @@ def test_damaged_checkpoint_is_refused_with_its_name(tmp_path, monkeypatch, dama
 
     cfg, out, _ = _kept_checkpoints(tmp_path, monkeypatch)
     ckpt = out / "trainer" / "checkpoint-2"
-    if damage == "no_state":
-        (ckpt / "deltalora_state.safetensors").unlink()
+    if damage == "no_state":  # the optimizer's checkpoint without the Delta-LoRA entry DeltaLoRA adds to it
+        import torch
+
+        from deltalora.delta_lora import OPTIMIZER_STATE_KEY
+
+        sd = torch.load(ckpt / "optimizer.pt", weights_only=True)
+        assert sum(s.pop(OPTIMIZER_STATE_KEY, None) is not None for s in sd["state"].values()) == 1
+        torch.save(sd, ckpt / "optimizer.pt")
     else:
         f = ckpt / damage
         f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a copy cut short

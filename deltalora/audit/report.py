@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import smoke
 from ..collect.tables import PROFILE_NOTE, markdown_table
 from ..records import atomic_write_text
 from . import rules
@@ -131,7 +132,7 @@ def render_markdown(
     cmd = regenerate_command(ev.profile, target)
     claim_rows = [r for r in rows if r.level == "claim"]
     lines = [
-        f"# Audit of the Delta-LoRA paper's claims ({ev.profile} profile)",
+        f"# Audit of the Delta-LoRA paper's claims ({smoke.label(ev.profile)})",
         "",
         f"- Profile: **{ev.profile}** ({PROFILE_NOTE.get(ev.profile, '')})",
         *_inputs(ev),

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import smoke
 from ..records import RecordError
 from .tables import (
     ROW_LABELS,
@@ -104,7 +105,7 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
     decoding = records[0].get("generation", {}).get("decoding", {})
     n_eval = records[0].get("generation", {}).get("n_eval")
     lines = [
-        f"# {TITLES[task]} ({profile} profile)",
+        f"# {TITLES[task]} ({smoke.label(profile)})",
         "",
         *provenance_lines(records, profile),
         f"- Cells: median over seeds ± sample std, in the paper tables' units (BLEU, ROUGE x100; WebNLG METEOR "

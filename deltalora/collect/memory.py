@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import smoke
 from .tables import PROFILE_NOTE, fmt, markdown_table, write_outputs
 
 GOAL = 1.02  # both engines within 1.02x of LoRA in peak memory and step time
@@ -38,7 +39,7 @@ def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLik
             _mib(r["activations_bytes"]),
         ])
     lines = [
-        f"# Memory and speed ({profile} profile, {device})",
+        f"# Memory and speed ({smoke.label(profile)}, {device})",
         "",
         f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
         f"- Peak memory: {df['peak_method'].iloc[0]}. Step: forward + backward + AdamW step, median over timed steps, "

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import smoke
 from ..atomic import atomic_path
 from .tables import ROW_LABELS
 
@@ -30,6 +31,7 @@ def save(fig: Any, base: str | os.PathLike) -> list[str]:
     paths = []
     for ext in ("png", "pdf"):
         final = base.with_suffix(f".{ext}")
+        smoke.mark_figure(fig)
         with atomic_path(final, suffix=f".{ext}") as tmp:
             fig.savefig(tmp, dpi=130, bbox_inches="tight")
         paths.append(str(final))

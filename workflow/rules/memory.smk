@@ -1,5 +1,6 @@
 # Memory and speed: full FT, LoRA, Delta-LoRA inplace / folded / naive, one fresh process per
-# measurement on CPU (interleaved rounds). It takes every core so nothing else disturbs the timings.
+# measurement on CPU (interleaved rounds). It asks for memory.threads cores (default 8; a local run gets
+# at most --cores) so nothing else disturbs the timings (Snakemake's total core count is unknown under SLURM).
 
 
 rule memory_table:
@@ -17,7 +18,8 @@ rule memory_table:
         bf16_model=config["memory"]["bf16_model"],
         qlora_models=",".join(config["memory"].get("qlora_models", [])),
         profile=PROFILE,
-    threads: workflow.cores
+        smoke="--smoke" if config.get("smoke") else "",
+    threads: int(config["memory"].get("threads", 8))
     resources:
         gpu=GPUS,
     log:
@@ -28,5 +30,5 @@ rule memory_table:
         "python3 -m deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
         "--bf16-model {params.bf16_model} --qlora-models '{params.qlora_models}' --profile {params.profile} "
-        "--out {output.csv} --plots results/plots > {log} 2>&1 "
+        "{params.smoke} --out {output.csv} --plots results/plots > {log} 2>&1 "
         "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

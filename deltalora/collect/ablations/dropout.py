@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ...records import atomic_write_text
+from ... import smoke
 from ..tables import (
     ROW_LABELS,
     _std,
@@ -128,7 +129,7 @@ def collect_dropout(
         for _, r in table.iterrows()
     ]
     lines = [
-        f"# Ablation: dropout in the LoRA branch ({profile} profile)",
+        f"# Ablation: dropout in the LoRA branch ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Rows: method x LoRA-branch dropout p, read from each record's `config.hp.dropout`. "

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import smoke
 from ..tables import (
     _std,
     fmt,
@@ -106,7 +107,7 @@ def collect_lambda_k(
     ]
     steps = sorted({int(s) for s in grid["steps"] if not math.isnan(s)})
     lines = [
-        f"# Ablation: Delta-LoRA update ratio lambda x start step K ({profile} profile)",
+        f"# Ablation: Delta-LoRA update ratio lambda x start step K ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Grid: lambda = `config.hp.update_ratio` (rows), K = `config.hp.start_step` (columns), optimizer "

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ...records import RecordError
+from ... import smoke
 from ..tables import (
     ROW_LABELS,
     fmt,
@@ -148,7 +149,7 @@ def collect_rank(
         for _, r in table.iterrows()
     ]
     lines = [
-        f"# Ablation: LoRA rank r, LoRA and Delta-LoRA ({profile} profile)",
+        f"# Ablation: LoRA rank r, LoRA and Delta-LoRA ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         "- Rows: method x rank r (`config.hp.r`). The paper tried r = 8 only.",

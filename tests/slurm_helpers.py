@@ -1,0 +1,85 @@
+"""Shared helpers of the paper-smoke and SLURM tests: a private workflow copy, real-component gates."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(ok: bool, why: str) -> None:
+    """Skip with `why` outside CI; in CI (CI=true) the component must be there, so fail instead."""
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {why}")
+    pytest.skip(why)
+
+
+def have_slurm_plugin() -> bool:
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cluster_up() -> bool:
+    """True when a SLURM controller answers (workflow/profiles/slurm-local/cluster.sh up)."""
+    if shutil.which("scontrol") is None:
+        return False
+    return subprocess.run(["scontrol", "ping"], capture_output=True, text=True).returncode == 0
+
+
+def copy_workflow(d: Path) -> Path:
+    """A private copy of the workflow (runs, results and Snakemake's lock stay inside it)."""
+    for name in ("Snakefile", "all", "workflow", "paper_tables"):
+        src = REPO / name
+        if src.exists():
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
+    return d
+
+
+def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def mirror_env(hf: Path, d: Path) -> dict:
+    """Environment of a paper-profile run on a mirrored hub: offline, every cache inside `d`."""
+    return {**os.environ, "HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(hf / "datasets"), "XDG_CACHE_HOME": str(d / "xdg"),
+            "DELTALORA_DATA_DIR": str(d / "data"), "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="session")
+def mirror_home(tmp_path_factory) -> Path:
+    """`deltalora mirror` into a fresh HF_HOME (once per test session and module file)."""
+    hf = tmp_path_factory.mktemp("hf")
+    r = subprocess.run([sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)], capture_output=True,
+                       text=True, env=mirror_env(hf, hf.parent), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return hf
+
+
+def rules_ran(log: str) -> set[str]:
+    """Rule names of the jobs a Snakemake log shows starting."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", log, flags=re.M))
+
+
+def dag_rules(out: str) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, flags=re.M)} - {"total"}
+
+
+PAPER = ("--configfile", "workflow/config/paper.yaml")
+SMOKE = ("--configfile", "workflow/config/paper.yaml", "workflow/config/smoke.yaml")

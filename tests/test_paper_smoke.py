@@ -1,0 +1,162 @@
+"""The paper profile runs for real, at smoke size, offline.
+
+`deltalora mirror` fills an HF_HOME with stand-ins under the paper's hub ids; the paper profile's own
+loaders read them with HF_HUB_OFFLINE=1. Then the smoke DAG (paper.yaml + smoke.yaml) runs locally:
+every rule of the full paper DAG runs at least once, records say smoke and the precision really used,
+and every table and the audit say "smoke run, not the paper's numbers" in their titles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from slurm_helpers import (  # noqa: F401
+    PAPER,
+    SMOKE,
+    copy_workflow,
+    dag_rules,
+    mirror_env,
+    mirror_home,
+    rules_ran,
+    snakemake,
+)
+
+from deltalora import smoke
+
+
+@pytest.fixture(scope="session")
+def local_smoke(tmp_path_factory, mirror_home):
+    d = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    env = mirror_env(mirror_home, d)
+    started = time.monotonic()
+    r = snakemake(d, "--cores", "2", "all", *SMOKE, env=env, timeout=1800)
+    wall = time.monotonic() - started
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-5000:]
+    n_jobs = len(re.findall(r"^Finished jobid", log, flags=re.M))
+    print(f"local smoke: {n_jobs} jobs in {wall:.0f}s")
+    return {"dir": d, "log": log, "env": env, "wall_s": wall, "jobs": n_jobs}
+
+
+def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):
+    code = (
+        "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, AutoModelForSeq2SeqLM, "
+        "AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, BartForConditionalGeneration\n"
+        "from deltalora.tasks.glue import load_glue\n"
+        "from deltalora.tasks import e2e, webnlg, xsum\n"
+        "import json\n"
+        "out = {}\n"
+        "for t in ['cola','sst2','mrpc','qqp','stsb','mnli','qnli','rte']:\n"
+        "    dd = load_glue(t, profile='paper'); out[t] = {s: len(v) for s, v in dd.items()}\n"
+        "out['e2e'] = {s: len(v) for s, v in e2e.load_real().items()}\n"
+        "out['webnlg'] = {s: len(v) for s, v in webnlg.load_real().items()}\n"
+        "out['xsum'] = {s: len(v) for s, v in xsum.load_real().items()}\n"
+        "m = AutoModelForSequenceClassification.from_pretrained('FacebookAI/roberta-base', num_labels=3)\n"
+        "assert isinstance(m, RobertaForSequenceClassification)\n"
+        "assert isinstance(AutoModelForCausalLM.from_pretrained('openai-community/gpt2-medium'), GPT2LMHeadModel)\n"
+        "assert isinstance(AutoModelForSeq2SeqLM.from_pretrained('facebook/bart-large'), BartForConditionalGeneration)\n"
+        "rt, gt = AutoTokenizer.from_pretrained('FacebookAI/roberta-base'), AutoTokenizer.from_pretrained('openai-community/gpt2-medium')\n"
+        "out['roberta_specials'] = [rt.bos_token_id, rt.pad_token_id, rt.eos_token_id, rt.unk_token_id, rt.mask_token_id == len(rt) - 1]\n"
+        "out['gpt2_eos'] = [gt.eos_token, gt.eos_token_id == len(gt) - 1]\n"
+        "print('RESULT' + json.dumps(out))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=mirror_env(mirror_home, tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert out["rte"] == {"train": 64, "validation": 32}
+    assert out["mnli"] == {"train": 64, "validation_matched": 32, "validation_mismatched": 32}
+    assert set(out["e2e"]) == {"train", "validation", "test"}
+    assert set(out["webnlg"]) == {"train", "dev", "test"}
+    assert set(out["xsum"]) == {"train", "validation", "test"}
+    assert out["roberta_specials"] == [0, 1, 2, 3, True]
+    assert out["gpt2_eos"] == ["<|endoftext|>", True]
+    snap = next((mirror_home / "hub" / "models--FacebookAI--roberta-base" / "snapshots").iterdir())
+    assert {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json"} <= {
+        p.name for p in snap.iterdir()}
+
+
+def test_smoke_runs_every_rule_of_the_paper_dag(local_smoke):
+    r = snakemake(local_smoke["dir"], "-n", *PAPER, "all", env=local_smoke["env"], timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    paper = dag_rules(r.stdout + r.stderr)
+    assert {"glue_train", "nlg_train", "memory_table", "audit", "glue_table"} <= paper
+    assert rules_ran(local_smoke["log"]) == paper
+
+
+def _records(d: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (d / "runs" / "paper-smoke").rglob("record.json")]
+
+
+def test_smoke_records_say_smoke_and_the_precision_really_used(local_smoke):
+    recs = _records(local_smoke["dir"])
+    assert len(recs) >= 17
+    for rec in recs:
+        assert rec["profile"] == "paper" and rec["smoke"] is True and smoke.is_smoke(rec)
+        # The paper profile asks for fp16; without a GPU the run trains in fp32, and says so.
+        assert rec["precision"]["requested"] == "fp16"
+        assert rec["precision"]["used"] == ("fp16" if rec["precision"]["device"] == "cuda" else "fp32")
+    rte = [r for r in recs if r["task"] == "glue/rte" and r["row"] in ("lora", "delta_lora")]
+    assert rte and all(r["config"]["train"]["init_from"].endswith("/init_state") for r in rte)  # MNLI init
+
+
+def test_every_table_and_the_audit_say_smoke_in_their_title(local_smoke):
+    res = local_smoke["dir"] / "results"
+    mds = sorted(res.glob("*.md"))
+    names = {p.name for p in mds}
+    assert {"glue_table.md", "e2e_table.md", "webnlg_table.md", "xsum_table.md", "ablation_dropout.md",
+            "ablation_lambda_k.md", "ablation_rank.md", "memory_table.md", "audit.md"} <= names
+    for p in mds:
+        title = next(line for line in p.read_text().splitlines() if line.startswith("# "))
+        assert smoke.SMOKE_NOTE in title, f"{p.name}: {title}"
+    assert smoke.SMOKE_NOTE in (res / "glue_table.tex").read_text().splitlines()[0]
+
+
+def test_smoke_and_real_records_never_mix():
+    real = {"config": {"train": {"smoke": False}}, "_path": "real/record.json"}
+    fake = {"config": {"train": {"smoke": True}}, "_path": "smoke/record.json"}
+    with pytest.raises(ValueError, match="never mix smoke runs"):
+        smoke.check_records([fake, real])
+    try:
+        assert smoke.check_records([real]) is False and not smoke.active()
+        assert smoke.check_records([fake]) is True and smoke.active()
+        assert smoke.label("paper") == f"paper profile - {smoke.SMOKE_NOTE}"
+    finally:
+        smoke.activate(False)
+
+
+def test_smoke_plots_carry_the_note_in_their_title():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    fig.suptitle("GLUE: score per seed")
+    try:
+        smoke.mark_figure(fig)
+        assert smoke.SMOKE_NOTE.upper() not in fig._suptitle.get_text()  # not a smoke process
+        smoke.activate()
+        smoke.mark_figure(fig)
+        assert fig._suptitle.get_text().startswith(smoke.SMOKE_NOTE.upper())
+        assert fig._suptitle.get_text().endswith("GLUE: score per seed")
+    finally:
+        smoke.activate(False)
+        plt.close(fig)
+
+
+def test_precision_really_used_is_what_the_record_says():
+    """The paper profile's fp16 is mixed precision on a GPU; on CPU the run trains in fp32 (and its record
+    says so, see test_smoke_records_say_smoke_and_the_precision_really_used)."""
+    from deltalora.train import precision_used
+
+    assert precision_used("fp16", use_cuda=False) == "fp32"
+    assert precision_used("fp16", use_cuda=True) == "fp16"
+    assert precision_used("bf16", use_cuda=False) == "bf16"
+    assert precision_used("fp32", use_cuda=True) == "fp32"
