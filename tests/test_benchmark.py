@@ -28,6 +28,8 @@ def test_measure_ratios_are_medians_over_rounds_divided_by_loras(monkeypatch):
                 "saved_activation_bytes": peak - 13}
 
     monkeypatch.setattr(benchmark, "run_one", fake_run_one)
+    # device "cuda" takes the in-process path (run_one) that the fake replaces; no GPU is needed for that
+    monkeypatch.setattr(benchmark, "check_device", lambda device: None)
     rows = benchmark.measure(["tiny"], device="cuda", dtypes=["fp32"], rounds=3, batch=2, seq=4, steps=1,
                              warmup=0, threads=0, configs=("full_ft", "lora", "inplace"))
     # configurations interleaved in rotating order, one call each per round
