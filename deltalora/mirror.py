@@ -188,7 +188,7 @@ def _all_datasets(data_dir: Path, n_train: int = 64, n_val: int = 32) -> dict[tu
 
     from deltalora.tasks import e2e, webnlg, xsum
     from deltalora.tasks.glue import load_glue
-    from deltalora.tasks.nlg_proxy import E2EProxyConfig, WebNLGProxyConfig, XSumProxyConfig
+    from deltalora.tasks.textgen_proxy import E2EProxyConfig, WebNLGProxyConfig, XSumProxyConfig
 
     out: dict[tuple[str, str | None], Any] = {}
     for task in GLUE_CONFIGS:
