@@ -36,7 +36,10 @@ localrules:
     glue_table,
     nlg_table,
     ablation_table,
+    qlora_table,
+    runtime_table,
     audit,
+    audit_decisive,
 
 
 rule all:

@@ -133,13 +133,18 @@ def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwar
     if options.get("num_hidden_layers"):
         kw["num_hidden_layers"] = int(options["num_hidden_layers"])
     try:
-        return auto_class.from_pretrained(path, use_safetensors=True,
-                                          trust_remote_code=bool(options.get("trust_remote_code", False)), **kw)
+        model = auto_class.from_pretrained(path, use_safetensors=True,
+                                           trust_remote_code=bool(options.get("trust_remote_code", False)), **kw)
     except OSError as e:
         where = "local directory" if local else ("the hub (HF_HUB_OFFLINE is set: this machine is offline)"
                                                  if _offline() else "the hub or the local cache")
         raise ModelError(f"model {spec!r}: cannot load safetensors weights from {where}: "
                          f"{str(e).splitlines()[0]}") from None
+    if options.get("quantize", "none") != "none":
+        from .quantized import keep_training_kernel
+
+        keep_training_kernel(model)  # evaluation between epochs must not switch the base to another kernel
+    return model
 
 
 def load_tokenizer(spec: str, options: dict[str, Any]) -> Any:

@@ -148,6 +148,24 @@ def bnb_config(quantize: str, *, skip_modules: tuple[str, ...] = ("classifier", 
                               bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=list(skip_modules))
 
 
+def keep_training_kernel(model: nn.Module) -> int:
+    """Make every bitsandbytes 4-bit layer compute the same way in eval mode as in train mode.
+
+    On a CPU with AVX512-BF16, bitsandbytes repacks a 4-bit weight for a bf16 inference kernel the first
+    time the layer runs in eval mode under no_grad (a Trainer evaluation). After that the layer computes
+    in bf16, the standard dequantization no longer reads its weight, and a weight whose input size is
+    below the quantization block (64) cannot be repacked at all (a RuntimeError inside bitsandbytes). A
+    run evaluates between epochs and trains on, so the base must stay on the one kernel it trains with.
+    Returns the number of layers changed.
+    """
+    n = 0
+    for m in model.modules():
+        if getattr(m, "support_avx512bf16_for_cpu", False):
+            m.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
+
+
 def load_kwargs(quantize: str | None) -> dict[str, Any]:
     """from_pretrained keyword arguments that load a model quantized (empty for no quantization)."""
     if not quantize or quantize == "none":
@@ -160,4 +178,4 @@ def load_kwargs(quantize: str | None) -> dict[str, Any]:
 
 
 __all__ = ["QUANTIZE_CHOICES", "bnb_config", "bnb_status", "dequantized_weight", "load_kwargs", "quantization_of",
-           "quantized_storage_bytes", "refuse_inplace", "weight_numel", "weight_shape"]
+           "keep_training_kernel", "quantized_storage_bytes", "refuse_inplace", "weight_numel", "weight_shape"]

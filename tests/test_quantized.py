@@ -275,3 +275,30 @@ def test_memory_table_qlora_section(tmp_path):
     rows[1]["step_ratio_to_qlora"] = 1.2
     assert "NOT within the 1.05x goal" in "\n".join(qlora_section(pd.DataFrame(rows)))
     assert qlora_section(pd.DataFrame(rows[2:])) == []
+
+
+def test_eval_forward_keeps_the_training_kernel(tmp_path):
+    """A run evaluates (eval mode, no_grad) between epochs and trains on. bitsandbytes' CPU inference
+    path would repack the 4-bit weight for a bf16 kernel, which crashes for an input size below the block
+    (64: the paper profile's tiny stand-ins are 32 wide) and changes what the layer computes afterwards.
+    Models loaded through deltalora.models keep the training kernel: eval output equals train output."""
+    from deltalora.models import load_pretrained
+    from deltalora.quantized import keep_training_kernel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=16, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0, num_labels=3)
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_pretrained(str(tmp_path / "m"), BertForSequenceClassification, {"quantize": "nf4"})
+    layers = [m for m in model.modules() if quantization_of(m) == "bnb-nf4"]
+    assert layers and not any(getattr(m, "support_avx512bf16_for_cpu", False) for m in layers)
+    x = torch.randint(0, VOCAB, (2, 6))
+    with torch.no_grad():
+        train_out = model.train()(x).logits
+        eval_out = model.eval()(x).logits
+    assert torch.equal(train_out, eval_out)
+    assert dequantized_weight(layers[0]).shape == (32, 32)  # still the standard layout
+    assert keep_training_kernel(model) == 0  # nothing left to change
