@@ -83,7 +83,7 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
 
 
 def test_smoke_runs_every_rule_of_the_paper_dag(local_smoke):
-    r = snakemake(local_smoke["dir"], "-n", *PAPER, "all", env=local_smoke["env"], timeout=600)
+    r = snakemake(local_smoke["dir"], "-n", "all", *PAPER, env=local_smoke["env"], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     paper = dag_rules(r.stdout + r.stderr)
     assert {"glue_train", "nlg_train", "memory_table", "audit", "glue_table"} <= paper

@@ -89,7 +89,7 @@ def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-5000:]
     print(f"SLURM smoke: {len(re.findall(r'^Finished jobid', log, flags=re.M))} jobs in {wall:.0f}s")
-    dry = snakemake(wf, "-n", *PAPER, "all", env=env, timeout=600)
+    dry = snakemake(wf, "-n", "all", *PAPER, env=env, timeout=600)
     assert rules_ran(log) == dag_rules(dry.stdout + dry.stderr)
     submitted = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log))
     assert {"glue_train", "nlg_train", "ablation_dropout_train", "ablation_lambda_k_train",

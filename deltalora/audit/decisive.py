@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import smoke
 from ..collect.tables import markdown_table
 from ..records import atomic_write_text, read_record
 from . import power, rules, selection
@@ -155,7 +156,7 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
     n_conv = sum(c.converged is True for c in conv)
     n_unk = sum(c.converged is None for c in conv)
     lines = [
-        f"# Decisive study: claims 4 and 5 at equal tuning ({ev.profile} profile)", "",
+        f"# Decisive study: claims 4 and 5 at equal tuning ({smoke.label(ev.profile)})", "",
         f"- {len(ev.records)} runs: tasks {', '.join(task_label(t) for t in tasks)}; rows "
         f"{', '.join(ev.rows())}; seeds {', '.join(map(str, seeds))} ({len(seeds)})",
         f"- Training wall time summed over runs: {wall:.0f} s; measured {seconds_per_step(ev.records) or 0:.3f} s per "

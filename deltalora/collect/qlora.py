@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import smoke
 from ..records import RecordError
 from .tables import GLUE_ORDER, ROW_LABELS, fmt, long_frame, markdown_table, provenance_lines, seed_stats, write_outputs
 
@@ -89,7 +90,7 @@ def collect_qlora(records: Sequence[str | os.PathLike], out_csv: str | os.PathLi
     models = sorted({rec["model"] for rec in recs})
     wall = sum(float(rec["provenance"].get("wall_time_s") or 0.0) for rec in recs)
     lines = [
-        f"# Delta-LoRA on a quantized base ({profile} profile)",
+        f"# Delta-LoRA on a quantized base ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
         f"- Base model {', '.join(models)} in full precision and quantized with bitsandbytes ({quantize}, QLoRA's "

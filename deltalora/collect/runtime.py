@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import smoke
 from ..records import atomic_write_text
 from .tables import PROFILE_NOTE, markdown_table
 
@@ -84,7 +85,7 @@ def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLi
         return [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row]
                 for row in df.itertuples(index=False)]
 
-    lines = [f"# Run time of the training jobs ({profile} profile)", "",
+    lines = [f"# Run time of the training jobs ({smoke.label(profile)})", "",
              "Profile: " + PROFILE_NOTE.get(profile, profile), "",
              "Wall and CPU time and peak resident memory of each training job, from Snakemake's `benchmark:` "
              "files. Measured on the machine that ran the build, with whatever else it was running: they "

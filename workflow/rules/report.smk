@@ -14,10 +14,11 @@ rule runtime_table:
         html="results/runtime_table.html",
     params:
         profile=PROFILE,
+        smoke="--smoke" if config.get("smoke") else "",
     log:
         "results/logs/runtime_table.log",
     conda:
         "../envs/deltalora.yaml"
     shell:
         "python3 -m deltalora collect runtime {input} --out {output.csv} --profile {params.profile} "
-        "> {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
+        "{params.smoke} > {log} 2>&1 && python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
