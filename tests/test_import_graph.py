@@ -62,6 +62,16 @@ def _named_modules(tree: ast.AST, modules: set[str]) -> list[str]:
     ]
 
 
+def _absolute_base(node: ast.ImportFrom, mod: str, is_pkg: bool) -> str:
+    """The absolute module a ``from X import ...`` statement reads from (relative levels resolved)."""
+    base = node.module or ""
+    if node.level:
+        anchor = mod.split(".") if is_pkg else mod.split(".")[:-1]
+        anchor = anchor[: len(anchor) - (node.level - 1)]
+        base = ".".join(anchor + ([base] if base else []))
+    return base
+
+
 def import_graph(root: Path) -> dict[str, set[str]]:
     """Module -> the package's modules it imports (a submodule named in ``from X import sub`` counts)."""
     files = {module_name(p, root): p for p in root.rglob("*.py")}
@@ -81,11 +91,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
-                base = node.module or ""
-                if node.level:
-                    anchor = mod.split(".") if is_pkg else mod.split(".")[:-1]
-                    anchor = anchor[: len(anchor) - (node.level - 1)]
-                    base = ".".join(anchor + ([base] if base else []))
+                base = _absolute_base(node, mod, is_pkg)
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             for t in targets:
                 r = resolve(t)
@@ -226,12 +232,7 @@ def unresolved_imports(root: Path) -> list[str]:
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             else:
-                base = node.module or ""
-                if node.level:
-                    anchor = mod.split(".") if is_pkg else mod.split(".")[:-1]
-                    anchor = anchor[: len(anchor) - (node.level - 1)]
-                    base = ".".join(anchor + ([base] if base else []))
-                names = [base]
+                names = [_absolute_base(node, mod, is_pkg)]
             for n in names:
                 if (n == root.name or n.startswith(root.name + ".")) and n not in modules:
                     bad.append(f"{path.relative_to(root.parent)}:{node.lineno}: {n}")
