@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ._slot import Slot
+from .telescoping import stacked_factors
 
 
 class FoldedLoRAFunction(torch.autograd.Function):
@@ -31,9 +32,9 @@ class FoldedLoRAFunction(torch.autograd.Function):
     def forward(ctx, x, A, B, SA, SB, scaling: float, lam: float):  # noqa: N803 (math names)
         device_type = x.device.type
         ctx.autocast = (torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
-        a_cat = torch.cat((A, SA), 0)  # (2r, in)
+        # b_cat (out, 2r) = [(1+lam)s B | -lam s S_B], a_cat (2r, in) = [A ; S_A]
+        b_cat, a_cat = stacked_factors(B, A, SB, SA, (1.0 + lam) * scaling, -lam * scaling)
         w = F.linear(x, a_cat)  # (..., 2r) = [A x ; S_A x]
-        b_cat = torch.cat((B * ((1.0 + lam) * scaling), SB * (-lam * scaling)), 1)  # (out, 2r)
         y = F.linear(w, b_cat)
         ctx.save_for_backward(x, w, a_cat, B, SB)
         ctx.scaling, ctx.lam, ctx.r = scaling, lam, A.shape[0]
@@ -71,8 +72,7 @@ class FoldedLoRAFunction(torch.autograd.Function):
 
 def folded_extra(x: torch.Tensor, slot: Slot) -> torch.Tensor:
     """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout."""
-    a_cat = torch.cat((slot.A.detach(), slot.snap_A), 0)
-    b_cat = torch.cat((slot.B.detach(), -slot.snap_B), 1)
+    b_cat, a_cat = stacked_factors(slot.B.detach(), slot.A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
     return F.linear(F.linear(x, a_cat.to(x.dtype)), b_cat.to(x.dtype)) * (slot.lam * slot.scaling)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .telescoping import telescoped_factors
+
 
 def compute_dtype(t: torch.Tensor) -> torch.dtype:
     """float64 stays float64; everything else is computed in float32."""
@@ -43,12 +45,7 @@ class Slot:
 
     def low_rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(B', A') with B'A' = (1+lam) B A - lam S_B S_A: the whole change from W_0, rank <= 2r."""
-        A, B = self.A.detach(), self.B.detach()
-        if self.snap_A is None or self.lam == 0.0:
-            return B, A
-        b = torch.cat((B * (1.0 + self.lam), self.snap_B.to(B.dtype) * (-self.lam)), 1)
-        a = torch.cat((A, self.snap_A.to(A.dtype)), 0)
-        return b, a
+        return telescoped_factors(self.B.detach(), self.A.detach(), self.snap_B, self.snap_A, self.lam)
 
     def effective_delta(self) -> torch.Tensor:
         """s*[(1+lam) B A - lam S_B S_A], laid out like W (transposed for Conv1D)."""

@@ -41,6 +41,7 @@ from ._folded import FoldedVariant
 from ._runtime import check_not_sharded, is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
 from ._slot import Slot, compute_dtype
 from .quantized import refuse_inplace, weight_numel, weight_shape
+from .telescoping import stacked_factors
 
 ENGINES = ("inplace", "folded")
 STATE_FILE = "deltalora_state.safetensors"
@@ -341,9 +342,8 @@ class DeltaLoRA:
                                              device=slot.weight.device)
                 continue
             dt = compute_dtype(slot.weight)
-            b = torch.cat((slot.B.detach(), -slot.snap_B), 1).to(dt)
-            a = torch.cat((slot.A.detach(), slot.snap_A), 0).to(dt)
-            d = (b @ a) * (slot.lam * slot.scaling)
+            b, a = stacked_factors(slot.B.detach(), slot.A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
+            d = (b.to(dt) @ a.to(dt)) * (slot.lam * slot.scaling)
             yield slot.name, (d.T if slot.fan_in_fan_out else d)
 
     # ------------------------------------------------------------------ state

@@ -11,6 +11,19 @@ from __future__ import annotations
 import torch
 
 
+def stacked_factors(
+    B: torch.Tensor, A: torch.Tensor, snap_B: torch.Tensor, snap_A: torch.Tensor, coef: float, snap_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B', A') = ([coef B | snap_coef S_B], [A ; S_A]), so B' A' = coef B A + snap_coef S_B S_A.
+
+    Every rank-2r form of the method is this stacking with other coefficients: the model's change from
+    W_0 (1+lam, -lam), W's own change (1, -1, times lam*s), the folded branch ((1+lam)s, -lam*s).
+    """
+    b = torch.cat((B * coef, snap_B.to(B.dtype) * snap_coef), 1)
+    a = torch.cat((A, snap_A.to(A.dtype)), 0)
+    return b, a
+
+
 def telescoped_factors(
     B: torch.Tensor, A: torch.Tensor, snap_B: torch.Tensor | None, snap_A: torch.Tensor | None, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,9 +34,7 @@ def telescoped_factors(
     """
     if snap_A is None or snap_B is None or lam == 0.0:
         return B, A
-    b = torch.cat((B * (1.0 + lam), snap_B.to(B.dtype) * (-lam)), 1)
-    a = torch.cat((A, snap_A.to(A.dtype)), 0)
-    return b, a
+    return stacked_factors(B, A, snap_B, snap_A, 1.0 + lam, -lam)
 
 
-__all__ = ["telescoped_factors"]
+__all__ = ["stacked_factors", "telescoped_factors"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deltalora.benchmark import bf16_rounding_loss
-from deltalora.telescoping import telescoped_factors
+from deltalora.telescoping import stacked_factors, telescoped_factors
 
 
 def test_factors_give_the_telescoped_change_with_rank_2r():
@@ -33,3 +33,14 @@ def test_memory_study_sees_no_rounding_loss_in_the_folded_engine():
     res = bf16_rounding_loss("tiny", steps=4, batch=2, seq=8)
     assert res["folded_lost_fraction"] == pytest.approx(0.0, abs=1e-6)
     assert res["inplace_lost_fraction"] > 1e-3  # bf16 W drops part of every small update
+
+
+def test_stacked_factors_carry_both_coefficients_in_the_callers_dtype():
+    """The engines, the export and W's own change all use this one stacking (folded: (1+lam)s, -lam s)."""
+    g = torch.Generator().manual_seed(1)
+    B, A = torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(2, 5, generator=g, dtype=torch.float64)
+    SB, SA = torch.randn(6, 2, generator=g), torch.randn(2, 5, generator=g)  # float32 snapshot
+    b, a = stacked_factors(B, A, SB, SA, 0.75, -0.25)
+    assert b.dtype == a.dtype == torch.float64 and b.shape == (6, 4) and a.shape == (4, 5)
+    want = 0.75 * (B @ A) - 0.25 * (SB.double() @ SA.double())
+    torch.testing.assert_close(b @ a, want, rtol=0, atol=1e-12)
