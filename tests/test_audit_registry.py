@@ -70,5 +70,6 @@ def test_a_claim_id_or_section_registered_twice_is_refused(toy_family):
     with pytest.raises(ValueError, match="claim id.*8.*already registered"):
         register(ClaimFamily(section="9", title="again", claims=(TOY,), assess=_assess_toy))
     with pytest.raises(ValueError, match="section '8' already registered"):
-        register(ClaimFamily(section="8", title="again", claims=(Claim("9", "t", "w", "x"),), assess=_assess_toy))
+        register(ClaimFamily(section="8", title="again", claims=(Claim("9", "t", "w", "x"),),
+                             assess=_assess_toy))
     assert FAMILIES[-1] is toy_family and "9" not in CLAIMS

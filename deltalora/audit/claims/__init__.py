@@ -8,8 +8,8 @@ built from. The numbers a row was decided on are kept in ``row.data`` for the re
 
 ``FAMILIES`` is the registry, in report order: adding a claim family is one module (ending in
 ``FAMILY = ClaimFamily(...)``) plus one ``register(module.FAMILY)`` line below (and the module on the
-import line). ``CLAIMS``, ``assess`` and the report's sections all follow from it. Where each claim is made is in its module's docstring (section numbers of
-docs/sources.md; derivations in docs/design.md).
+import line). ``CLAIMS``, ``assess`` and the report's sections all follow from it. Where each claim
+is made is in its module's docstring (section numbers of docs/sources.md; derivations in docs/design.md).
 """
 
 from __future__ import annotations

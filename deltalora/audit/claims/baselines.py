@@ -1,4 +1,4 @@
-"""Claim 4: Delta-LoRA outperforms LoRA, AdaLoRA and DyLoRA (4a), on all GLUE tasks (4b), on E2E (4c) and WebNLG (4d).
+"""Claim 4: Delta-LoRA beats LoRA, AdaLoRA and DyLoRA (4a), on all GLUE tasks (4b), on E2E (4c) and WebNLG (4d).
 
 * 4a: the abstract: "significantly outperforms" LoRA and AdaLoRA; DyLoRA is the tables' third low-rank
   baseline (docs/sources.md §0, §2.1).
@@ -70,8 +70,8 @@ def assess_baselines(ev: Evidence, s: Settings) -> list[AuditRow]:
                 median_or_none(list(ev.scores(task, DELTA).values())),
                 median_or_none(list(ev.scores(task, base).values())),
             )
-            r = audit_row(ev, CLAIM_4A, f"{base}.{task}", "detail", f"{task_label(task)} ({ev.main_metric(task)}): "
-                                                           f"{what}",
+            r = audit_row(ev, CLAIM_4A, f"{base}.{task}", "detail",
+                          f"{task_label(task)} ({ev.main_metric(task)}): {what}",
                           f"medians {fmt(xm)} vs {fmt(ym)}; {cmp.describe()}",
                           rules.rule_paired_gain(cmp, alpha=s.alpha, what=what),
                           records_scale(ev, task_records(ev, task, [DELTA, base])),
@@ -131,7 +131,8 @@ def assess_baselines(ev: Evidence, s: Settings) -> list[AuditRow]:
     if glue_avg is not None:
         evid += f"; per-seed GLUE average: {glue_avg.describe()}"
     rows.insert(1, audit_row(ev, CLAIM_4B, "", "claim", CLAIM_4B.test, evid, agg,
-                             records_scale(ev, [r for t in GLUE_TASKS for r in task_records(ev, t, [DELTA, "lora"])]),
+                             records_scale(ev, [r for t in GLUE_TASKS
+                                                for r in task_records(ev, t, [DELTA, "lora"])]),
                              {"parts": parts, "glue_avg": glue_avg}))
 
     # 4c/4d: the stated BLEU gains (magnitude checked only at paper scale)

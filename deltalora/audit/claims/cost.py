@@ -25,8 +25,9 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
     df = ev.memory
     if df is None:
         for eng, lvl in (("inplace", "claim"), ("folded", "detail"), ("naive", "detail")):
-            rows.append(audit_row(ev, CLAIM_2, "" if lvl == "claim" else eng, lvl, f"{eng} engine: {CLAIM_2.test}",
-                                  absent_evidence(ev, "memory"), rules.rule_comparable_cost([]), "no measurement"))
+            rows.append(audit_row(ev, CLAIM_2, "" if lvl == "claim" else eng, lvl,
+                                  f"{eng} engine: {CLAIM_2.test}", absent_evidence(ev, "memory"),
+                                  rules.rule_comparable_cost([]), "no measurement"))
         return rows
     models = sorted(set(df["model"].astype(str)))
     dtypes = sorted(set(df["dtype"].astype(str)))

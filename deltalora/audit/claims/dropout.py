@@ -1,4 +1,4 @@
-"""Claim 3: dropout must be removed from the low-rank branch (3a), and Delta-LoRA scores better without it (3b).
+"""Claim 3: dropout must be removed from the low-rank branch (3a); Delta-LoRA scores better without it (3b).
 
 * 3a: dropout is removed from the low-rank branch so that dL/dW = dL/d(AB) (the paper's section 4.1 as
   reviewer 3 describes it; sciencestack and paperium summaries; docs/sources.md §0, §1.2). Tested on the
@@ -64,8 +64,8 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
             sub = cos[cos["method"].astype(str) == method]
             a, b = sub[sub["dropout"] == 0], sub[sub["dropout"] > 0]
             rows.append(audit_row(ev, CLAIM_3A, method, "detail", f"{method}: {CLAIM_3A.test}",
-                                  f"without dropout: {summary(a) if len(a) else 'not measured'}; with dropout: "
-                                  f"{summary(b) if len(b) else 'not measured'}",
+                                  f"without dropout: {summary(a) if len(a) else 'not measured'}; with "
+                                  f"dropout: {summary(b) if len(b) else 'not measured'}",
                                   rules.rule_dropout_cosine(list(a["cosine"]), list(b["cosine"])),
                                   f"{ev.profile} profile", {}))
 
@@ -116,7 +116,8 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
         lora_txt = (f"; LoRA's own no-dropout gain {np.mean(list(ctx['lora_diffs'].values())):+.2f}"
                     if ctx.get("lora_diffs") else "")
         details.append(audit_row(ev, CLAIM_3B, task, "detail", f"{task_label(task)} ({metric}): {what}",
-                                 cmp.describe() + lora_txt, rules.rule_paired_gain(cmp, alpha=s.alpha, what=what),
+                                 cmp.describe() + lora_txt,
+                                 rules.rule_paired_gain(cmp, alpha=s.alpha, what=what),
                                  records_scale(ev, task_records(ev, task, [zero_row, p_row])),
                                  {"cmp": cmp, "task": task, "metric": metric}))
     pooled = compare(ev, s, strata, f"pooled {what}")
@@ -124,7 +125,8 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
             "no evidence: no task with both ablation rows on the same seeds")
     rows.append(audit_row(ev, CLAIM_3B, "", "claim", f"{CLAIM_3B.test} (p={p:g})", evid,
                           rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha, what=what),
-                          records_scale(ev, [r for t in strata for r in task_records(ev, t, [zero_row, p_row])]),
+                          records_scale(ev, [r for t in strata
+                                             for r in task_records(ev, t, [zero_row, p_row])]),
                           {"cmp": pooled, "details": [d.id for d in details]}))
     rows += details
     return rows

@@ -69,8 +69,8 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
         evid = "no evidence: no (task, seed) with both rows delta_lora (folded) and delta_lora_inplace"
     if notes:
         evid += "; skipped: " + "; ".join(notes[:5])
-    rows.append(audit_row(ev, CLAIM_6A, "", "claim", CLAIM_6A.test, evid, rules.rule_engine_equivalence(pairs),
-                          records_scale(ev, recs_used), {"pairs": data}))
+    rows.append(audit_row(ev, CLAIM_6A, "", "claim", CLAIM_6A.test, evid,
+                          rules.rule_engine_equivalence(pairs), records_scale(ev, recs_used), {"pairs": data}))
 
     lost = folded_lost = None
     if ev.memory is not None and "bf16_inplace_lost_fraction" in ev.memory.columns:
@@ -91,8 +91,8 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
                 "no evidence: the memory table has no bf16_inplace_lost_fraction column (run the bf16 "
                 "measurement)")
         scale = "no measurement"
-    rows.append(audit_row(ev, CLAIM_6B, "", "claim", CLAIM_6B.test, evid, rules.rule_bf16_update_kept(lost), scale,
-                          {"inplace": lost, "folded": folded_lost}))
+    rows.append(audit_row(ev, CLAIM_6B, "", "claim", CLAIM_6B.test, evid, rules.rule_bf16_update_kept(lost),
+                          scale, {"inplace": lost, "folded": folded_lost}))
     return rows
 
 

@@ -52,10 +52,12 @@ def assess_quantized(ev: Evidence, s: Settings) -> list[AuditRow]:
         gains[base] = strata
         cmp = compare(ev, s, strata, f"Delta-LoRA - LoRA on the {base} base") if strata else None
         verdicts[base] = rules.rule_paired_gain(cmp, alpha=s.alpha, what=f"Delta-LoRA - LoRA ({base} base)")
-        details.append(audit_row(ev, CLAIM_7, base, "detail", f"Delta-LoRA - LoRA on the {base} base, pooled over tasks",
+        details.append(audit_row(ev, CLAIM_7, base, "detail",
+                                 f"Delta-LoRA - LoRA on the {base} base, pooled over tasks",
                                  cmp.describe() if cmp else f"no evidence: no paired {d_row}/{l_row} runs",
                                  verdicts[base],
-                                 records_scale(ev, [r for t in strata for r in task_records(ev, t, [d_row, l_row])]),
+                                 records_scale(ev, [r for t in strata
+                                                    for r in task_records(ev, t, [d_row, l_row])]),
                                  {"cmp": cmp, "base": base}))
     did_strata = {t: d for t in gains[quant] if t in gains["fp32"]
                   if (d := pair_by_seed(gains[quant][t], gains["fp32"][t]))}

@@ -94,8 +94,9 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         if not task_layers:
             return "no measured layer"
         above = sum(r > tr for r, tr in task_layers)
-        parts = [f"rank of W_T - W_0 at {HEADLINE_KEY}: median {median_or_none([r for r, _ in task_layers]):g} (min "
-                 f"{min(r for r, _ in task_layers)}, max {max(r for r, _ in task_layers)}) over "
+        parts = [f"rank of W_T - W_0 at {HEADLINE_KEY}: median "
+                 f"{median_or_none([r for r, _ in task_layers]):g} (min {min(r for r, _ in task_layers)}, "
+                 f"max {max(r for r, _ in task_layers)}) over "
                  f"{len(task_layers)} layer-runs; 2r = {'/'.join(map(str, sorted(two_rs)))}; "
                  f"{above}/{len(task_layers)} layers above 2r"]
         other = [f"{k}: {median_or_none(ranks[k]):g}" for k in RANK_KEYS if k != HEADLINE_KEY and ranks[k]]
@@ -112,8 +113,8 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         dims = sorted({d for t in tasks if t in ft_tasks for d in ft_tasks[t]["dims"]})
         if not vals:
             return "full fine-tuning update rank: not measured (no full_ft record with analysis.update_rank)"
-        return (f"full fine-tuning's W_T - W_0 median rank at {HEADLINE_KEY}: {median_or_none(vals):g} (min(out, "
-                f"in) = {'/'.join(map(str, dims))})")
+        return (f"full fine-tuning's W_T - W_0 median rank at {HEADLINE_KEY}: {median_or_none(vals):g} "
+                f"(min(out, in) = {'/'.join(map(str, dims))})")
 
     for task in sorted(per_task, key=task_sort_key):
         t = per_task[task]
