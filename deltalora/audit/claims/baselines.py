@@ -1,4 +1,4 @@
-"""Claim 4: Delta-LoRA beats LoRA, AdaLoRA and DyLoRA (4a), on all GLUE tasks (4b), on E2E (4c) and WebNLG (4d).
+"""Claim 4: Delta-LoRA beats LoRA, AdaLoRA, DyLoRA (4a), on all GLUE tasks (4b), on E2E (4c) and WebNLG (4d).
 
 * 4a: the abstract: "significantly outperforms" LoRA and AdaLoRA; DyLoRA is the tables' third low-rank
   baseline (docs/sources.md §0, §2.1).

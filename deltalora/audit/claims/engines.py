@@ -70,7 +70,8 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
     if notes:
         evid += "; skipped: " + "; ".join(notes[:5])
     rows.append(audit_row(ev, CLAIM_6A, "", "claim", CLAIM_6A.test, evid,
-                          rules.rule_engine_equivalence(pairs), records_scale(ev, recs_used), {"pairs": data}))
+                          rules.rule_engine_equivalence(pairs), records_scale(ev, recs_used),
+                          {"pairs": data}))
 
     lost = folded_lost = None
     if ev.memory is not None and "bf16_inplace_lost_fraction" in ev.memory.columns:
