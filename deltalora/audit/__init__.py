@@ -3,8 +3,10 @@
 * ``evidence``: reads run records (refusing other profiles) and the optional measurement CSVs.
 * ``stats``: paired bootstrap CI, exact sign test, exact Wilcoxon signed-rank.
 * ``rules``: one small function per verdict rule, returning (verdict, rule_text).
-* ``claims``: the claims (with where they are made) and how each is tested.
+* ``claims``: the claims (with where they are made) and how each is tested: one module per claim
+  family, registered in ``claims.FAMILIES``.
 * ``report``: ``build_audit`` writes results/audit.md, results/audit.csv and plots; ``add_audit_command``.
+* ``plots``: the report's figures.
 """
 
 from __future__ import annotations

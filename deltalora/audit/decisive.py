@@ -10,7 +10,7 @@ tests
   ``delta_lora_lr*`` rows) against LoRA at its dev-selected learning rate (``lora`` and ``lora_lr*``),
   compared on validation;
 * claim 5: against the dev-selected best LoRA control, and at matched effective scale
-  (:func:`deltalora.audit.claims.assess_lr_objection`).
+  (:func:`deltalora.audit.claims.lr_objection.assess_lr_objection`).
 
 **Convergence criterion** (checked per run and shown): fit a least-squares line to the logged training
 loss over the last quarter of the run's steps; the run has converged when that line's fall over the
@@ -41,9 +41,18 @@ from .. import smoke
 from ..collect.tables import markdown_table
 from ..records import atomic_write_text, read_record
 from . import power, rules, selection
-from .claims import CLAIMS, AuditRow, Settings, _compare, _records_scale, _recs, _row, assess_lr_objection
+from .claims import (
+    CLAIMS,
+    AuditRow,
+    Settings,
+    assess_lr_objection,
+    audit_row,
+    compare,
+    records_scale,
+    task_records,
+)
 from .evidence import LR_ROW, Evidence, task_label
-from .report import CSV_COLUMNS, _power_cells
+from .report import CSV_COLUMNS, power_cells
 from .stats import pair_by_seed
 
 MAX_DROP = 0.05
@@ -102,26 +111,27 @@ def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
         if not d:
             continue
         strata[task] = d
-        used += _recs(ev, task, [bd, bl])
-        cmp = _compare(ev, s, {task: d}, f"{task_label(task)} {bd} - {bl}",
-                       {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"})
+        used += task_records(ev, task, [bd, bl])
+        cmp = compare(ev, s, {task: d}, f"{task_label(task)} {bd} - {bl}",
+                      {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"})
         evid = ("Delta-LoRA " + selection.describe_selection(sel, dmed, bd) + "; LoRA "
                 + selection.describe_selection(sel, lmed, bl) + "; compared on validation: " + cmp.describe())
-        details.append(_row(ev, "4a", f"tuned.{task}", "detail",
-                            f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
-                            "at its dev-selected learning rate", evid,
-                            rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
-                            _records_scale(ev, _recs(ev, task, [*d_rows, *l_rows])),
-                            {"cmp": cmp, "task": task, "metric": ev.main_metric(task)}))
-    pooled = _compare(ev, s, strata, "pooled Delta-LoRA - LoRA (equal tuning)")
+        details.append(audit_row(
+            ev, CLAIMS["4a"], f"tuned.{task}", "detail",
+            f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
+            "at its dev-selected learning rate", evid,
+            rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
+            records_scale(ev, task_records(ev, task, [*d_rows, *l_rows])),
+            {"cmp": cmp, "task": task, "metric": ev.main_metric(task)}))
+    pooled = compare(ev, s, strata, "pooled Delta-LoRA - LoRA (equal tuning)")
     evid = (f"{len(strata)} task(s), each method at its own dev-selected learning rate, compared on validation: "
             f"{pooled.describe()}" if strata else
             "no evidence: no task has Delta-LoRA and LoRA runs (with their learning-rate sweeps) on the same seeds")
-    head = _row(ev, "4a", "tuned", "claim", "seed-paired Delta-LoRA - LoRA at equal tuning (learning rate "
-                "selected on dev for each), per task and pooled", evid,
-                rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha,
-                                       what="Delta-LoRA - LoRA (equal tuning)"),
-                _records_scale(ev, used), {"cmp": pooled})
+    head = audit_row(ev, CLAIMS["4a"], "tuned", "claim", "seed-paired Delta-LoRA - LoRA at equal tuning "
+                     "(learning rate selected on dev for each), per task and pooled", evid,
+                     rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha,
+                                            what="Delta-LoRA - LoRA (equal tuning)"),
+                     records_scale(ev, used), {"cmp": pooled})
     return [head, *details]
 
 
@@ -173,7 +183,7 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
     lines += ["", "## Verdicts", "",
               markdown_table(["id", "Test", "Verdict", "Evidence", "MDE (points)", "Seeds for 1 pt"],
                              [[r.id, r.test, f"**{r.verdict}**" if r.level == "claim" else r.verdict,
-                               r.evidence, *_power_cells(r)] for r in rows]),
+                               r.evidence, *power_cells(r)] for r in rows]),
               "", "## Convergence per run", "",
               markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
                               "converged"],
