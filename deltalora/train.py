@@ -370,7 +370,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     metric = runner.metric_key
     if not epochs:
         raise RunError("no evaluation was recorded (no validation split?)")
-    best = max(epochs, key=lambda e: (_finite(_selection_score(e, metric)), -e["epoch"]))
+    best = best_epoch(epochs, metric)
     delta = _delta_lora_summary(callbacks)
     record = {
         "schema_version": 1,
@@ -421,14 +421,25 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     return record
 
 
-def _finite(x: Any) -> float:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else -math.inf
+def _finite(x: Any, missing: float = -math.inf) -> float:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else missing
 
 
 def _delta_lora_callback(callbacks: list) -> Any:
     from .callback import DeltaLoRACallback
 
     return next((cb for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+def best_epoch(epochs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The epoch with the best selection score (dev when evaluated, else validation).
+
+    Ties go to the lower loss on the same split, then to the earlier epoch: a small dev split drawn from
+    the training distribution saturates (many epochs reach the same count of correct examples), and
+    without the loss the earliest of those would win however much better later epochs fit.
+    """
+    return max(epochs, key=lambda e: (_finite(_selection_score(e, metric)),
+                                      -_finite(_selection_score(e, "loss"), missing=math.inf), -e["epoch"]))
+
+
 def _selection_score(epoch: dict[str, Any], metric: str) -> Any:
     """The score the best epoch is chosen by: dev when the run evaluates a dev split, else validation.
 

@@ -56,3 +56,20 @@ def test_claim5_without_dev_falls_back_to_validation_and_says_so():
     assert cmp.extra["best_delta"] == "delta_lora" and cmp.extra["best"] == "lora_scaled"
     assert v["5"] == REFUTED
     assert "selection favours" in rows["5"].evidence
+
+
+def test_a_tie_on_dev_goes_to_the_row_with_the_lower_median_dev_loss():
+    """Two learning rates both reach the saturated dev score; the one that fits dev better is chosen."""
+    from deltalora.audit.selection import select_best
+
+    recs = []
+    for row, loss in (("lora", 0.30), ("lora_lr0.001", 0.45)):
+        for s in SEEDS:
+            best = {"epoch": 1, "metrics": {"accuracy": 80.0},
+                    "extra_splits": {"dev": {"accuracy": 96.875, "loss": loss + NOISE[s] / 10}}}
+            recs.append({"task": "glue/rte", "task_family": "glue", "row": row, "method": "lora", "seed": s,
+                         "profile": "default", "metric": "accuracy", "best": best, "final": best,
+                         "epochs": [best], "model": "embedded:minilm", "config": {}})
+    best, med = select_best(Evidence("default", recs), "glue/rte", ["lora", "lora_lr0.001"], "dev")
+    assert med == {"lora": 96.875, "lora_lr0.001": 96.875}
+    assert best == "lora"  # the name that sorts last (lora_lr0.001) would win without the loss

@@ -8,7 +8,7 @@ import pytest
 
 from deltalora.tasks import dev_split
 from deltalora.tasks.glue import GLUE_TASKS, load_glue
-from deltalora.train import _selection_score
+from deltalora.train import best_epoch
 
 
 def _texts(ds, task: str) -> set[tuple[str, ...]]:
@@ -64,10 +64,19 @@ def test_best_epoch_is_selected_on_dev_not_validation():
         {"epoch": 1, "metrics": {"accuracy": 90.0}, "extra_splits": {"dev": {"accuracy": 60.0}}},
         {"epoch": 2, "metrics": {"accuracy": 70.0}, "extra_splits": {"dev": {"accuracy": 80.0}}},
     ]
-    best = max(epochs, key=lambda e: _selection_score(e, "accuracy"))
-    assert best["epoch"] == 2
+    assert best_epoch(epochs, "accuracy")["epoch"] == 2
     no_dev = [{**e, "extra_splits": {}} for e in epochs]
-    assert max(no_dev, key=lambda e: _selection_score(e, "accuracy"))["epoch"] == 1
+    assert best_epoch(no_dev, "accuracy")["epoch"] == 1
+
+
+def test_a_tie_on_dev_goes_to_the_lower_dev_loss_then_the_earlier_epoch():
+    """A small dev split saturates: epochs 1-3 all reach 62/64; the lowest dev loss (epoch 3) wins."""
+    dev = [(96.875, 0.40), (96.875, 0.31), (96.875, 0.25), (93.75, 0.20)]
+    epochs = [{"epoch": i + 1, "metrics": {"accuracy": 80.0, "loss": 0.1},
+               "extra_splits": {"dev": {"accuracy": a, "loss": l}}} for i, (a, l) in enumerate(dev)]
+    assert best_epoch(epochs, "accuracy")["epoch"] == 3
+    no_loss = [{**e, "extra_splits": {"dev": {"accuracy": e["extra_splits"]["dev"]["accuracy"]}}} for e in epochs]
+    assert best_epoch(no_loss, "accuracy")["epoch"] == 1
 
 
 def test_runs_of_every_method_are_scored_on_the_same_dev_split(tmp_path):

@@ -9,6 +9,7 @@ the evidence says so.
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -32,14 +33,18 @@ def selection_split(ev: Evidence, task: str, rows: Sequence[str]) -> str | None:
 def select_best(ev: Evidence, task: str, rows: Sequence[str], split: str | None) -> tuple[str | None, dict[str, float]]:
     """The row with the best median score on ``split`` (dev), and every row's median there.
 
-    Ties go to the row name that sorts last, deterministically.
+    Ties (a small dev split saturates: many rows reach the same count of correct examples) go to the
+    lower median loss on the same split, then to the row name that sorts last, deterministically.
     """
     med: dict[str, float] = {}
+    loss: dict[str, float] = {}
     for r in rows:
         vals = list(ev.scores(task, r, split=split).values())
         if vals:
             med[r] = float(statistics.median(vals))
-    best = max(med, key=lambda r: (med[r], r)) if med else None
+            losses = list(ev.scores(task, r, "loss", split=split).values())
+            loss[r] = float(statistics.median(losses)) if losses else math.inf
+    best = max(med, key=lambda r: (med[r], -loss[r], r)) if med else None
     return best, med
 
 
