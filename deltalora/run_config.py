@@ -65,7 +65,8 @@ class _Section:
         """Type a resolved section; an unknown key or a missing required one is a ConfigError."""
         where = f"{cls.SECTION}." if cls.SECTION else ""
         if not isinstance(d, Mapping):
-            raise ConfigError(f"{cls.SECTION or 'run configuration'}: expected a mapping, got {type(d).__name__}")
+            what = cls.SECTION or "run configuration"
+            raise ConfigError(f"{what}: expected a mapping, got {type(d).__name__}")
         names = config_fields(cls)
         unknown = [k for k in d if k not in names]
         if unknown:
@@ -152,7 +153,8 @@ class GenerationConfig(_Section):
     """Beam search after an NLG run (deltalora/tasks/textgen_runner.py)."""
 
     SECTION: ClassVar[str] = "generation"
-    DECODING: ClassVar[tuple[str, ...]] = ("num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
+    DECODING: ClassVar[tuple[str, ...]] = (
+        "num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
 
     num_beams: int | None = None
     length_penalty: float | None = None

@@ -13,13 +13,22 @@ import json
 
 import pytest
 
-from deltalora.config import SET_SECTIONS, ConfigError, PROFILES, resolve_run, schema
+from deltalora.config import PROFILES, SET_SECTIONS, ConfigError, resolve_run, schema
 from deltalora.methods import METHODS
-from deltalora.run_config import (AnalysisConfig, DataConfig, GenerationConfig, ModelOptions, RunConfig,
-                                  TrainConfig, config_fields, resolve_run_config)
+from deltalora.run_config import (
+    AnalysisConfig,
+    DataConfig,
+    GenerationConfig,
+    ModelOptions,
+    RunConfig,
+    TrainConfig,
+    config_fields,
+    resolve_run_config,
+)
 from deltalora.train import _training_arguments
 
-TASKS = [f"glue/{t}" for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")] + ["e2e", "webnlg", "xsum"]
+GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
+TASKS = [f"glue/{t}" for t in GLUE] + ["e2e", "webnlg", "xsum"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -62,7 +71,8 @@ def test_values_reach_the_trainer_by_attribute(tmp_path):
     cfg = resolve_run_config(task="glue/rte", method="lora", seed=5,
                              sets=["train.lr=2e-4", "train.batch_size=3", "train.warmup_steps=9"])
     args = _training_arguments(cfg, tmp_path, has_eval=True, use_cuda=False)
-    assert (args.learning_rate, args.per_device_train_batch_size, args.warmup_steps, args.seed) == (2e-4, 3, 9, 5)
+    got = (args.learning_rate, args.per_device_train_batch_size, args.warmup_steps, args.seed)
+    assert got == (2e-4, 3, 9, 5)
 
 
 def test_typos_fail():
