@@ -55,6 +55,7 @@ def _parse_seeds(text: str) -> list[int]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import resolve_run
     from .methods import METHODS
+    from .run_config import RunConfig
     from .train import run, summarize
 
     if args.task not in TASK_DESCRIPTIONS:
@@ -75,9 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     plan = []
     for r in rows:  # validate every configuration before training any
         for s in seeds:
-            cfg = resolve_run(task=args.task, method=r["method"], seed=s, profile=args.profile, model=args.model,
-                              config_file=args.config, sets=[*(args.set or []), *r.get("set", [])])
-            cfg["row"] = r["row"]
+            resolved = resolve_run(task=args.task, method=r["method"], seed=s, profile=args.profile,
+                                   model=args.model, config_file=args.config, sets=[*(args.set or []), *r.get("set", [])])
+            cfg = RunConfig.from_dict({**resolved, "row": r["row"]})
             plan.append((cfg, Path(args.out.format(seed=s, row=r["row"]))))
     from .devices import select_device
 

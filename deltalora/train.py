@@ -19,6 +19,7 @@ from typing import Any
 
 from .models import unwrap_peft
 from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
+from .run_config import RunConfig, TrainConfig
 from .tasks.dev_split import DEV_SPLIT
 
 
@@ -120,67 +121,68 @@ def _optimizer_file_has_delta_lora_state(path: Path) -> bool:
     return any(isinstance(v, dict) and OPTIMIZER_STATE_KEY in v for v in (sd.get("state") or {}).values())
 
 
-def _training_arguments(cfg: dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
+def _training_arguments(cfg: RunConfig | dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
                         smoothing_in_model: bool = False):
     from transformers import TrainingArguments
 
-    t = cfg["train"]
+    cfg = RunConfig.coerce(cfg)
+    t = cfg.train
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     kw: dict[str, Any] = {
         "output_dir": str(out / "trainer"),
-        "per_device_train_batch_size": t["batch_size"],
-        "per_device_eval_batch_size": t["eval_batch_size"],
-        "gradient_accumulation_steps": t["grad_accum"],
-        "num_train_epochs": t["epochs"],
-        "max_steps": t["max_steps"] or -1,
-        "learning_rate": t["lr"],
-        "lr_scheduler_type": t["lr_scheduler"],
-        "weight_decay": t["weight_decay"],
-        "max_grad_norm": t["max_grad_norm"],
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.eval_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps or -1,
+        "learning_rate": t.lr,
+        "lr_scheduler_type": t.lr_scheduler,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
         # a causal LM smooths inside its own loss (lm_loss.install_loss), so wrappers see the loss
-        "label_smoothing_factor": 0.0 if smoothing_in_model else t.get("label_smoothing", 0.0),
+        "label_smoothing_factor": 0.0 if smoothing_in_model else t.label_smoothing,
         "eval_strategy": "epoch" if has_eval else "no",
-        "save_strategy": "steps" if t["checkpoint_every"] else "no",
-        "save_steps": t["checkpoint_every"] or 500,
+        "save_strategy": "steps" if t.checkpoint_every else "no",
+        "save_steps": t.checkpoint_every or 500,
         "save_total_limit": 2,
         "logging_strategy": "steps",
-        "logging_steps": t["logging_steps"],
+        "logging_steps": t.logging_steps,
         "report_to": report_to(t),
-        "seed": cfg["seed"],
-        "data_seed": cfg["seed"],
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
         "use_cpu": not use_cuda,
-        "fp16": precision_used(t["precision"], use_cuda) == "fp16",
-        "bf16": t["precision"] == "bf16",
+        "fp16": precision_used(t.precision, use_cuda) == "fp16",
+        "bf16": t.precision == "bf16",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,  # the runners keep exactly the model's inputs
         "disable_tqdm": os.environ.get("DELTALORA_NO_PROGRESS") == "1",
         "save_safetensors": True,
     }
-    if t.get("group_by_length"):
+    if t.group_by_length:
         # transformers >= 5 names it train_sampling_strategy; 4.x had a boolean group_by_length
         if "train_sampling_strategy" in fields:
             kw["train_sampling_strategy"] = "group_by_length"
         else:
             kw["group_by_length"] = True
-    if t.get("warmup_steps"):
-        kw["warmup_steps"] = int(t["warmup_steps"])
+    if t.warmup_steps:
+        kw["warmup_steps"] = int(t.warmup_steps)
     elif "warmup_ratio" in fields:
-        kw["warmup_ratio"] = t["warmup_ratio"]
+        kw["warmup_ratio"] = t.warmup_ratio
     else:  # transformers 5: a float < 1 is a ratio
-        kw["warmup_steps"] = float(t["warmup_ratio"])
+        kw["warmup_steps"] = float(t.warmup_ratio)
     if kw["report_to"] and "logging_dir" in fields:  # transformers 4.x; 5.x reads TENSORBOARD_LOGGING_DIR
         kw["logging_dir"] = str(out / "tensorboard")
     kw = {k: v for k, v in kw.items() if k in fields}
     return TrainingArguments(**kw)
 
 
-def report_to(t: dict[str, Any]) -> list[str]:
+def report_to(t: TrainConfig) -> list[str]:
     """train.report_to as the Trainer's list: "none" (the profiles' default) is [], "all" every installed
     integration, else names such as "tensorboard" or "tensorboard,wandb". An unknown or uninstalled name is
     a clear error before any training (transformers would fail later, or not at all)."""
     from transformers.integrations import integration_utils as iu
 
-    value = t.get("report_to", "none")
+    value = t.report_to
     names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if str(v).strip()]
     if names in ([], ["none"]):
         return []
@@ -252,8 +254,10 @@ def _checkpoint_marker_callback():
     return CheckpointComplete()
 
 
-def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) -> dict[str, Any]:
+def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) -> dict[str, Any]:
     """Train and evaluate one configuration; write `out/record.json` last; return the record.
+
+    cfg: a RunConfig, or the dict `deltalora.config.resolve_run` returns (typed here, once).
 
     on_trained: optional callable(model) called after training, before the record is written
     (tests use it to inspect weights).
@@ -268,51 +272,52 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     from .tasks.runners import get_runner
 
     started = time.time()
+    cfg = RunConfig.coerce(cfg)
+    t = cfg.train
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / RECORD_NAME
     if record_path.exists():  # a stale record must never survive a rerun that fails
         record_path.unlink()
     transformers.logging.set_verbosity_error()
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
+    if t.threads:
+        torch.set_num_threads(t.threads)
     use_cuda = torch.cuda.is_available()
     peak = PeakMemory()
 
     runner = get_runner(cfg)  # task-specific: data, model class, metrics
     data = runner.load_data()
-    set_seed(cfg["seed"])
+    set_seed(cfg.seed)
     model, tokenizer = runner.load_model()
     runner.init_head(model, data)
     family = runner.family
     train_ds, eval_sets = runner.tokenize(data, tokenizer)
 
-    t = cfg["train"]
-    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / t["batch_size"]) / t["grad_accum"])
-    total_steps = t["max_steps"] or steps_per_epoch * t["epochs"]
-    method = get_method(cfg["method"])
+    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / t.batch_size) / t.grad_accum)
+    total_steps = t.max_steps or steps_per_epoch * t.epochs
+    method = get_method(cfg.method)
     ctx = MethodContext(
         target_modules=family.target_modules,
         fan_in_fan_out=family.fan_in_fan_out,
         task_type=runner.peft_task_type,
         modules_to_save=runner.modules_to_save(model),
         total_steps=total_steps,
-        seed=cfg["seed"],
+        seed=cfg.seed,
     )
-    if t["init_from"]:  # the LoRA protocol's MNLI initialisation (deltalora/init_state.py)
-        init_state.read_meta(t["init_from"], method=cfg["method"])
-        init_state.load_base_weights(model, t["init_from"])  # before capture: W_0 is the start of this run
-    initial = capture_initial_weights(model, family.target_modules) if cfg["analysis"]["update_rank"] else None
-    set_seed(cfg["seed"])
-    model = method.apply(model, dict(cfg["hp"]), ctx)
-    if t["init_from"]:
-        init_state.load_adapter_state(model, t["init_from"])
-    callbacks = method.callbacks(model, dict(cfg["hp"]), ctx)
+    if t.init_from:  # the LoRA protocol's MNLI initialisation (deltalora/init_state.py)
+        init_state.read_meta(t.init_from, method=cfg.method)
+        init_state.load_base_weights(model, t.init_from)  # before capture: W_0 is the start of this run
+    initial = capture_initial_weights(model, family.target_modules) if cfg.analysis.update_rank else None
+    set_seed(cfg.seed)
+    model = method.apply(model, cfg.hp_dict(), ctx)
+    if t.init_from:
+        init_state.load_adapter_state(model, t.init_from)
+    callbacks = method.callbacks(model, cfg.hp_dict(), ctx)
     cosine_cb = None
-    if cfg["analysis"].get("grad_cosine_steps"):
+    if cfg.analysis.grad_cosine_steps:
         from .gradients import GradientCosineCallback
 
-        cosine_cb = GradientCosineCallback(cfg["analysis"]["grad_cosine_steps"])
+        cosine_cb = GradientCosineCallback(list(cfg.analysis.grad_cosine_steps))
         callbacks.append(cosine_cb)
     callbacks.append(_epoch_end_checkpoint_callback())
     callbacks.append(_checkpoint_marker_callback())  # last: marks a checkpoint complete after the others wrote
@@ -321,8 +326,8 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
 
     causal = lm_loss.is_causal_lm(model)
     if causal:  # the model computes its own (smoothed) loss: PEFT wrappers such as AdaLoRA add to it
-        lm_loss.install_loss(model, label_smoothing=t.get("label_smoothing", 0.0))
-    label_only = bool(t.get("label_only_logits", True)) and lm_loss.supports_label_only_logits(model)
+        lm_loss.install_loss(model, label_smoothing=t.label_smoothing)
+    label_only = bool(t.label_only_logits) and lm_loss.supports_label_only_logits(model)
     args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda, smoothing_in_model=causal)
     # TensorBoard's event files go in the run's folder (transformers 5 reads this when the Trainer is made)
     tb_env = os.environ.get("TENSORBOARD_LOGGING_DIR")
@@ -343,7 +348,7 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         else:
             os.environ["TENSORBOARD_LOGGING_DIR"] = tb_env
     trainer.label_only_logits = label_only
-    resume = latest_checkpoint(out / "trainer") if t["checkpoint_every"] else None
+    resume = latest_checkpoint(out / "trainer") if t.checkpoint_every else None
     resumed_from = None
     if resume is not None:  # a killed or pre-empted job's rerun: check the checkpoint and say so in its log
         check_checkpoint(resume, needs_delta_lora_state=_delta_lora_callback(callbacks) is not None)
@@ -375,17 +380,17 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
     record = {
         "schema_version": 1,
         "status": "complete",
-        "task": cfg["task"],
+        "task": cfg.task,
         "task_family": runner.spec.family,
-        "model": cfg["model"],
-        "method": cfg["method"],
-        "row": cfg.get("row") or cfg["method"],
-        "seed": cfg["seed"],
-        "profile": cfg["profile"],
-        "smoke": bool(t.get("smoke", False)),
-        "precision": {"requested": t["precision"], "used": precision_used(t["precision"], use_cuda),
+        "model": cfg.model,
+        "method": cfg.method,
+        "row": cfg.row_name,
+        "seed": cfg.seed,
+        "profile": cfg.profile,
+        "smoke": bool(t.smoke),
+        "precision": {"requested": t.precision, "used": precision_used(t.precision, use_cuda),
                       "device": "cuda" if use_cuda else "cpu"},
-        "config": cfg,
+        "config": cfg.to_dict(),  # the resolved dict, exactly (RunConfig keeps which keys it was given)
         "metric": metric,
         "epochs": epochs,
         "best": best,
@@ -398,10 +403,10 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         "params": {
             "total": n_total,
             "trainable": n_trainable,
-            "extra_updated": method.extra_updated_params(model, cfg["hp"]),
+            "extra_updated": method.extra_updated_params(model, cfg.hp_dict()),
         },
         "delta_lora": delta,
-        "loss": {"label_smoothing": t.get("label_smoothing", 0.0),
+        "loss": {"label_smoothing": t.label_smoothing,
                  "smoothing": "in model" if causal else "trainer",
                  "label_only_logits": label_only},
         "analysis": {
@@ -411,11 +416,11 @@ def run(cfg: dict[str, Any], out: str | os.PathLike, *, on_trained: Any = None) 
         **getattr(runner, "record_extra", {}),
         "provenance": {**provenance(started, peak), "resumed_from": resumed_from},
     }
-    if t["save_init"]:  # for runs that start from this one (before the record: record => state complete)
-        init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg["method"], task=cfg["task"],
+    if t.save_init:  # for runs that start from this one (before the record: record => state complete)
+        init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg.method, task=cfg.task,
                                    head=runner.modules_to_save(unwrap_peft(model)), delta_lora=_delta_lora_handle(callbacks))
     atomic_write_json(out / "log_history.json", history)
-    if not t["checkpoint_every"] or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
+    if not t.checkpoint_every or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
         shutil.rmtree(out / "trainer", ignore_errors=True)
     atomic_write_json(record_path, record)  # last: its presence means the run is complete
     return record

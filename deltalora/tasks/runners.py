@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Family, family_of, load_config, load_pretrained, load_tokenizer
+from ..run_config import RunConfig
 from .base import TaskSpec
 from .data_checks import DataError
 from .dev_split import DEV_SPLIT
@@ -23,23 +24,22 @@ class GlueRunner:
 
     peft_task_type = "SEQ_CLS"
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: RunConfig):
         from .glue import get_glue_task
 
         self.cfg = cfg
-        self.spec: TaskSpec = get_glue_task(cfg["task"].split("/", 1)[1])
-        self.model_config = load_config(cfg["model"], cfg["model_options"])
+        self.spec: TaskSpec = get_glue_task(cfg.task.split("/", 1)[1])
+        self.model_config = load_config(cfg.model, cfg.model_options.to_dict())
         self.family: Family = family_of(self.model_config.model_type)
         if self.family.kind != "encoder":
-            raise ValueError(f"model {cfg['model']!r} is a {self.family.kind} model; GLUE needs an encoder")
+            raise ValueError(f"model {cfg.model!r} is a {self.family.kind} model; GLUE needs an encoder")
 
     @property
     def metric_key(self) -> str:
         return self.spec.metric_name
 
     def load_data(self):
-        d = self.cfg["data"]
-        key = (self.cfg["profile"], self.spec.name, repr(sorted(d.items())))
+        key = (self.cfg.profile, self.spec.name, repr(sorted(self.cfg.data.to_dict().items())))
         if key not in _DATA_CACHE:  # several runs of one process (seeds, rows) share the data
             _DATA_CACHE[key] = self._load_data()
         return _DATA_CACHE[key]
@@ -54,17 +54,17 @@ class GlueRunner:
     def _load_data(self):
         from .glue import load_glue
 
-        d = self.cfg["data"]
-        if d.get("files"):  # user-supplied JSON Lines files in GLUE's schema, validated on load
+        d = self.cfg.data
+        if d.files:  # user-supplied JSON Lines files in GLUE's schema, validated on load
             from .glue import load_glue_files
 
-            missing = [s for s in self.spec.splits if s not in d["files"]]
+            missing = [s for s in self.spec.splits if s not in d.files]
             if missing:
                 raise DataError(f"data.files: task {self.spec.name} needs files for splits {missing}")
-            return load_glue_files(self.spec.name, {s: d["files"][s] for s in self.spec.splits})
-        return load_glue(self.spec.name, profile=self.cfg["profile"], data_dir=d.get("data_dir"),
-                         n_train=d["n_train"] or None, n_val=d["n_val"] or None, seed=d["seed"],
-                         dev_size=d.get("dev_size", 0), dev_max=d.get("dev_max", 0))
+            return load_glue_files(self.spec.name, {s: d.files[s] for s in self.spec.splits})
+        return load_glue(self.spec.name, profile=self.cfg.profile, data_dir=d.data_dir,
+                         n_train=d.n_train or None, n_val=d.n_val or None, seed=d.seed,
+                         dev_size=d.dev_size, dev_max=d.dev_max)
 
     def load_model(self):
         from transformers import AutoModelForSequenceClassification
@@ -76,14 +76,15 @@ class GlueRunner:
         else:
             kw["problem_type"] = "regression"
         auto = AutoModelForSequenceClassification
-        if self.cfg["model_options"].get("pooling", "cls") == "mean":
+        if self.cfg.model_options.pooling == "mean":
             if self.model_config.model_type != "bert":
-                raise ValueError(f"model_options.pooling=mean is implemented for BERT models; {self.cfg['model']!r} "
+                raise ValueError(f"model_options.pooling=mean is implemented for BERT models; {self.cfg.model!r} "
                                  f"is {self.model_config.model_type!r} (use pooling: cls)")
             from ..heads import BertMeanPoolForSequenceClassification as auto
-        model = load_pretrained(self.cfg["model"], auto, self.cfg["model_options"], **kw)
-        self._reset_head(model, self.cfg["seed"])
-        tokenizer = load_tokenizer(self.cfg["model"], self.cfg["model_options"])
+        options = self.cfg.model_options.to_dict()
+        model = load_pretrained(self.cfg.model, auto, options, **kw)
+        self._reset_head(model, self.cfg.seed)
+        tokenizer = load_tokenizer(self.cfg.model, options)
         return model, tokenizer
 
     @staticmethod
@@ -114,7 +115,7 @@ class GlueRunner:
         With a few dozen steps, a zero-initialised STS-B head spends the run learning the label mean
         (Pearson stays near 20 on the proxy); starting there lets the run learn the similarity.
         """
-        if not (self.spec.is_regression and self.cfg["train"].get("regression_bias_init")):
+        if not (self.spec.is_regression and self.cfg.train.regression_bias_init):
             return
         import torch
 
@@ -133,7 +134,7 @@ class GlueRunner:
         return ()
 
     def tokenize(self, data, tokenizer):
-        max_len = self.cfg["train"]["max_length"] or self.spec.max_length
+        max_len = self.cfg.train.max_length or self.spec.max_length
         cols = list(self.spec.input_columns)
 
         def encode(batch):
@@ -195,8 +196,8 @@ class GlueRunner:
         return None
 
 
-def get_runner(cfg: dict[str, Any]):
-    task = cfg["task"]
+def get_runner(cfg: RunConfig):
+    task = cfg.task
     if task.startswith("glue/"):
         return GlueRunner(cfg)
     if task in ("e2e", "webnlg", "xsum"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..models import Family, family_of, load_config, load_pretrained, load_tokenizer
 from ..records import atomic_write_text
+from ..run_config import RunConfig
 from .base import TaskSpec
 
 MAIN_METRIC = {"e2e": "bleu", "webnlg": "bleu_all", "xsum": "rouge2"}
@@ -28,9 +29,9 @@ def _task_module(name: str):
 
 
 class NLGRunner:
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: RunConfig):
         self.cfg = cfg
-        self.mod = _task_module(cfg["task"])
+        self.mod = _task_module(cfg.task)
         info = self.mod.TASK
         self.info = info
         self.spec = TaskSpec(
@@ -39,11 +40,11 @@ class NLGRunner:
             eval_split=info.eval_split, extra_metrics=tuple(m for m in info.metrics if m != MAIN_METRIC[info.name]),
             description=info.notes,
         )
-        self.model_config = load_config(cfg["model"], cfg["model_options"])
+        self.model_config = load_config(cfg.model, cfg.model_options.to_dict())
         self.family: Family = family_of(self.model_config.model_type)
         self.kind = "bart" if self.family.kind == "seq2seq" else "gpt2"
         if self.kind != info.kind:
-            raise ValueError(f"task {info.name} uses a {info.kind} model; {cfg['model']!r} is a "
+            raise ValueError(f"task {info.name} uses a {info.kind} model; {cfg.model!r} is a "
                              f"{self.model_config.model_type} model")
         self.peft_task_type = "SEQ_2_SEQ_LM" if self.kind == "bart" else "CAUSAL_LM"
 
@@ -53,19 +54,19 @@ class NLGRunner:
 
     # ------------------------------------------------------------------ data and model
     def load_data(self):
-        d = self.cfg["data"]
-        if self.cfg["profile"] == "paper":
+        d = self.cfg.data
+        if self.cfg.profile == "paper":
             return self.mod.load("paper")
-        data_dir = Path(d["data_dir"]) / "nlg" / self.info.name if d.get("data_dir") else None
+        data_dir = Path(d.data_dir) / "nlg" / self.info.name if d.data_dir else None
         return self.mod.load("embedded", data_dir=data_dir)
 
     def load_model(self):
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
         cls = AutoModelForSeq2SeqLM if self.kind == "bart" else AutoModelForCausalLM
-        options = {**self.cfg["model_options"], "num_hidden_layers": 0}  # never truncate generators
-        model = load_pretrained(self.cfg["model"], cls, options)
-        tokenizer = load_tokenizer(self.cfg["model"], options)
+        options = {**self.cfg.model_options.to_dict(), "num_hidden_layers": 0}  # never truncate generators
+        model = load_pretrained(self.cfg.model, cls, options)
+        tokenizer = load_tokenizer(self.cfg.model, options)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return model, tokenizer
@@ -77,7 +78,7 @@ class NLGRunner:
         return ()
 
     def _lengths(self) -> tuple[int, int]:
-        total = self.cfg["train"]["max_length"]
+        total = self.cfg.train.max_length
         src, tgt = self.info.max_source_tokens, self.info.max_target_tokens
         if total:  # the configured budget, split in the task's source:target proportion
             src = max(8, total * src // (src + tgt))
@@ -124,15 +125,13 @@ class NLGRunner:
         else:
             seen = None
             groups = self.mod.eval_groups(split)
-        limit = self.cfg["generation"].get("max_eval") or 0
+        limit = self.cfg.generation.max_eval or 0
         if limit:
             groups = groups[:limit]
-        gen = {**dict(self.info.gen), **{k: v for k, v in self.cfg["generation"].items()
-                                          if k in ("num_beams", "length_penalty", "no_repeat_ngram_size",
-                                                   "max_new_tokens")}}
+        gen = {**dict(self.info.gen), **self.cfg.generation.decoding()}
         src_len, _ = self._lengths()
         hyps = generate(model, tokenizer, [g.source for g in groups], kind=self.kind,
-                        batch_size=self.cfg["generation"].get("batch_size", 16), max_source_length=src_len, **gen)
+                        batch_size=self.cfg.generation.batch_size, max_source_length=src_len, **gen)
         refs = [g.references for g in groups]
         if self.info.name == "e2e":
             from ..metrics.e2e import e2e_metrics
