@@ -32,6 +32,21 @@ def test_convergence_criterion():
     assert decisive.convergence(_curve([1.0, 0.9, 0.8])).converged is None  # too few points to check
 
 
+def test_a_fall_within_the_per_step_noise_is_not_called_still_falling():
+    """Small batches with flipped labels: per-step losses jump; a fitted 'fall' must beat that noise."""
+    import random
+
+    rng = random.Random(3)
+    head = [1.0] * 75
+    noisy_flat = head + [0.05 + (0.35 if rng.random() < 0.3 else 0.0) for _ in range(25)]
+    c = decisive.convergence(_curve(noisy_flat))
+    assert c.rel_drop >= decisive.MAX_DROP  # the fitted line falls by more than 5% of the first loss...
+    assert c.p_falling > 0.05 and c.converged is True  # ...but the noise explains it
+    noisy_falling = [1.0 - 0.008 * i + (0.1 if i % 3 == 0 else 0.0) for i in range(100)]
+    c = decisive.convergence(_curve(noisy_falling))
+    assert c.p_falling < 0.05 and c.converged is False
+
+
 def test_claim4_at_equal_tuning_selects_each_learning_rate_on_dev():
     # dev picks delta_lora_lr0.001 (val 60) and lora_lr0.001 (val 50); validation would pick 70 vs 90
     planted = {"delta_lora": (70.0, 60.0), "delta_lora_lr0.001": (60.0, 80.0), "lora": (90.0, 70.0),

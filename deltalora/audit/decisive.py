@@ -13,10 +13,15 @@ tests
   (:func:`deltalora.audit.claims.lr_objection.assess_lr_objection`).
 
 **Convergence criterion** (checked per run and shown): fit a least-squares line to the logged training
-loss over the last quarter of the run's steps; the run has converged when that line's fall over the
-quarter is below ``max_drop`` (default 5%) of the first logged loss (the loss the run started from:
-per-step losses of small batches are noisy and can approach 0, so the quarter's own mean is no stable
-scale). Fewer than 4 logged points in
+loss over the last quarter of the run's steps. The run is **still falling** (not converged) when that
+line falls over the quarter by at least ``max_drop`` (default 5%) of the first logged loss (the loss
+the run started from: per-step losses of small batches approach 0, so the quarter's own mean is no
+stable scale) **and** the fall is distinguishable from the per-step noise: the slope is negative at
+one-sided p < 0.05 (t-test of the regression slope, ``scipy.stats.linregress``). Otherwise it has
+converged. Why the second condition: a batch of 8 with one of the proxy's flipped training labels
+(3%) costs a few nats, so per-step losses jump between ~0.01 and ~0.4 after the fit; a line through 32
+such points can "fall" 10% by chance, which says nothing about whether training still improves. Log
+every step (``train.logging_steps=1``) so the quarter has enough points. Fewer than 4 logged points in
 the quarter: not checkable (set ``train.logging_steps`` lower).
 
 Usage: ``python -m deltalora.audit.decisive RECORDS... --profile default --out results/audit_decisive.md
@@ -69,10 +74,12 @@ class Convergence:
     steps: int
     points: int  # logged losses in the last quarter
     rel_drop: float | None  # fall of the fitted line over the quarter / first logged loss
+    p_falling: float | None  # one-sided p of a negative slope (linregress t-test)
     converged: bool | None  # None: not checkable
 
 
-def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP) -> Convergence:
+def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP,
+                alpha: float = 0.05) -> Convergence:
     """Check the convergence criterion on a record's ``train_curve``."""
     from scipy.stats import linregress
 
@@ -84,12 +91,15 @@ def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MA
     base = dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"], steps=steps,
                 points=len(last))
     if len(last) < 4 or len({s for s, _ in last}) < 2:
-        return Convergence(**base, rel_drop=None, converged=None)
+        return Convergence(**base, rel_drop=None, p_falling=None, converged=None)
     fit = linregress([s for s, _ in last], [v for _, v in last])
     first = curve[0][1]
     span = last[-1][0] - last[0][0]
     drop = -fit.slope * span / first if first > 0 else math.inf
-    return Convergence(**base, rel_drop=float(drop), converged=bool(drop < max_drop))
+    p_two = float(fit.pvalue) if math.isfinite(fit.pvalue) else 1.0
+    p_falling = p_two / 2 if fit.slope < 0 else 1 - p_two / 2
+    falling = drop >= max_drop and p_falling < alpha
+    return Convergence(**base, rel_drop=float(drop), p_falling=p_falling, converged=not falling)
 
 
 def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
@@ -173,8 +183,9 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
         "optimizer step (median)",
         "- Selection on dev (carved from train), comparison on validation (docs/dev_split.md).",
         f"- Convergence: least-squares line through the logged training loss over the last {TAIL:.0%} of the "
-        f"steps; converged if it falls by less than {max_drop:.0%} of the first logged loss. "
-        f"{n_conv}/{len(conv)} runs converged, {n_unk} not checkable.",
+        f"steps; still falling (not converged) if it falls by at least {max_drop:.0%} of the first logged loss "
+        "and its slope is negative at one-sided p < 0.05 (a fall the per-step noise cannot explain); else "
+        f"converged. {n_conv}/{len(conv)} runs converged, {n_unk} not checkable.",
         f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
     ]
     b = budget_line(rows, ev.records)
@@ -186,9 +197,10 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
                                r.evidence, *power_cells(r)] for r in rows]),
               "", "## Convergence per run", "",
               markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
-                              "converged"],
+                              "p (slope < 0)", "converged"],
                              [[task_label(c.task), c.row, str(c.seed), str(c.steps), str(c.points),
                                "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
+                               "-" if c.p_falling is None else f"{c.p_falling:.3g}",
                                {True: "yes", False: "**no**", None: "not checkable"}[c.converged]] for c in conv])]
     if ev.profile != "paper":
         lines += ["", "> Proxy-scale evidence (small models on generated proxy data), not a verdict on the paper."]
