@@ -81,21 +81,30 @@ def test_build_writes_both_files_with_power_and_convergence(tmp_path):
 
 
 @pytest.mark.parametrize(("configfile", "jobs", "runs"), [
-    ("workflow/config/paper.yaml", 4 * 9, 4 * 9 * 10),  # one job per (task, row): 4 tasks x 9 rows, 10 seeds each
-    ("workflow/config/default.yaml", 5, 5 * 10),
+    # one job per (task, row): 4 tasks x 9 rows, the 20 seeds the power plan asks for
+    ("workflow/config/paper.yaml", 4 * 9, 4 * 9 * 20),
+    # SST-2 x 5 rows, each row's 20 seeds split over 2 jobs
+    ("workflow/config/default.yaml", 5 * 2, 5 * 20),
 ])
-def test_decisive_dry_run_lists_the_study_at_the_configured_seeds(tmp_path, configfile, jobs, runs):
+def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(tmp_path, configfile, jobs, runs):
+    import re
+
     import yaml
     from test_pipeline import copy_workflow, snakemake, workflow_env
 
+    from deltalora.audit.power import pairs_needed
+
     (tmp_path / "wd").mkdir()
     wd = copy_workflow(tmp_path / "wd")
-    r = snakemake(wd, "-n", "results/audit_decisive.md", "--configfile", configfile, env=workflow_env(wd))
+    r = snakemake(wd, "-n", "-p", "results/audit_decisive.md", "--configfile", configfile, env=workflow_env(wd))
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout + r.stderr
-    seeds = yaml.safe_load((wd / configfile).read_text())["decisive"]["seeds"]
-    assert len(seeds) == 10
-    assert text.count("rule decisive_train:") == jobs and text.count("rule audit_decisive:") == 1
-    import re
-
+    plan = yaml.safe_load((wd / configfile).read_text())["decisive"]["seeds"]
+    assert pairs_needed("wilcoxon", plan["effect"], plan["paired_sd"]) == 20
+    assert len(re.findall(r"rule decisive_train(?:_\d+)?:", text)) == jobs and text.count("rule audit_decisive:") == 1
     assert len(set(re.findall(r"[\w/.]*/decisive/[\w/.]+?/record\.json", text))) == runs
+    assert "planned by power" in text and "20 seeds needed" in text
+    if "paper" in configfile:  # the paper study keeps the paper profile's epochs: no proxy-study override leaks in
+        for cmd in re.findall(r"deltalora train [^>]*", text):
+            sets = re.findall(r"--set (\S+)", cmd)
+            assert all(s.startswith(("train.lr=", "train.threads=", "hp.", "analysis.")) for s in sets), cmd

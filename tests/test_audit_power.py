@@ -83,3 +83,26 @@ def test_csv_has_the_power_columns():
 
     assert {"mde", "seeds_needed", "seeds_needed_stated"} <= set(CSV_COLUMNS)
     assert tuple(_row({"rte": {0: 1.0, 1: 2.0}}).csv_dict()) == CSV_COLUMNS
+
+
+def test_seed_plan_runs_the_seeds_the_power_analysis_asks_for_and_says_when_the_budget_caps_it():
+    plan = power.plan_seeds({"paired_sd": 1.66, "effect": 1.0, "max": 40})
+    n = power.pairs_needed("wilcoxon", 1.0, 1.66)
+    assert plan.seeds == list(range(n)) and plan.needed == n
+    assert power.power_of("wilcoxon", 1.0, 1.66, n) >= 0.8 > power.power_of("wilcoxon", 1.0, 1.66, n - 1)
+    assert f"{n} seeds needed" in plan.text and "capped" not in plan.text
+    capped = power.plan_seeds({"paired_sd": 3.0, "effect": 1.0, "max": 12})
+    assert capped.seeds == list(range(12)) and capped.needed > 12 and "capped at 12" in capped.text
+    assert power.plan_seeds([4, 7]).seeds == [4, 7] and power.plan_seeds([4, 7]).needed is None
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"paired_sd": 1.0, "efect": 1.0}, "efect"),
+    ({"effect": 1.0}, "decisive.seeds.paired_sd"),
+    ({"paired_sd": -1, "effect": 1.0}, "decisive.seeds.paired_sd"),
+    ({"paired_sd": 1, "effect": 1.0, "test": "t"}, "decisive.seeds.test"),
+    ([1, 1], "distinct seeds"),
+])
+def test_seed_plan_refuses_bad_input_by_name(spec, field):
+    with pytest.raises(ValueError, match=field):
+        power.plan_seeds(spec)

@@ -169,7 +169,7 @@ def budget_line(rows: Sequence[AuditRow], records: Sequence[dict[str, Any]]) -> 
 
 
 def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, *, seconds: float | None,
-           max_drop: float, cmd: str) -> str:
+           max_drop: float, cmd: str, seed_plan: str | None = None) -> str:
     seeds = sorted({r["seed"] for r in ev.records}, key=str)
     tasks = ev.tasks()
     wall = sum(float((r.get("provenance") or {}).get("wall_time_s") or 0) for r in ev.records)
@@ -179,6 +179,7 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
         f"# Decisive study: claims 4 and 5 at equal tuning ({smoke.label(ev.profile)})", "",
         f"- {len(ev.records)} runs: tasks {', '.join(task_label(t) for t in tasks)}; rows "
         f"{', '.join(ev.rows())}; seeds {', '.join(map(str, seeds))} ({len(seeds)})",
+        *([f"- Seeds: {seed_plan}"] if seed_plan else []),
         f"- Training wall time summed over runs: {wall:.0f} s; measured {seconds_per_step(ev.records) or 0:.3f} s per "
         "optimizer step (median)",
         "- Selection on dev (carved from train), comparison on validation (docs/dev_split.md).",
@@ -208,7 +209,7 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
 
 
 def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop: float = MAX_DROP,
-          settings: Settings | None = None,
+          settings: Settings | None = None, seed_plan: str | None = None,
           read: Callable[[str], dict[str, Any]] = read_record) -> list[AuditRow]:
     """Write the study's report and CSV from run records (``read`` checks each; tests pass a plain reader)."""
     t0 = time.perf_counter()
@@ -225,7 +226,8 @@ def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop:
     power.annotate(rows, alpha=s.alpha)
     conv = sorted((convergence(r, max_drop=max_drop) for r in recs), key=lambda c: (c.task, c.row, str(c.seed)))
     cmd = f"snakemake --cores all {out}"
-    atomic_write_text(out, render(rows, conv, ev, seconds=time.perf_counter() - t0, max_drop=max_drop, cmd=cmd))
+    atomic_write_text(out, render(rows, conv, ev, seconds=time.perf_counter() - t0, max_drop=max_drop, cmd=cmd,
+                                  seed_plan=seed_plan))
     atomic_write_text(csv, pd.DataFrame([r.csv_dict() for r in rows], columns=list(CSV_COLUMNS)).to_csv(index=False))
     return rows
 
@@ -239,13 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, required=True)
     ap.add_argument("--max-drop", type=float, default=MAX_DROP,
                     help="convergence: largest allowed loss fall over the last quarter, relative (default 0.05)")
+    ap.add_argument("--seed-plan", help="how the seed count was chosen (the workflow passes the power plan)")
     a = ap.parse_args(argv)
     paths = list(a.records) + (a.records_from.read_text().split() if a.records_from else [])
     if not paths:
         ap.error("no records given")
     if not 0 < a.max_drop < 1:
         ap.error(f"--max-drop must be in (0, 1), got {a.max_drop}")
-    rows = build(paths, profile=a.profile, out=a.out, csv=a.csv, max_drop=a.max_drop)
+    rows = build(paths, profile=a.profile, out=a.out, csv=a.csv, max_drop=a.max_drop, seed_plan=a.seed_plan)
     for r in rows:
         if r.level == "claim":
             print(f"{r.id}: {r.verdict}")

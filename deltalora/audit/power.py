@@ -32,8 +32,9 @@ planning estimate, not a guarantee.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,66 @@ def pairs_needed(test: str, effect: float, sd: float, alpha: float = 0.05, power
             return n
         n += 1 if n < 200 else max(1, n // 50)
     return None
+
+
+PLAN_KEYS = {"paired_sd": "SD of the seed-paired differences in points, from a pilot (> 0)",
+             "effect": "effect to detect in points (> 0)", "power": "target power in (0, 1), default 0.8",
+             "alpha": "one-sided level in (0, 1), default 0.05", "test": "wilcoxon (one task) or sign (pooled)",
+             "max": "most seeds the budget allows (>= 1)"}
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """How many seeds a study runs and why: as listed, or as the power analysis asks for."""
+
+    seeds: list[int]
+    needed: int | None  # seeds the power analysis asks for (None: listed by hand, or more than MAX_SEEDS)
+    text: str  # one line for the report
+
+
+def plan_seeds(spec: Sequence[int] | Mapping[str, Any], *, field: str = "decisive.seeds") -> SeedPlan:
+    """The seeds of the decisive study: a list as given, or ``{paired_sd, effect, ...}`` planned by power.
+
+    Why: the seed count should follow from the spread the study will see, not from habit. A pilot's SD of
+    the seed-paired differences and the effect worth detecting give the pairs the rule's test needs for
+    80% power (:func:`pairs_needed`); ``max`` caps it at what the budget allows, and the plan says when
+    the cap leaves the study short of that power.
+    """
+    if isinstance(spec, Mapping):
+        bad = sorted(set(spec) - set(PLAN_KEYS))
+        if bad:
+            raise ValueError(f"{field}: unknown key(s) {', '.join(bad)}; allowed: "
+                             + "; ".join(f"{k} ({v})" for k, v in PLAN_KEYS.items()))
+
+        def num(key: str, default: float | None, low: float, high: float | None) -> float:
+            v = spec.get(key, default)
+            if v is None:
+                raise ValueError(f"{field}.{key} is required: {PLAN_KEYS[key]}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+                    v > low and (high is None or v < high)):
+                raise ValueError(f"{field}.{key} = {v!r}: must be {PLAN_KEYS[key]}")
+            return float(v)
+
+        sd, effect = num("paired_sd", None, 0, None), num("effect", None, 0, None)
+        pw, alpha = num("power", POWER, 0, 1), num("alpha", 0.05, 0, 1)
+        cap = int(num("max", MAX_SEEDS, 0.5, None))
+        test = spec.get("test", "wilcoxon")
+        if test not in ("wilcoxon", "sign"):
+            raise ValueError(f"{field}.test = {test!r}: must be {PLAN_KEYS['test']}")
+        need = pairs_needed(test, effect, sd, alpha=alpha, power=pw)
+        n = min(need or cap, cap)
+        text = (f"{n} seeds, planned by power: paired SD {sd:g} points (pilot), {effect:g}-point effect, "
+                f"{pw:.0%} power, one-sided alpha {alpha:g}, {test} test -> "
+                + (f"{need} seeds needed" if need else f"more than {MAX_SEEDS} needed"))
+        if need is None or need > cap:
+            text += f"; capped at {cap} by the budget, so that effect is detected with less than {pw:.0%} power"
+        return SeedPlan(list(range(n)), need, text)
+    seeds = list(spec)
+    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds) or len(
+            set(seeds)) != len(seeds):
+        raise ValueError(f"{field}: a list of distinct seeds (integers >= 0), or a power plan with keys "
+                         + ", ".join(PLAN_KEYS))
+    return SeedPlan(seeds, None, f"{len(seeds)} seeds, listed in the configuration")
 
 
 @dataclass(frozen=True)
