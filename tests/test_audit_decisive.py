@@ -108,3 +108,21 @@ def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(t
         for cmd in re.findall(r"deltalora train [^>]*", text):
             sets = re.findall(r"--set (\S+)", cmd)
             assert all(s.startswith(("train.lr=", "train.threads=", "hp.", "analysis.")) for s in sets), cmd
+
+
+def test_the_mean_curve_over_seeds_shows_a_fall_that_single_noisy_runs_hide():
+    """Each run's slow fall drowns in per-step noise; averaged over 20 seeds it is clear: the row still falls."""
+    import random
+
+    rng = random.Random(3)
+    recs = []
+    for s in range(20):
+        losses = [1.0] * 75 + [0.3 - 0.003 * i + (0.35 if rng.random() < 0.3 else 0.0) for i in range(25)]
+        recs.append({**_curve(losses), "seed": s})
+    assert sum(decisive.convergence(r).converged is True for r in recs) >= 15  # most runs look flat alone
+    row = decisive.row_convergence(recs)
+    assert len(row) == 1 and row[0].seed == "mean of 20" and row[0].points == 25
+    assert row[0].rel_drop >= decisive.MAX_DROP and row[0].p_falling < 0.05 and row[0].converged is False
+    assert row[0].rel_drop == pytest.approx(0.003 * 24, abs=0.025)  # the true fall (7.2%); single runs: -7% to 30%
+    flat = [{**_curve([1.0] * 75 + [0.2] * 25), "seed": s} for s in range(3)]
+    assert decisive.row_convergence(flat)[0].converged is True

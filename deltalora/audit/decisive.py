@@ -81,15 +81,24 @@ class Convergence:
 def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP,
                 alpha: float = 0.05) -> Convergence:
     """Check the convergence criterion on a record's ``train_curve``."""
+    curve = _loss_curve(rec)
+    steps = int(rec.get("steps") or (curve[-1][0] if curve else 0))
+    return _check_curve(curve, steps, dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"]),
+                        tail=tail, max_drop=max_drop, alpha=alpha)
+
+
+def _loss_curve(rec: dict[str, Any]) -> list[tuple[int, float]]:
+    return [(int(p["step"]), float(p["loss"])) for p in rec.get("train_curve") or []
+            if p.get("loss") is not None and math.isfinite(float(p["loss"]))]
+
+
+def _check_curve(curve: Sequence[tuple[int, float]], steps: int, ids: dict[str, Any], *, tail: float,
+                 max_drop: float, alpha: float) -> Convergence:
     from scipy.stats import linregress
 
-    curve = [(int(p["step"]), float(p["loss"])) for p in rec.get("train_curve") or []
-             if p.get("loss") is not None and math.isfinite(float(p["loss"]))]
-    steps = int(rec.get("steps") or (curve[-1][0] if curve else 0))
     start = steps * (1 - tail)
     last = [(s, v) for s, v in curve if s > start]
-    base = dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"], steps=steps,
-                points=len(last))
+    base = dict(**ids, steps=steps, points=len(last))
     if len(last) < 4 or len({s for s, _ in last}) < 2:
         return Convergence(**base, rel_drop=None, p_falling=None, converged=None)
     fit = linregress([s for s, _ in last], [v for _, v in last])
@@ -100,6 +109,27 @@ def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MA
     p_falling = p_two / 2 if fit.slope < 0 else 1 - p_two / 2
     falling = drop >= max_drop and p_falling < alpha
     return Convergence(**base, rel_drop=float(drop), p_falling=p_falling, converged=not falling)
+
+
+def row_convergence(records: Sequence[dict[str, Any]], *, tail: float = TAIL, max_drop: float = MAX_DROP,
+                    alpha: float = 0.05) -> list[Convergence]:
+    """The same criterion on each (task, row)'s training loss averaged over its seeds, step by step.
+
+    Why: averaging n seeds cuts the per-step noise by sqrt(n), so a fall that one noisy run cannot show
+    is visible in the mean curve; it is the stronger check that the row as a whole has flattened.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r.get("row") or r["method"]), []).append(r)
+    out = []
+    for (task, row), recs in sorted(groups.items()):
+        curves = [dict(_loss_curve(r)) for r in recs]
+        common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        mean = [(s, statistics.fmean(c[s] for c in curves)) for s in common]
+        steps = int(statistics.median([int(r.get("steps") or 0) for r in recs]))
+        out.append(_check_curve(mean, steps, dict(task=task, row=row, seed=f"mean of {len(recs)}"),
+                                tail=tail, max_drop=max_drop, alpha=alpha))
+    return out
 
 
 def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
@@ -168,9 +198,19 @@ def budget_line(rows: Sequence[AuditRow], records: Sequence[dict[str, Any]]) -> 
             f"**{hours:.1f} CPU-hours** of training (one process; divide by the parallel jobs)")
 
 
+def _convergence_table(conv: Sequence[Convergence]) -> str:
+    return markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
+                           "p (slope < 0)", "converged"],
+                          [[task_label(c.task), c.row, str(c.seed), str(c.steps), str(c.points),
+                            "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
+                            "-" if c.p_falling is None else f"{c.p_falling:.3g}",
+                            {True: "yes", False: "**no**", None: "not checkable"}[c.converged]] for c in conv])
+
+
 def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, *, seconds: float | None,
-           max_drop: float, cmd: str, seed_plan: str | None = None) -> str:
-    seeds = sorted({r["seed"] for r in ev.records}, key=str)
+           max_drop: float, cmd: str, seed_plan: str | None = None,
+           row_conv: Sequence[Convergence] | None = None) -> str:
+    seeds = sorted({r["seed"] for r in ev.records}, key=lambda x: (0, x, "") if isinstance(x, int) else (1, 0, str(x)))
     tasks = ev.tasks()
     wall = sum(float((r.get("provenance") or {}).get("wall_time_s") or 0) for r in ev.records)
     n_conv = sum(c.converged is True for c in conv)
@@ -186,7 +226,9 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
         f"- Convergence: least-squares line through the logged training loss over the last {TAIL:.0%} of the "
         f"steps; still falling (not converged) if it falls by at least {max_drop:.0%} of the first logged loss "
         "and its slope is negative at one-sided p < 0.05 (a fall the per-step noise cannot explain); else "
-        f"converged. {n_conv}/{len(conv)} runs converged, {n_unk} not checkable.",
+        f"converged. {n_conv}/{len(conv)} runs converged, {n_unk} not checkable"
+        + (f"; {sum(c.converged is True for c in row_conv)}/{len(row_conv)} rows converged on the loss averaged "
+           "over their seeds." if row_conv else "."),
         f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
     ]
     b = budget_line(rows, ev.records)
@@ -196,13 +238,10 @@ def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, 
               markdown_table(["id", "Test", "Verdict", "Evidence", "MDE (points)", "Seeds for 1 pt"],
                              [[r.id, r.test, f"**{r.verdict}**" if r.level == "claim" else r.verdict,
                                r.evidence, *power_cells(r)] for r in rows]),
+              "", "## Convergence per row (training loss averaged over the seeds)", "",
+              _convergence_table(row_conv or []),
               "", "## Convergence per run", "",
-              markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
-                              "p (slope < 0)", "converged"],
-                             [[task_label(c.task), c.row, str(c.seed), str(c.steps), str(c.points),
-                               "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
-                               "-" if c.p_falling is None else f"{c.p_falling:.3g}",
-                               {True: "yes", False: "**no**", None: "not checkable"}[c.converged]] for c in conv])]
+              _convergence_table(conv)]
     if ev.profile != "paper":
         lines += ["", "> Proxy-scale evidence (small models on generated proxy data), not a verdict on the paper."]
     return "\n".join(lines) + "\n"
@@ -224,10 +263,12 @@ def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop:
     rows = [*assess_tuned_vs_lora(ev, s), *assess_lr_objection(ev, s)]
     rows = [r for r in rows if r.level == "claim"] + [r for r in rows if r.level != "claim"]
     power.annotate(rows, alpha=s.alpha)
-    conv = sorted((convergence(r, max_drop=max_drop) for r in recs), key=lambda c: (c.task, c.row, str(c.seed)))
+    conv = sorted((convergence(r, max_drop=max_drop) for r in recs),
+                  key=lambda c: (c.task, c.row, (0, c.seed) if isinstance(c.seed, int) else (1, str(c.seed))))
+    row_conv = row_convergence(recs, max_drop=max_drop)
     cmd = f"snakemake --cores all {out}"
     atomic_write_text(out, render(rows, conv, ev, seconds=time.perf_counter() - t0, max_drop=max_drop, cmd=cmd,
-                                  seed_plan=seed_plan))
+                                  seed_plan=seed_plan, row_conv=row_conv))
     atomic_write_text(csv, pd.DataFrame([r.csv_dict() for r in rows], columns=list(CSV_COLUMNS)).to_csv(index=False))
     return rows
 
