@@ -12,7 +12,12 @@ import torch
 
 
 def stacked_factors(
-    B: torch.Tensor, A: torch.Tensor, snap_B: torch.Tensor, snap_A: torch.Tensor, coef: float, snap_coef: float
+    B: torch.Tensor,
+    A: torch.Tensor,
+    snap_B: torch.Tensor,
+    snap_A: torch.Tensor,
+    coef: float,
+    snap_coef: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B', A') = ([coef B | snap_coef S_B], [A ; S_A]), so B' A' = coef B A + snap_coef S_B S_A.
 

@@ -7,18 +7,23 @@ import json
 
 import pandas as pd
 import pytest
+from test_audit_selection import NOISE, SEEDS, _rec
 
 from deltalora.audit import decisive
 from deltalora.audit.claims import Settings
 from deltalora.audit.evidence import Evidence
 from deltalora.audit.rules import SUPPORTED
 
-from test_audit_selection import NOISE, SEEDS, _rec
-
 
 def _curve(losses):
-    return {"task": "glue/rte", "row": "lora", "method": "lora", "seed": 0, "steps": len(losses),
-            "train_curve": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]}
+    return {
+        "task": "glue/rte",
+        "row": "lora",
+        "method": "lora",
+        "seed": 0,
+        "steps": len(losses),
+        "train_curve": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)],
+    }
 
 
 def test_convergence_criterion():
@@ -49,10 +54,16 @@ def test_a_fall_within_the_per_step_noise_is_not_called_still_falling():
 
 def test_claim4_at_equal_tuning_selects_each_learning_rate_on_dev():
     # dev picks delta_lora_lr0.001 (val 60) and lora_lr0.001 (val 50); validation would pick 70 vs 90
-    planted = {"delta_lora": (70.0, 60.0), "delta_lora_lr0.001": (60.0, 80.0), "lora": (90.0, 70.0),
-               "lora_lr0.001": (50.0, 75.0)}
+    planted = {
+        "delta_lora": (70.0, 60.0),
+        "delta_lora_lr0.001": (60.0, 80.0),
+        "lora": (90.0, 70.0),
+        "lora_lr0.001": (50.0, 75.0),
+    }
     recs = [_rec(r, s, v, d) for r, (v, d) in planted.items() for s in SEEDS]
-    rows = {r.id: r for r in decisive.assess_tuned_vs_lora(Evidence("default", recs), Settings(n_resamples=500))}
+    rows = {
+        r.id: r for r in decisive.assess_tuned_vs_lora(Evidence("default", recs), Settings(n_resamples=500))
+    }
     cmp = rows["4a.tuned.glue/rte"].data["cmp"]
     assert cmp.extra["best_delta"] == "delta_lora_lr0.001" and cmp.extra["best_lora"] == "lora_lr0.001"
     assert cmp.ci.estimate == pytest.approx(10.0)
@@ -60,14 +71,22 @@ def test_claim4_at_equal_tuning_selects_each_learning_rate_on_dev():
 
 
 def test_build_writes_both_files_with_power_and_convergence(tmp_path):
-    planted = {"delta_lora": (70.0, 60.0), "lora": (69.0, 61.0), "lora_lr0.001": (50.0, 75.0),
-               "lora_scaled": (68.0, 50.0)}
+    planted = {
+        "delta_lora": (70.0, 60.0),
+        "lora": (69.0, 61.0),
+        "lora_lr0.001": (50.0, 75.0),
+        "lora_scaled": (68.0, 50.0),
+    }
     paths = []
     for r, (v, d) in planted.items():
         for s in SEEDS:
             rec = _rec(r, s, v + (NOISE[s] * 3 if r == "delta_lora" else 0), d)
-            rec.update(steps=16, train_curve=[{"step": i, "loss": 1.0} for i in range(1, 17)],
-                       train_summary={"train_runtime": 8.0}, provenance={"wall_time_s": 9.0})
+            rec.update(
+                steps=16,
+                train_curve=[{"step": i, "loss": 1.0} for i in range(1, 17)],
+                train_summary={"train_runtime": 8.0},
+                provenance={"wall_time_s": 9.0},
+            )
             p = tmp_path / f"{r}{s}.json"
             p.write_text(json.dumps(rec))
             paths.append(str(p))
@@ -80,13 +99,18 @@ def test_build_writes_both_files_with_power_and_convergence(tmp_path):
     assert "20/20 runs converged" in md and "0.500 s per optimizer step" in md
 
 
-@pytest.mark.parametrize(("configfile", "jobs", "runs"), [
-    # one job per (task, row): 4 tasks x 9 rows, the 20 seeds the power plan asks for
-    ("workflow/config/paper.yaml", 4 * 9, 4 * 9 * 20),
-    # SST-2 x 5 rows, each row's 20 seeds split over 2 jobs
-    ("workflow/config/default.yaml", 5 * 2, 5 * 20),
-])
-def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(tmp_path, configfile, jobs, runs):
+@pytest.mark.parametrize(
+    ("configfile", "jobs", "runs"),
+    [
+        # one job per (task, row): 4 tasks x 9 rows, the 20 seeds the power plan asks for
+        ("workflow/config/paper.yaml", 4 * 9, 4 * 9 * 20),
+        # SST-2 x 5 rows, each row's 20 seeds split over 2 jobs
+        ("workflow/config/default.yaml", 5 * 2, 5 * 20),
+    ],
+)
+def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(
+    tmp_path, configfile, jobs, runs
+):
     import re
 
     import yaml
@@ -96,22 +120,29 @@ def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(t
 
     (tmp_path / "wd").mkdir()
     wd = copy_workflow(tmp_path / "wd")
-    r = snakemake(wd, "-n", "-p", "results/audit_decisive.md", "--configfile", configfile, env=workflow_env(wd))
+    r = snakemake(
+        wd, "-n", "-p", "results/audit_decisive.md", "--configfile", configfile, env=workflow_env(wd)
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout + r.stderr
     plan = yaml.safe_load((wd / configfile).read_text())["decisive"]["seeds"]
     assert pairs_needed("wilcoxon", plan["effect"], plan["paired_sd"]) == 20
-    assert len(re.findall(r"rule decisive_train(?:_\d+)?:", text)) == jobs and text.count("rule audit_decisive:") == 1
+    assert (
+        len(re.findall(r"rule decisive_train(?:_\d+)?:", text)) == jobs
+        and text.count("rule audit_decisive:") == 1
+    )
     assert len(set(re.findall(r"[\w/.]*/decisive/[\w/.]+?/record\.json", text))) == runs
     assert "planned by power" in text and "20 seeds needed" in text
-    if "paper" in configfile:  # the paper study keeps the paper profile's epochs: no proxy-study override leaks in
+    if (
+        "paper" in configfile
+    ):  # the paper study keeps the paper profile's epochs: no proxy-study override leaks in
         for cmd in re.findall(r"deltalora train [^>]*", text):
             sets = re.findall(r"--set (\S+)", cmd)
             assert all(s.startswith(("train.lr=", "train.threads=", "hp.", "analysis.")) for s in sets), cmd
 
 
 def test_the_mean_curve_over_seeds_shows_a_fall_that_single_noisy_runs_hide():
-    """Each run's slow fall drowns in per-step noise; averaged over 20 seeds it is clear: the row still falls."""
+    """Each run's slow fall drowns in per-step noise; averaged over 20 seeds it is clear: still falling."""
     import random
 
     rng = random.Random(3)
@@ -123,6 +154,8 @@ def test_the_mean_curve_over_seeds_shows_a_fall_that_single_noisy_runs_hide():
     row = decisive.row_convergence(recs)
     assert len(row) == 1 and row[0].seed == "mean of 20" and row[0].points == 25
     assert row[0].rel_drop >= decisive.MAX_DROP and row[0].p_falling < 0.05 and row[0].converged is False
-    assert row[0].rel_drop == pytest.approx(0.003 * 24, abs=0.025)  # the true fall (7.2%); single runs: -7% to 30%
+    assert row[0].rel_drop == pytest.approx(
+        0.003 * 24, abs=0.025
+    )  # the true fall (7.2%); single runs: -7% to 30%
     flat = [{**_curve([1.0] * 75 + [0.2] * 25), "seed": s} for s in range(3)]
     assert decisive.row_convergence(flat)[0].converged is True

@@ -16,8 +16,9 @@ from deltalora.audit.stats import paired_comparison, sign_test, wilcoxon_signed_
 
 def _rate(test, n: int, effect: float, reps: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
-    return float(np.mean([test(rng.normal(effect, 1.0, n), alternative="greater").p_value < 0.05
-                          for _ in range(reps)]))
+    return float(
+        np.mean([test(rng.normal(effect, 1.0, n), alternative="greater").p_value < 0.05 for _ in range(reps)])
+    )
 
 
 @pytest.mark.parametrize("n", [5, 8])
@@ -38,12 +39,14 @@ def test_sign_test_power_is_exact_binomial():
 
 
 def test_the_rule_itself_reaches_about_80_percent_at_the_mde():
-    """The rule adds the bootstrap CI to the test; at the MDE it still decides 'supported' ~80% of the time."""
+    """The rule adds the bootstrap CI to the test; at the MDE it still says 'supported' ~80% of the time."""
     n = 8
     e = power.mde("wilcoxon", 1.0, n)
     rng = np.random.default_rng(7)
-    verdicts = [rule_paired_gain(paired_comparison({"t": dict(enumerate(rng.normal(e, 1.0, n)))},
-                                                   n_resamples=500))[0] for _ in range(150)]
+    verdicts = [
+        rule_paired_gain(paired_comparison({"t": dict(enumerate(rng.normal(e, 1.0, n)))}, n_resamples=500))[0]
+        for _ in range(150)
+    ]
     assert 0.66 < verdicts.count("supported") / 150 < 0.9
 
 
@@ -53,13 +56,16 @@ def test_too_few_pairs_detect_nothing_and_seeds_needed_is_the_first_sufficient_n
     assert n >= 5
     assert power.wilcoxon_power(1.0, 1.0, n) >= 0.8 > power.wilcoxon_power(1.0, 1.0, n - 1)
     assert power.pairs_needed("wilcoxon", 0.5, 1.0) > n  # a smaller effect needs more seeds
-    assert power.mde("wilcoxon", 2.0, 10) == pytest.approx(2 * power.mde("wilcoxon", 1.0, 10))  # scales with SD
+    assert power.mde("wilcoxon", 2.0, 10) == pytest.approx(
+        2 * power.mde("wilcoxon", 1.0, 10)
+    )  # scales with SD
 
 
 def _row(strata, verdict="inconclusive", stated=None) -> AuditRow:
     cmp = paired_comparison(strata, n_resamples=200)
-    return AuditRow("x", "4a", "detail", "c", "t", "evid", verdict, "r", "default", "s",
-                    {"cmp": cmp, "stated": stated})
+    return AuditRow(
+        "x", "4a", "detail", "c", "t", "evid", verdict, "r", "default", "s", {"cmp": cmp, "stated": stated}
+    )
 
 
 def test_annotate_fills_the_columns_and_says_what_would_decide():
@@ -96,13 +102,16 @@ def test_seed_plan_runs_the_seeds_the_power_analysis_asks_for_and_says_when_the_
     assert power.plan_seeds([4, 7]).seeds == [4, 7] and power.plan_seeds([4, 7]).needed is None
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"paired_sd": 1.0, "efect": 1.0}, "efect"),
-    ({"effect": 1.0}, "decisive.seeds.paired_sd"),
-    ({"paired_sd": -1, "effect": 1.0}, "decisive.seeds.paired_sd"),
-    ({"paired_sd": 1, "effect": 1.0, "test": "t"}, "decisive.seeds.test"),
-    ([1, 1], "distinct seeds"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ({"paired_sd": 1.0, "efect": 1.0}, "efect"),
+        ({"effect": 1.0}, "decisive.seeds.paired_sd"),
+        ({"paired_sd": -1, "effect": 1.0}, "decisive.seeds.paired_sd"),
+        ({"paired_sd": 1, "effect": 1.0, "test": "t"}, "decisive.seeds.test"),
+        ([1, 1], "distinct seeds"),
+    ],
+)
 def test_seed_plan_refuses_bad_input_by_name(spec, field):
     with pytest.raises(ValueError, match=field):
         power.plan_seeds(spec)

@@ -38,7 +38,10 @@ def test_memory_study_sees_no_rounding_loss_in_the_folded_engine():
 def test_stacked_factors_carry_both_coefficients_in_the_callers_dtype():
     """The engines, the export and W's own change all use this one stacking (folded: (1+lam)s, -lam s)."""
     g = torch.Generator().manual_seed(1)
-    B, A = torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(2, 5, generator=g, dtype=torch.float64)
+    B, A = (
+        torch.randn(6, 2, generator=g, dtype=torch.float64),
+        torch.randn(2, 5, generator=g, dtype=torch.float64),
+    )
     SB, SA = torch.randn(6, 2, generator=g), torch.randn(2, 5, generator=g)  # float32 snapshot
     b, a = stacked_factors(B, A, SB, SA, 0.75, -0.25)
     assert b.dtype == a.dtype == torch.float64 and b.shape == (6, 4) and a.shape == (4, 5)

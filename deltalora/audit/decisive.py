@@ -78,22 +78,39 @@ class Convergence:
     converged: bool | None  # None: not checkable
 
 
-def convergence(rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP,
-                alpha: float = 0.05) -> Convergence:
+def convergence(
+    rec: dict[str, Any], *, tail: float = TAIL, max_drop: float = MAX_DROP, alpha: float = 0.05
+) -> Convergence:
     """Check the convergence criterion on a record's ``train_curve``."""
     curve = _loss_curve(rec)
     steps = int(rec.get("steps") or (curve[-1][0] if curve else 0))
-    return _check_curve(curve, steps, dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"]),
-                        tail=tail, max_drop=max_drop, alpha=alpha)
+    return _check_curve(
+        curve,
+        steps,
+        dict(task=rec["task"], row=rec.get("row") or rec["method"], seed=rec["seed"]),
+        tail=tail,
+        max_drop=max_drop,
+        alpha=alpha,
+    )
 
 
 def _loss_curve(rec: dict[str, Any]) -> list[tuple[int, float]]:
-    return [(int(p["step"]), float(p["loss"])) for p in rec.get("train_curve") or []
-            if p.get("loss") is not None and math.isfinite(float(p["loss"]))]
+    return [
+        (int(p["step"]), float(p["loss"]))
+        for p in rec.get("train_curve") or []
+        if p.get("loss") is not None and math.isfinite(float(p["loss"]))
+    ]
 
 
-def _check_curve(curve: Sequence[tuple[int, float]], steps: int, ids: dict[str, Any], *, tail: float,
-                 max_drop: float, alpha: float) -> Convergence:
+def _check_curve(
+    curve: Sequence[tuple[int, float]],
+    steps: int,
+    ids: dict[str, Any],
+    *,
+    tail: float,
+    max_drop: float,
+    alpha: float,
+) -> Convergence:
     from scipy.stats import linregress
 
     start = steps * (1 - tail)
@@ -111,8 +128,9 @@ def _check_curve(curve: Sequence[tuple[int, float]], steps: int, ids: dict[str, 
     return Convergence(**base, rel_drop=float(drop), p_falling=p_falling, converged=not falling)
 
 
-def row_convergence(records: Sequence[dict[str, Any]], *, tail: float = TAIL, max_drop: float = MAX_DROP,
-                    alpha: float = 0.05) -> list[Convergence]:
+def row_convergence(
+    records: Sequence[dict[str, Any]], *, tail: float = TAIL, max_drop: float = MAX_DROP, alpha: float = 0.05
+) -> list[Convergence]:
     """The same criterion on each (task, row)'s training loss averaged over its seeds, step by step.
 
     Why: averaging n seeds cuts the per-step noise by sqrt(n), so a fall that one noisy run cannot show
@@ -127,8 +145,16 @@ def row_convergence(records: Sequence[dict[str, Any]], *, tail: float = TAIL, ma
         common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
         mean = [(s, statistics.fmean(c[s] for c in curves)) for s in common]
         steps = int(statistics.median([int(r.get("steps") or 0) for r in recs]))
-        out.append(_check_curve(mean, steps, dict(task=task, row=row, seed=f"mean of {len(recs)}"),
-                                tail=tail, max_drop=max_drop, alpha=alpha))
+        out.append(
+            _check_curve(
+                mean,
+                steps,
+                dict(task=task, row=row, seed=f"mean of {len(recs)}"),
+                tail=tail,
+                max_drop=max_drop,
+                alpha=alpha,
+            )
+        )
     return out
 
 
@@ -152,104 +178,209 @@ def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
             continue
         strata[task] = d
         used += task_records(ev, task, [bd, bl])
-        cmp = compare(ev, s, {task: d}, f"{task_label(task)} {bd} - {bl}",
-                      {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"})
-        evid = ("Delta-LoRA " + selection.describe_selection(sel, dmed, bd) + "; LoRA "
-                + selection.describe_selection(sel, lmed, bl) + "; compared on validation: " + cmp.describe())
-        details.append(audit_row(
-            ev, CLAIMS["4a"], f"tuned.{task}", "detail",
-            f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
-            "at its dev-selected learning rate", evid,
-            rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
-            records_scale(ev, task_records(ev, task, [*d_rows, *l_rows])),
-            {"cmp": cmp, "task": task, "metric": ev.main_metric(task)}))
+        cmp = compare(
+            ev,
+            s,
+            {task: d},
+            f"{task_label(task)} {bd} - {bl}",
+            {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"},
+        )
+        evid = (
+            "Delta-LoRA "
+            + selection.describe_selection(sel, dmed, bd)
+            + "; LoRA "
+            + selection.describe_selection(sel, lmed, bl)
+            + "; compared on validation: "
+            + cmp.describe()
+        )
+        details.append(
+            audit_row(
+                ev,
+                CLAIMS["4a"],
+                f"tuned.{task}",
+                "detail",
+                f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
+                "at its dev-selected learning rate",
+                evid,
+                rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
+                records_scale(ev, task_records(ev, task, [*d_rows, *l_rows])),
+                {"cmp": cmp, "task": task, "metric": ev.main_metric(task)},
+            )
+        )
     pooled = compare(ev, s, strata, "pooled Delta-LoRA - LoRA (equal tuning)")
-    evid = (f"{len(strata)} task(s), each method at its own dev-selected learning rate, compared on validation: "
-            f"{pooled.describe()}" if strata else
-            "no evidence: no task has Delta-LoRA and LoRA runs (with their learning-rate sweeps) on the same seeds")
-    head = audit_row(ev, CLAIMS["4a"], "tuned", "claim", "seed-paired Delta-LoRA - LoRA at equal tuning "
-                     "(learning rate selected on dev for each), per task and pooled", evid,
-                     rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha,
-                                            what="Delta-LoRA - LoRA (equal tuning)"),
-                     records_scale(ev, used), {"cmp": pooled})
+    evid = (
+        f"{len(strata)} task(s), each method at its own dev-selected learning rate, compared on validation: "
+        f"{pooled.describe()}"
+        if strata
+        else "no evidence: no task has Delta-LoRA and LoRA runs (with their learning-rate sweeps) "
+        "on the same seeds"
+    )
+    head = audit_row(
+        ev,
+        CLAIMS["4a"],
+        "tuned",
+        "claim",
+        "seed-paired Delta-LoRA - LoRA at equal tuning "
+        "(learning rate selected on dev for each), per task and pooled",
+        evid,
+        rules.rule_paired_gain(
+            pooled if strata else None, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"
+        ),
+        records_scale(ev, used),
+        {"cmp": pooled},
+    )
     return [head, *details]
 
 
 def seconds_per_step(records: Sequence[dict[str, Any]]) -> float | None:
     """Median measured training seconds per optimizer step (train_runtime / steps) over the records."""
-    v = [r["train_summary"]["train_runtime"] / r["steps"] for r in records
-         if r.get("steps") and (r.get("train_summary") or {}).get("train_runtime")]
+    v = [
+        r["train_summary"]["train_runtime"] / r["steps"]
+        for r in records
+        if r.get("steps") and (r.get("train_summary") or {}).get("train_runtime")
+    ]
     return float(statistics.median(v)) if v else None
 
 
 def budget_line(rows: Sequence[AuditRow], records: Sequence[dict[str, Any]]) -> str:
     """What budget would decide the undecided rows, from the seeds the power analysis asks for."""
     sps = seconds_per_step(records)
-    need = [r.seeds_needed for r in rows if r.level == "claim" and r.verdict in power.UNDECIDED
-            and r.seeds_needed is not None]
+    need = [
+        r.seeds_needed
+        for r in rows
+        if r.level == "claim" and r.verdict in power.UNDECIDED and r.seeds_needed is not None
+    ]
     if not need or sps is None:
         return ""
     n_runs_per_seed = len({(r["task"], r.get("row")) for r in records})
     steps = statistics.median([r["steps"] for r in records if r.get("steps")])
     seeds = max(need)
     hours = seeds * n_runs_per_seed * steps * sps / 3600
-    return (f"- Budget that would decide (1-point effects, 80% power): {seeds} seeds per task x "
-            f"{n_runs_per_seed} (task, row) runs x {steps:g} steps x {sps:.2f} s/step measured here = "
-            f"**{hours:.1f} CPU-hours** of training (one process; divide by the parallel jobs)")
+    return (
+        f"- Budget that would decide (1-point effects, 80% power): {seeds} seeds per task x "
+        f"{n_runs_per_seed} (task, row) runs x {steps:g} steps x {sps:.2f} s/step measured here = "
+        f"**{hours:.1f} CPU-hours** of training (one process; divide by the parallel jobs)"
+    )
 
 
 def _convergence_table(conv: Sequence[Convergence]) -> str:
-    return markdown_table(["task", "row", "seed", "steps", "points in last quarter", "loss fall over last quarter",
-                           "p (slope < 0)", "converged"],
-                          [[task_label(c.task), c.row, str(c.seed), str(c.steps), str(c.points),
-                            "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
-                            "-" if c.p_falling is None else f"{c.p_falling:.3g}",
-                            {True: "yes", False: "**no**", None: "not checkable"}[c.converged]] for c in conv])
+    return markdown_table(
+        [
+            "task",
+            "row",
+            "seed",
+            "steps",
+            "points in last quarter",
+            "loss fall over last quarter",
+            "p (slope < 0)",
+            "converged",
+        ],
+        [
+            [
+                task_label(c.task),
+                c.row,
+                str(c.seed),
+                str(c.steps),
+                str(c.points),
+                "-" if c.rel_drop is None else f"{c.rel_drop:.1%}",
+                "-" if c.p_falling is None else f"{c.p_falling:.3g}",
+                {True: "yes", False: "**no**", None: "not checkable"}[c.converged],
+            ]
+            for c in conv
+        ],
+    )
 
 
-def render(rows: Sequence[AuditRow], conv: Sequence[Convergence], ev: Evidence, *, seconds: float | None,
-           max_drop: float, cmd: str, seed_plan: str | None = None,
-           row_conv: Sequence[Convergence] | None = None) -> str:
-    seeds = sorted({r["seed"] for r in ev.records}, key=lambda x: (0, x, "") if isinstance(x, int) else (1, 0, str(x)))
+def render(
+    rows: Sequence[AuditRow],
+    conv: Sequence[Convergence],
+    ev: Evidence,
+    *,
+    seconds: float | None,
+    max_drop: float,
+    cmd: str,
+    seed_plan: str | None = None,
+    row_conv: Sequence[Convergence] | None = None,
+) -> str:
+    seeds = sorted(
+        {r["seed"] for r in ev.records}, key=lambda x: (0, x, "") if isinstance(x, int) else (1, 0, str(x))
+    )
     tasks = ev.tasks()
     wall = sum(float((r.get("provenance") or {}).get("wall_time_s") or 0) for r in ev.records)
     n_conv = sum(c.converged is True for c in conv)
     n_unk = sum(c.converged is None for c in conv)
     lines = [
-        f"# Decisive study: claims 4 and 5 at equal tuning ({smoke.label(ev.profile)})", "",
+        f"# Decisive study: claims 4 and 5 at equal tuning ({smoke.label(ev.profile)})",
+        "",
         f"- {len(ev.records)} runs: tasks {', '.join(task_label(t) for t in tasks)}; rows "
         f"{', '.join(ev.rows())}; seeds {', '.join(map(str, seeds))} ({len(seeds)})",
         *([f"- Seeds: {seed_plan}"] if seed_plan else []),
-        f"- Training wall time summed over runs: {wall:.0f} s; measured {seconds_per_step(ev.records) or 0:.3f} s per "
+        f"- Training wall time summed over runs: {wall:.0f} s; measured "
+        f"{seconds_per_step(ev.records) or 0:.3f} s per "
         "optimizer step (median)",
         "- Selection on dev (carved from train), comparison on validation (docs/dev_split.md).",
         f"- Convergence: least-squares line through the logged training loss over the last {TAIL:.0%} of the "
-        f"steps; still falling (not converged) if it falls by at least {max_drop:.0%} of the first logged loss "
+        f"steps; still falling (not converged) if it falls by at least {max_drop:.0%} of the first "
+        "logged loss "
         "and its slope is negative at one-sided p < 0.05 (a fall the per-step noise cannot explain); else "
         f"converged. {n_conv}/{len(conv)} runs converged, {n_unk} not checkable"
-        + (f"; {sum(c.converged is True for c in row_conv)}/{len(row_conv)} rows converged on the loss averaged "
-           "over their seeds." if row_conv else "."),
+        + (
+            f"; {sum(c.converged is True for c in row_conv)}/{len(row_conv)} rows converged on the loss "
+            "averaged "
+            "over their seeds."
+            if row_conv
+            else "."
+        ),
         f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
     ]
     b = budget_line(rows, ev.records)
     if b:
         lines.append(b)
-    lines += ["", "## Verdicts", "",
-              markdown_table(["id", "Test", "Verdict", "Evidence", "MDE (points)", "Seeds for 1 pt"],
-                             [[r.id, r.test, f"**{r.verdict}**" if r.level == "claim" else r.verdict,
-                               r.evidence, *power_cells(r)] for r in rows]),
-              "", "## Convergence per row (training loss averaged over the seeds)", "",
-              _convergence_table(row_conv or []),
-              "", "## Convergence per run", "",
-              _convergence_table(conv)]
+    lines += [
+        "",
+        "## Verdicts",
+        "",
+        markdown_table(
+            ["id", "Test", "Verdict", "Evidence", "MDE (points)", "Seeds for 1 pt"],
+            [
+                [
+                    r.id,
+                    r.test,
+                    f"**{r.verdict}**" if r.level == "claim" else r.verdict,
+                    r.evidence,
+                    *power_cells(r),
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        "## Convergence per row (training loss averaged over the seeds)",
+        "",
+        _convergence_table(row_conv or []),
+        "",
+        "## Convergence per run",
+        "",
+        _convergence_table(conv),
+    ]
     if ev.profile != "paper":
-        lines += ["", "> Proxy-scale evidence (small models on generated proxy data), not a verdict on the paper."]
+        lines += [
+            "",
+            "> Proxy-scale evidence (small models on generated proxy data), not a verdict on the paper.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop: float = MAX_DROP,
-          settings: Settings | None = None, seed_plan: str | None = None,
-          read: Callable[[str], dict[str, Any]] = read_record) -> list[AuditRow]:
+def build(
+    paths: Sequence[str],
+    *,
+    profile: str,
+    out: Path,
+    csv: Path,
+    max_drop: float = MAX_DROP,
+    settings: Settings | None = None,
+    seed_plan: str | None = None,
+    read: Callable[[str], dict[str, Any]] = read_record,
+) -> list[AuditRow]:
     """Write the study's report and CSV from run records (``read`` checks each; tests pass a plain reader)."""
     t0 = time.perf_counter()
     recs = []
@@ -263,25 +394,46 @@ def build(paths: Sequence[str], *, profile: str, out: Path, csv: Path, max_drop:
     rows = [*assess_tuned_vs_lora(ev, s), *assess_lr_objection(ev, s)]
     rows = [r for r in rows if r.level == "claim"] + [r for r in rows if r.level != "claim"]
     power.annotate(rows, alpha=s.alpha)
-    conv = sorted((convergence(r, max_drop=max_drop) for r in recs),
-                  key=lambda c: (c.task, c.row, (0, c.seed) if isinstance(c.seed, int) else (1, str(c.seed))))
+    conv = sorted(
+        (convergence(r, max_drop=max_drop) for r in recs),
+        key=lambda c: (c.task, c.row, (0, c.seed) if isinstance(c.seed, int) else (1, str(c.seed))),
+    )
     row_conv = row_convergence(recs, max_drop=max_drop)
     cmd = f"snakemake --cores all {out}"
-    atomic_write_text(out, render(rows, conv, ev, seconds=time.perf_counter() - t0, max_drop=max_drop, cmd=cmd,
-                                  seed_plan=seed_plan, row_conv=row_conv))
-    atomic_write_text(csv, pd.DataFrame([r.csv_dict() for r in rows], columns=list(CSV_COLUMNS)).to_csv(index=False))
+    atomic_write_text(
+        out,
+        render(
+            rows,
+            conv,
+            ev,
+            seconds=time.perf_counter() - t0,
+            max_drop=max_drop,
+            cmd=cmd,
+            seed_plan=seed_plan,
+            row_conv=row_conv,
+        ),
+    )
+    atomic_write_text(
+        csv, pd.DataFrame([r.csv_dict() for r in rows], columns=list(CSV_COLUMNS)).to_csv(index=False)
+    )
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m deltalora.audit.decisive", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m deltalora.audit.decisive", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("records", nargs="*")
     ap.add_argument("--records-from", type=Path)
     ap.add_argument("--profile", required=True, choices=["default", "paper"])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--csv", type=Path, required=True)
-    ap.add_argument("--max-drop", type=float, default=MAX_DROP,
-                    help="convergence: largest allowed loss fall over the last quarter, relative (default 0.05)")
+    ap.add_argument(
+        "--max-drop",
+        type=float,
+        default=MAX_DROP,
+        help="convergence: largest allowed loss fall over the last quarter, relative (default 0.05)",
+    )
     ap.add_argument("--seed-plan", help="how the seed count was chosen (the workflow passes the power plan)")
     a = ap.parse_args(argv)
     paths = list(a.records) + (a.records_from.read_text().split() if a.records_from else [])

@@ -103,8 +103,9 @@ def mde(test: str, sd: float, n: int, alpha: float = 0.05, power: float = POWER)
     return float(brentq(lambda e: power_of(test, e, sd, n, alpha) - power, 0.0, 1e6 * sd, xtol=1e-9 * sd))
 
 
-def pairs_needed(test: str, effect: float, sd: float, alpha: float = 0.05, power: float = POWER,
-                 max_n: int = MAX_SEEDS) -> int | None:
+def pairs_needed(
+    test: str, effect: float, sd: float, alpha: float = 0.05, power: float = POWER, max_n: int = MAX_SEEDS
+) -> int | None:
     """Fewest pairs with which the test reaches the power for this effect (None: more than max_n)."""
     if effect <= 0 or sd <= 0:
         return None
@@ -116,10 +117,14 @@ def pairs_needed(test: str, effect: float, sd: float, alpha: float = 0.05, power
     return None
 
 
-PLAN_KEYS = {"paired_sd": "SD of the seed-paired differences in points, from a pilot (> 0)",
-             "effect": "effect to detect in points (> 0)", "power": "target power in (0, 1), default 0.8",
-             "alpha": "one-sided level in (0, 1), default 0.05", "test": "wilcoxon (one task) or sign (pooled)",
-             "max": "most seeds the budget allows (>= 1)"}
+PLAN_KEYS = {
+    "paired_sd": "SD of the seed-paired differences in points, from a pilot (> 0)",
+    "effect": "effect to detect in points (> 0)",
+    "power": "target power in (0, 1), default 0.8",
+    "alpha": "one-sided level in (0, 1), default 0.05",
+    "test": "wilcoxon (one task) or sign (pooled)",
+    "max": "most seeds the budget allows (>= 1)",
+}
 
 
 @dataclass(frozen=True)
@@ -142,15 +147,20 @@ def plan_seeds(spec: Sequence[int] | Mapping[str, Any], *, field: str = "decisiv
     if isinstance(spec, Mapping):
         bad = sorted(set(spec) - set(PLAN_KEYS))
         if bad:
-            raise ValueError(f"{field}: unknown key(s) {', '.join(bad)}; allowed: "
-                             + "; ".join(f"{k} ({v})" for k, v in PLAN_KEYS.items()))
+            raise ValueError(
+                f"{field}: unknown key(s) {', '.join(bad)}; allowed: "
+                + "; ".join(f"{k} ({v})" for k, v in PLAN_KEYS.items())
+            )
 
         def num(key: str, default: float | None, low: float, high: float | None) -> float:
             v = spec.get(key, default)
             if v is None:
                 raise ValueError(f"{field}.{key} is required: {PLAN_KEYS[key]}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                    v > low and (high is None or v < high)):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (v > low and (high is None or v < high))
+            ):
                 raise ValueError(f"{field}.{key} = {v!r}: must be {PLAN_KEYS[key]}")
             return float(v)
 
@@ -162,17 +172,26 @@ def plan_seeds(spec: Sequence[int] | Mapping[str, Any], *, field: str = "decisiv
             raise ValueError(f"{field}.test = {test!r}: must be {PLAN_KEYS['test']}")
         need = pairs_needed(test, effect, sd, alpha=alpha, power=pw)
         n = min(need or cap, cap)
-        text = (f"{n} seeds, planned by power: paired SD {sd:g} points (pilot), {effect:g}-point effect, "
-                f"{pw:.0%} power, one-sided alpha {alpha:g}, {test} test -> "
-                + (f"{need} seeds needed" if need else f"more than {MAX_SEEDS} needed"))
+        text = (
+            f"{n} seeds, planned by power: paired SD {sd:g} points (pilot), {effect:g}-point effect, "
+            f"{pw:.0%} power, one-sided alpha {alpha:g}, {test} test -> "
+            + (f"{need} seeds needed" if need else f"more than {MAX_SEEDS} needed")
+        )
         if need is None or need > cap:
-            text += f"; capped at {cap} by the budget, so that effect is detected with less than {pw:.0%} power"
+            text += (
+                f"; capped at {cap} by the budget, so that effect is detected with less than {pw:.0%} power"
+            )
         return SeedPlan(list(range(n)), need, text)
     seeds = list(spec)
-    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds) or len(
-            set(seeds)) != len(seeds):
-        raise ValueError(f"{field}: a list of distinct seeds (integers >= 0), or a power plan with keys "
-                         + ", ".join(PLAN_KEYS))
+    if (
+        not seeds
+        or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(
+            f"{field}: a list of distinct seeds (integers >= 0), or a power plan with keys "
+            + ", ".join(PLAN_KEYS)
+        )
     return SeedPlan(seeds, None, f"{len(seeds)} seeds, listed in the configuration")
 
 
@@ -191,11 +210,16 @@ class Power:
 
     def describe(self) -> str:
         per = " per task" if self.tasks > 1 else ""
-        need = ("more than " + str(MAX_SEEDS // max(self.tasks, 1)) if self.seeds_needed is None
-                else str(self.seeds_needed))
-        parts = [f"power ({self.test} test, 80%, alpha 0.05, SD of paired differences {self.sd:.2f}): "
-                 f"minimum detectable effect {_pts(self.mde)} at {self.pairs} pair(s); "
-                 f"{need} seeds{per} would detect 1 point"]
+        need = (
+            "more than " + str(MAX_SEEDS // max(self.tasks, 1))
+            if self.seeds_needed is None
+            else str(self.seeds_needed)
+        )
+        parts = [
+            f"power ({self.test} test, 80%, alpha 0.05, SD of paired differences {self.sd:.2f}): "
+            f"minimum detectable effect {_pts(self.mde)} at {self.pairs} pair(s); "
+            f"{need} seeds{per} would detect 1 point"
+        ]
         if self.stated is not None:
             s = "?" if self.seeds_needed_stated is None else str(self.seeds_needed_stated)
             parts.append(f"{s} seeds{per} the stated {self.stated:+g}")
@@ -232,7 +256,11 @@ def power_for(cmp: PairedComparison, *, alpha: float = 0.05, stated: float | Non
         return None if pairs is None else math.ceil(pairs / k)
 
     return Power(
-        test=test, sd=sd, pairs=cmp.n, tasks=k, mde=mde(test, sd, cmp.n, alpha),
+        test=test,
+        sd=sd,
+        pairs=cmp.n,
+        tasks=k,
+        mde=mde(test, sd, cmp.n, alpha),
         seeds_needed=per_task(pairs_needed(test, 1.0, sd, alpha)),
         stated=stated,
         seeds_needed_stated=per_task(pairs_needed(test, stated, sd, alpha)) if stated else None,
@@ -255,8 +283,9 @@ def annotate(rows: Sequence, *, alpha: float = 0.05) -> None:
         p = power_for(cmp, alpha=alpha, stated=row.data.get("stated"))
         if p is None:
             if row.verdict in UNDECIDED:
-                row.evidence += ("; power: not estimable (fewer than 2 pairs in every task, or no spread): "
-                                 "run more seeds")
+                row.evidence += (
+                    "; power: not estimable (fewer than 2 pairs in every task, or no spread): run more seeds"
+                )
             continue
         row.data["power"] = p
         row.mde = p.mde

@@ -30,7 +30,9 @@ def selection_split(ev: Evidence, task: str, rows: Sequence[str]) -> str | None:
     return None
 
 
-def select_best(ev: Evidence, task: str, rows: Sequence[str], split: str | None) -> tuple[str | None, dict[str, float]]:
+def select_best(
+    ev: Evidence, task: str, rows: Sequence[str], split: str | None
+) -> tuple[str | None, dict[str, float]]:
     """The row with the best median score on ``split`` (dev), and every row's median there.
 
     Ties (a small dev split saturates: many rows reach the same count of correct examples) go to the
