@@ -35,10 +35,7 @@ if QLORA:
             row="|".join(QLORA_ROWS),
         params:
             method=lambda w: QLORA_ROWS[w.row][0],
-            sets=lambda w, threads: " ".join(
-                f"--set {shlex.quote(s)}"
-                for s in [*config.get("overrides", []), *QLORA_ROWS[w.row][1], f"train.threads={threads}"]
-            ),
+            sets=lambda w, threads: set_args(QLORA_ROWS[w.row][1], threads),
             seeds=",".join(map(str, QLORA_SEEDS)),
             profile=PROFILE,
             out=lambda w: f"{RUNS}/qlora/{w.task}/{w.row}/seed{{seed}}",
