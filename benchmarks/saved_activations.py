@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from peft import get_peft_model
 
-from deltalora.benchmark import build, make_batch, naive_delta_lora_class
+from deltalora.benchmark import build, make_batch, naive_delta_lora_class, saved_activation_bytes
 from deltalora.delta_lora import DeltaLoRA
 
 
@@ -29,17 +29,7 @@ def saved_bytes(model_name: str, config: str, batch: int = 4, seq: int = 64) -> 
         model(**data).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    seen: dict[tuple, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model(**data).loss
-    params = {p.data_ptr() for p in model.parameters()}
-    loss.backward()
-    return sum(v for (ptr, _, _), v in seen.items() if ptr not in params)
+    return saved_activation_bytes(model, data)
 
 
 def main() -> None:

@@ -16,30 +16,15 @@ Nothing here draws random numbers; callers pass a ``random.Random``.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from .data_files import load_data
 
 Pool = Literal["proxy", "corpus"]
-
-
-def _tuples(obj: Any) -> Any:
-    """Lists -> tuples, recursively (the word lists are immutable, and tuples hash)."""
-    if isinstance(obj, list):
-        return tuple(_tuples(x) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _tuples(v) for k, v in obj.items()}
-    return obj
-
-
-def load_data(name: str) -> dict[str, Any]:
-    """A data file of the NLG proxies (``deltalora/tasks/data/<name>``), lists read as tuples."""
-    path = Path(__file__).with_name("data") / name
-    return _tuples(json.loads(path.read_text(encoding="utf-8")))
 
 
 _DATA = load_data("textgen_lexicon.json")

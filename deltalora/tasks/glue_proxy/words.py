@@ -7,27 +7,17 @@ lists are read back as tuples, the types the generators were written for.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from ..data_files import load_data
 
 Row = dict[str, Any]
 Pool = dict[str, tuple[Any, ...]]  # {"train": (...), "val": (...)}
 
 
-def _tuples(obj: Any) -> Any:
-    """Lists -> tuples, recursively (the pools are immutable, and tuples hash)."""
-    if isinstance(obj, list):
-        return tuple(_tuples(x) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _tuples(v) for k, v in obj.items()}
-    return obj
-
-
-_DATA_FILE = Path(__file__).parents[1] / "data" / "glue_proxy.json"
-_DATA = _tuples(json.loads(_DATA_FILE.read_text(encoding="utf-8")))
+_DATA = load_data("glue_proxy.json")
 
 #: task -> pool name -> {"train": words, "val": words}; the two parts of a pool are disjoint.
 VOCAB: dict[str, dict[str, Pool]] = _DATA["vocab"]

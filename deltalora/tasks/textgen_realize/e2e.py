@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from ..textgen_lexicon import E2E_SLOTS, article, join_and, load_data
+from ..data_files import load_data
+from ..textgen_lexicon import E2E_SLOTS, article, join_and
 
 # slot -> value (or "*", a template with {v}) -> {"adj", "post", "clause"} phrase lists
 _FORMS: dict = load_data("e2e_forms.json")

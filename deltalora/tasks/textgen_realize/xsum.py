@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 
-from ..textgen_lexicon import Pool, load_data
+from ..data_files import load_data
+from ..textgen_lexicon import Pool
 
 # "days", "months" and "findings" (subject, effect, hedged effect) of the story frames
 _WORDS: dict = load_data("xsum_words.json")
