@@ -12,7 +12,7 @@ import torch
 from peft import get_peft_model
 
 from deltalora.benchmark import build, make_batch, naive_delta_lora_class, saved_activation_bytes
-from deltalora.delta_lora import DeltaLoRA
+from deltalora.core.delta_lora import DeltaLoRA
 
 
 def saved_bytes(model_name: str, config: str, batch: int = 4, seq: int = 64) -> int:

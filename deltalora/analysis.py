@@ -69,7 +69,7 @@ def weight_update_analysis(model: nn.Module, callbacks: list, initial: dict[str,
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
-    from .callback import DeltaLoRACallback
+    from .core.callback import DeltaLoRACallback
 
     handle = next((cb.delta_lora for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
     telescoped = dict(handle.iter_weight_updates()) if handle is not None else {}

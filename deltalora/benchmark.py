@@ -122,7 +122,7 @@ def naive_delta_lora_class():
     """Delta-LoRA the way third-party code writes it: clone A, B; form B'A' and BA in full each step."""
     import torch
 
-    from .delta_lora import DeltaLoRA
+    from .core.delta_lora import DeltaLoRA
 
     class NaiveDeltaLoRA(DeltaLoRA):
         def _pre_step(self, optimizer, args, kwargs):
@@ -163,7 +163,7 @@ def build_quantized(model: str, checkpoint: str | None, device: str):
     """The model loaded 4-bit NF4 (bitsandbytes, as QLoRA does) from `checkpoint`, and its LoRA config."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from .quantized import load_kwargs
+    from .core.quantized import load_kwargs
 
     if checkpoint is None:
         raise ValueError(f"model {model}: the 4-bit configurations need a checkpoint (quantized_checkpoint)")
@@ -207,7 +207,7 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
     """Build one configuration, run warm-up + timed steps, and measure it (in this process)."""
     import torch
 
-    from .delta_lora import DeltaLoRA
+    from .core.delta_lora import DeltaLoRA
 
     if threads:
         torch.set_num_threads(threads)
@@ -252,7 +252,7 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     split = analytic_split(m)
-    from .quantized import quantized_storage_bytes
+    from .core.quantized import quantized_storage_bytes
 
     split["weights_bytes"] += quantized_storage_bytes(m)  # 4-bit absmax/code tensors live outside parameters
     saved = saved_activation_bytes(m, data)
@@ -298,7 +298,7 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
             qlora_models: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     import tempfile
 
-    from .quantized import bnb_status
+    from .core.quantized import bnb_status
 
     check_device(device)
     if qlora_models and not bnb_status()[0]:  # the 4-bit rows need bitsandbytes; the rest of the table does not
@@ -396,7 +396,7 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
     import torch
     from peft import get_peft_model
 
-    from .delta_lora import DeltaLoRA
+    from .core.delta_lora import DeltaLoRA
 
     def ba64(s):  # s*B A in float64, laid out (out, in)
         return s.scaling * (s.B.detach().double() @ s.A.detach().double())

@@ -126,8 +126,8 @@ def load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwarg
 def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwargs: Any) -> Any:
     path, local = resolve(spec)
     kw = dict(kwargs)
-    if options.get("quantize", "none") != "none":  # a bitsandbytes base, as QLoRA (deltalora/quantized.py)
-        from .quantized import load_kwargs
+    if options.get("quantize", "none") != "none":  # a bitsandbytes base, as QLoRA (deltalora/core/quantized.py)
+        from .core.quantized import load_kwargs
 
         kw.update(load_kwargs(options["quantize"]))
     if options.get("num_hidden_layers"):
@@ -141,7 +141,7 @@ def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwar
         raise ModelError(f"model {spec!r}: cannot load safetensors weights from {where}: "
                          f"{str(e).splitlines()[0]}") from None
     if options.get("quantize", "none") != "none":
-        from .quantized import keep_training_kernel
+        from .core.quantized import keep_training_kernel
 
         keep_training_kernel(model)  # evaluation between epochs must not switch the base to another kernel
     return model

@@ -108,7 +108,7 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
 def _optimizer_file_has_delta_lora_state(path: Path) -> bool:
     import torch
 
-    from .delta_lora import OPTIMIZER_STATE_KEY
+    from .core.delta_lora import OPTIMIZER_STATE_KEY
 
     if not path.is_file():
         return False
@@ -431,7 +431,7 @@ def _finite(x: Any, missing: float = -math.inf) -> float:
 
 
 def _delta_lora_callback(callbacks: list) -> Any:
-    from .callback import DeltaLoRACallback
+    from .core.callback import DeltaLoRACallback
 
     return next((cb for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
 def best_epoch(epochs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
@@ -463,7 +463,7 @@ def _delta_lora_handle(callbacks: list) -> Any:
 
 
 def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:
-    from .callback import DeltaLoRACallback
+    from .core.callback import DeltaLoRACallback
 
     for cb in callbacks:
         if isinstance(cb, DeltaLoRACallback) and cb.delta_lora is not None:

@@ -11,7 +11,7 @@ from tiny_models import base_model, batches, logits, lora_model
 from transformers import Trainer, TrainingArguments
 
 from deltalora import DeltaLoRA, DeltaLoRACallback
-from deltalora.delta_lora import OPTIMIZER_STATE_KEY
+from deltalora.core.delta_lora import OPTIMIZER_STATE_KEY
 
 
 def dataset(n=48):

@@ -13,7 +13,7 @@ from peft import LoraConfig, PeftModel, get_peft_model_state_dict, set_peft_mode
 from peft.tuners.lora import LoraLayer
 from tiny_models import base_model, batches, logits, lora_model, make_optimizer
 
-import deltalora._folded as folded_mod
+import deltalora.core._folded as folded_mod
 from deltalora import DeltaLoRA
 
 TOL = 1e-9

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deltalora._folded import FoldedLoRAFunction
+from deltalora.core._folded import FoldedLoRAFunction
 
 S, LAM = 0.5, 2.0
 

@@ -232,7 +232,7 @@ def test_callback_in_trainer_with_dropout_and_accumulation(tmp_path):
 def test_callback_with_folded_delta_lora(tmp_path, dropout):
     """Without dropout the folded engine bypasses lora_A (drop(x) = x); with allow_dropout it calls it."""
     from deltalora import DeltaLoRACallback
-    from deltalora._folded import FoldedVariant
+    from deltalora.core._folded import FoldedVariant
 
     model = _model("bert", dropout)
     cb = GradientCosineCallback(steps=[3])

@@ -247,3 +247,81 @@ def test_a_missing_internal_module_is_found(tmp_path):
     root = _write(tmp_path, {"__init__.py": "", "a.py": "def f():\n    from .gone import x\n    return x\n",
                              "b.py": "import pkg.a\nfrom pkg import a\n"})
     assert unresolved_imports(root) == ["pkg/a.py:2: pkg.gone"]
+
+
+# ------------------------------------------------------------------------------------ the two halves
+# The method (deltalora.core) is a library of its own: users take it into their training code with
+# only torch, transformers and peft installed. It must never reach into the suite built around it.
+CORE = "deltalora.core"
+CORE_THIRD_PARTY = {"torch", "transformers", "peft", "safetensors", "bitsandbytes", "accelerate"}
+
+# The suite, bottom to top: a module may import from its own layer or any layer below, never above.
+# Data flows the other way (a run writes records, collectors read them, the audit reads tables), so
+# each layer can be understood, and tested, with only what is below it.
+SUITE_LAYERS: list[tuple[str, set[str]]] = [
+    ("the method", {"deltalora.core"}),
+    (
+        "foundations",
+        {"deltalora.atomic", "deltalora.errors", "deltalora.records", "deltalora.smoke", "deltalora.heads",
+         "deltalora.devices", "deltalora.init_state", "deltalora.metrics"},
+    ),
+    (
+        "tasks and methods",
+        {"deltalora.methods", "deltalora.models", "deltalora.tasks", "deltalora.textgen", "deltalora.config",
+         "deltalora.run_config", "deltalora.lm_loss", "deltalora.gradients", "deltalora.analysis",
+         "deltalora.mirror"},
+    ),
+    ("run", {"deltalora.train", "deltalora.benchmark"}),
+    ("collectors", {"deltalora.collect"}),
+    ("audit", {"deltalora.audit"}),
+    (
+        "entry points",
+        {"deltalora", "deltalora.__main__", "deltalora.cli", "deltalora.cli_pipeline", "deltalora.report_html",
+         "deltalora.workflow_schema"},
+    ),
+]
+
+
+def _layer_of(module: str) -> int:
+    parts = module.split(".")
+    key = ".".join(parts[:2]) if len(parts) > 1 else module
+    for i, (_, members) in enumerate(SUITE_LAYERS):
+        if key in members:
+            return i
+    raise AssertionError(f"{module} is in no layer of SUITE_LAYERS: place it there (tests/test_import_graph.py)")
+
+
+def test_core_imports_nothing_of_the_suite():
+    graph = import_graph(PKG_DIR)
+    core = {m for m in graph if m == CORE or m.startswith(CORE + ".")}
+    assert len(core) >= 8, sorted(core)  # the method's modules really live in deltalora/core
+    bad = {m: sorted(d for d in graph[m] if not (d == CORE or d.startswith(CORE + "."))) for m in core}
+    bad = {m: d for m, d in bad.items() if d}
+    assert not bad, f"deltalora.core imports the suite: {bad}"
+
+
+def test_core_imports_no_heavy_dependency():
+    import sys
+
+    allowed = CORE_THIRD_PARTY | set(sys.stdlib_module_names) | {"deltalora"}
+    found: dict[str, set[str]] = {}
+    for path in (PKG_DIR / "core").rglob("*.py"):
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for n in names:
+                if n.split(".")[0] not in allowed:
+                    found.setdefault(path.name, set()).add(n)
+    assert not found, f"deltalora.core imports packages outside the method's dependencies: {found}"
+
+
+def test_suite_layers_only_import_downwards():
+    graph = import_graph(PKG_DIR)
+    upward = sorted(
+        f"{m} ({SUITE_LAYERS[_layer_of(m)][0]}) -> {d} ({SUITE_LAYERS[_layer_of(d)][0]})"
+        for m, deps in graph.items()
+        for d in deps
+        if _layer_of(d) > _layer_of(m)
+    )
+    assert not upward, "imports from a higher layer:\n" + "\n".join(upward)

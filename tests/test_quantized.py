@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 
-from deltalora.quantized import QUANTIZE_CHOICES, bnb_status, dequantized_weight, quantization_of, weight_numel
+from deltalora.core.quantized import QUANTIZE_CHOICES, bnb_status, dequantized_weight, quantization_of, weight_numel
 
 ok, reason = bnb_status()
 if not ok:
@@ -28,7 +28,7 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 from deltalora import DeltaLoRA  # noqa: E402
-from deltalora.quantized import load_kwargs  # noqa: E402
+from deltalora.core.quantized import load_kwargs  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 KINDS = [k for k in QUANTIZE_CHOICES if k != "none"]
@@ -283,7 +283,7 @@ def test_eval_forward_keeps_the_training_kernel(tmp_path):
     (64: the paper profile's tiny stand-ins are 32 wide) and changes what the layer computes afterwards.
     Models loaded through deltalora.models keep the training kernel: eval output equals train output."""
     from deltalora.models import load_pretrained
-    from deltalora.quantized import keep_training_kernel
+    from deltalora.core.quantized import keep_training_kernel
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -122,7 +122,7 @@ def test_damaged_checkpoint_is_refused_with_its_name(tmp_path, monkeypatch, dama
     if damage == "no_state":  # the optimizer's checkpoint without the Delta-LoRA entry DeltaLoRA adds to it
         import torch
 
-        from deltalora.delta_lora import OPTIMIZER_STATE_KEY
+        from deltalora.core.delta_lora import OPTIMIZER_STATE_KEY
 
         sd = torch.load(ckpt / "optimizer.pt", weights_only=True)
         assert sum(s.pop(OPTIMIZER_STATE_KEY, None) is not None for s in sd["state"].values()) == 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deltalora.benchmark import bf16_rounding_loss
-from deltalora.telescoping import stacked_factors, telescoped_factors
+from deltalora.core.telescoping import stacked_factors, telescoped_factors
 
 
 def test_factors_give_the_telescoped_change_with_rank_2r():

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..callback import DeltaLoRACallback
+from ..core.callback import DeltaLoRACallback
 from .base import Method, MethodContext
 from .lora import peft_lora
 
@@ -42,7 +42,7 @@ class DeltaLoRAMethod(Method):
     def extra_updated_params(self, model: nn.Module, hp: dict[str, Any]) -> int:
         from peft.tuners.lora import LoraLayer
 
-        from ..quantized import weight_numel
+        from ..core.quantized import weight_numel
 
         return sum(weight_numel(m) for m in model.modules() if isinstance(m, LoraLayer))
 

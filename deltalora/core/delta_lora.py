@@ -123,7 +123,7 @@ class DeltaLoRA:
         self.step = 0  # optimizer steps that ran
         self.slots = self._find_slots()
         if self.engine == "inplace":
-            refuse_inplace(self.slots)  # a quantized W cannot hold Algorithm 1's updates (deltalora/quantized.py)
+            refuse_inplace(self.slots)  # a quantized W cannot hold Algorithm 1's updates (deltalora/core/quantized.py)
             for slot in self.slots:
                 self._check_inplace_weight(slot)
                 slot.prev_A = torch.empty_like(slot.A, memory_format=torch.contiguous_format).detach()
