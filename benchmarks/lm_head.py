@@ -29,8 +29,12 @@ def _step(model, opt, batch) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["gpt2-embedded", "gpt2m-4l"],
-                    choices=[k for k, v in MODELS.items() if v["family"] == "gpt2"])
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=["gpt2-embedded", "gpt2m-4l"],
+        choices=[k for k, v in MODELS.items() if v["family"] == "gpt2"],
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration and round")
     ap.add_argument("--batch", type=int, default=8)
@@ -40,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"device {args.device}, batch {args.batch} x {args.seq}, prompt fraction {args.prompt_frac}, "
-          f"{args.rounds} rounds x {args.steps} steps")
+    print(
+        f"device {args.device}, batch {args.batch} x {args.seq}, prompt fraction {args.prompt_frac}, "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
     print("| model | all positions (ms/step) | labelled only (ms/step) | ratio |")
     print("|---|---|---|---|")
     for name in args.models:
@@ -53,8 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         ids = torch.randint(0, spec["vocab"], (args.batch, args.seq), generator=g)
         labels = ids.clone()
         labels[:, : int(args.seq * args.prompt_frac)] = -100
-        full = {"input_ids": ids.to(args.device), "attention_mask": torch.ones_like(ids).to(args.device),
-                "labels": labels.to(args.device)}
+        full = {
+            "input_ids": ids.to(args.device),
+            "attention_mask": torch.ones_like(ids).to(args.device),
+            "labels": labels.to(args.device),
+        }
         batches = {"all": full, "labelled": lm_loss.label_only_inputs(full)}
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 

@@ -35,8 +35,16 @@ def _copy_workflow(d: Path) -> None:
 
 
 def _timed_snakemake(d: Path, env: dict[str, str], cores: int) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "snakemake", TARGET, "--cores", str(cores), "--configfile",
-           "workflow/config/test.yaml"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        TARGET,
+        "--cores",
+        str(cores),
+        "--configfile",
+        "workflow/config/test.yaml",
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
@@ -51,8 +59,13 @@ def measure(repeats: int, cores: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="deltalora-pipeline-timing-") as tmp:
             d = Path(tmp)
             _copy_workflow(d)
-            env = {**os.environ, "DELTALORA_DATA_DIR": str(d / "data"), "XDG_CACHE_HOME": str(d / "cache"),
-                   "HF_HOME": str(d / "hf"), "DELTALORA_NO_PROGRESS": "1"}
+            env = {
+                **os.environ,
+                "DELTALORA_DATA_DIR": str(d / "data"),
+                "XDG_CACHE_HOME": str(d / "cache"),
+                "HF_HOME": str(d / "hf"),
+                "DELTALORA_NO_PROGRESS": "1",
+            }
             b, _ = _timed_snakemake(d, env, cores)
             r, log = _timed_snakemake(d, env, cores)
             if "Nothing to be done" not in log:
@@ -60,11 +73,18 @@ def measure(repeats: int, cores: int) -> dict:
             builds.append(b)
             reruns.append(r)
     return {
-        "target": TARGET, "config": "workflow/config/test.yaml", "cores": cores, "repeats": repeats,
-        "build_s": builds, "build_median_s": statistics.median(builds),
-        "rerun_s": reruns, "rerun_median_s": statistics.median(reruns),
-        "cpu_count": os.cpu_count(), "load_avg_1m_at_end": os.getloadavg()[0],
-        "python": platform.python_version(), "host": platform.node(),
+        "target": TARGET,
+        "config": "workflow/config/test.yaml",
+        "cores": cores,
+        "repeats": repeats,
+        "build_s": builds,
+        "build_median_s": statistics.median(builds),
+        "rerun_s": reruns,
+        "rerun_median_s": statistics.median(reruns),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "host": platform.node(),
     }
 
 
@@ -77,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.cores < 1:
         p.error("--repeats and --cores must be at least 1")
     res = measure(args.repeats, args.cores)
-    print(f"tiny pipeline, {res['repeats']} fresh build(s) with --cores {res['cores']}: median build "
-          f"{res['build_median_s']:.1f} s, immediate rerun {res['rerun_median_s']:.1f} s "
-          f"(1-min load average at the end: {res['load_avg_1m_at_end']:.1f} on {res['cpu_count']} CPUs)")
+    print(
+        f"tiny pipeline, {res['repeats']} fresh build(s) with --cores {res['cores']}: median build "
+        f"{res['build_median_s']:.1f} s, immediate rerun {res['rerun_median_s']:.1f} s "
+        f"(1-min load average at the end: {res['load_avg_1m_at_end']:.1f} on {res['cpu_count']} CPUs)"
+    )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0

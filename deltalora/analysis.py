@@ -64,7 +64,9 @@ def _summary(update: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def weight_update_analysis(model: nn.Module, callbacks: list, initial: dict[str, torch.Tensor]) -> dict[str, Any]:
+def weight_update_analysis(
+    model: nn.Module, callbacks: list, initial: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """Singular values and numerical ranks of W_T - W_0 and of the effective update, per adapted layer."""
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
@@ -83,18 +85,25 @@ def weight_update_analysis(model: nn.Module, callbacks: list, initial: dict[str,
         base = module.get_base_layer() if isinstance(module, LoraLayer) else module
         weight = base.weight
         if name in telescoped and handle.engine == "folded":
-            w_update = telescoped[name].to("cpu", torch.float64)  # Algorithm 1's W_T - W_0; W itself untouched
+            w_update = telescoped[name].to(
+                "cpu", torch.float64
+            )  # Algorithm 1's W_T - W_0; W itself untouched
         else:
             w_update = _oriented(base, weight.detach()).to("cpu", torch.float64) - w0
         effective = _effective_matrix(module, w0.shape[1], weight.device, weight.dtype)
-        entry: dict[str, Any] = {"shape": list(w0.shape), "w": _summary(w_update), "effective": _summary(effective - w0)}
+        entry: dict[str, Any] = {
+            "shape": list(w0.shape),
+            "w": _summary(w_update),
+            "effective": _summary(effective - w0),
+        }
         if isinstance(module, LoraLayer):
             entry["two_r"] = 2 * int(next(iter(module.r.values())))
         if name in telescoped and handle.engine == "inplace" and handle.switched:
             # The telescoping identity, checked on the run: W_T - W_0 == lam*s*(B_T A_T - B_{K+1} A_{K+1}).
             predicted = telescoped[name].to("cpu", torch.float64)
-            entry["telescoping_rel_err"] = float((w_update - predicted).norm()) / (float(w_update.norm()) or 1.0)
+            entry["telescoping_rel_err"] = float((w_update - predicted).norm()) / (
+                float(w_update.norm()) or 1.0
+            )
         layers[name] = entry
     model.train(was_training)
     return {"thresholds": list(THRESHOLDS), "headline_threshold": 1e-3, "layers": layers}
-

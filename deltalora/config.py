@@ -110,17 +110,19 @@ def _format_error(err: Any) -> str:
     if err.validator == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
         extra = [k for k in err.instance if k not in allowed]
-        return "; ".join(
-            f"{_path([*err.absolute_path, k])}: unknown key{suggest(k, allowed)}" for k in extra
-        )
+        return "; ".join(f"{_path([*err.absolute_path, k])}: unknown key{suggest(k, allowed)}" for k in extra)
     if err.validator == "propertyNames":
         return f"{where}: unknown key {err.instance!r} ({err.message})"
     if err.validator == "enum":
-        return f"{where}: {err.instance!r} is not allowed; allowed: {', '.join(map(str, err.validator_value))}"
+        return (
+            f"{where}: {err.instance!r} is not allowed; allowed: {', '.join(map(str, err.validator_value))}"
+        )
     if err.validator == "type":
         return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[err.validator]
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[
+            err.validator
+        ]
         return f"{where}: {err.instance!r} is out of range; must be {op} {err.validator_value}"
     if err.validator == "required":
         return f"{where}: {err.message}"
@@ -143,7 +145,7 @@ def validate_profile_config(cfg: Mapping[str, Any]) -> None:
     from .methods import METHODS
 
     methods = cfg.get("methods") or {}
-    for name, block in (methods.items() if isinstance(methods, Mapping) else ()):
+    for name, block in methods.items() if isinstance(methods, Mapping) else ():
         if name != "_shared" and name not in METHODS:
             problems.append(f"methods.{name}: unknown method{suggest(name, [*METHODS, '_shared'])}")
         elif not isinstance(block, Mapping):
@@ -223,8 +225,13 @@ def check_hp(method: str, hp: Mapping[str, Any], defaults: Mapping[str, Any]) ->
         default = defaults[key]
         kind, constraint = _HP_RULES.get(key, (None, None))
         if kind is None:
-            kind = "bool" if isinstance(default, bool) else "int" if isinstance(default, int) else (
-                "number" if isinstance(default, float) else "str")
+            kind = (
+                "bool"
+                if isinstance(default, bool)
+                else "int"
+                if isinstance(default, int)
+                else ("number" if isinstance(default, float) else "str")
+            )
         if kind == "bool":
             if not isinstance(value, bool):
                 problems.append(f"{where}: expected true or false, got {value!r}")
@@ -280,7 +287,12 @@ def resolve_run(
     task_block = (cfg.get("tasks") or {}).get(task, {})
     methods = cfg.get("methods") or {}
     shared = {k: v for k, v in (methods.get("_shared") or {}).items() if k in m.defaults}
-    hp = {**m.defaults, **shared, **(methods.get(method) or {}), **((task_block.get("methods") or {}).get(method) or {})}
+    hp = {
+        **m.defaults,
+        **shared,
+        **(methods.get(method) or {}),
+        **((task_block.get("methods") or {}).get(method) or {}),
+    }
     run = {
         "profile": profile,
         "task": task,
@@ -307,7 +319,9 @@ def resolve_run(
     if not run["model"]:
         raise ConfigError(f"model: no model given for task {task!r} and the profile has none for {family!r}")
     if not isinstance(run["model"], str):
-        raise ConfigError(f"model: expected a string (hub id, embedded:<name> or a directory), got {run['model']!r}")
+        raise ConfigError(
+            f"model: expected a string (hub id, embedded:<name> or a directory), got {run['model']!r}"
+        )
     problems = []
     problems += validate_against(run["train"], "def:train", "train.")
     problems += validate_against(run["data"], "def:data", "data.")

@@ -29,7 +29,9 @@ def _gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
-def select_device(mode: str = "auto", *, poll_s: float = 2.0, on_wait: Callable[[float], None] | None = None) -> str:
+def select_device(
+    mode: str = "auto", *, poll_s: float = 2.0, on_wait: Callable[[float], None] | None = None
+) -> str:
     """Set CUDA_VISIBLE_DEVICES for this process before CUDA initialises; return a description.
 
     With several GPUs, take the first free one; when every GPU is held by another job, wait for one
@@ -45,7 +47,9 @@ def select_device(mode: str = "auto", *, poll_s: float = 2.0, on_wait: Callable[
     n = _gpu_count()
     if n <= 1:
         return "cpu" if n == 0 else "gpu 0"
-    lock_dir = Path(os.environ.get("DELTALORA_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "deltalora-gpu-locks"))
+    lock_dir = Path(
+        os.environ.get("DELTALORA_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "deltalora-gpu-locks")
+    )
     lock_dir.mkdir(parents=True, exist_ok=True)
     # More jobs than GPUs (Snakemake run without --resources gpu=N, or another user's jobs): wait for a
     # free GPU rather than fail; the wait ends when any holder exits (its flock is released then).
@@ -56,11 +60,16 @@ def select_device(mode: str = "auto", *, poll_s: float = 2.0, on_wait: Callable[
         if got is not None:
             return got
         if waited >= limit:
-            raise RuntimeError(f"all {n} GPUs stayed locked by other deltalora jobs for {waited:.0f}s "
-                               f"(DELTALORA_GPU_WAIT_S={limit:g}); run Snakemake with --resources gpu={n}")
+            raise RuntimeError(
+                f"all {n} GPUs stayed locked by other deltalora jobs for {waited:.0f}s "
+                f"(DELTALORA_GPU_WAIT_S={limit:g}); run Snakemake with --resources gpu={n}"
+            )
         if waited == 0.0:
-            print(f"deltalora: all {n} GPUs are in use by other deltalora jobs; waiting for one to be free",
-                  file=sys.stderr, flush=True)
+            print(
+                f"deltalora: all {n} GPUs are in use by other deltalora jobs; waiting for one to be free",
+                file=sys.stderr,
+                flush=True,
+            )
         if on_wait is not None:
             on_wait(waited)
         time.sleep(poll_s)

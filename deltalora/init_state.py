@@ -45,8 +45,15 @@ def _raw_name(peft_name: str) -> str:
     return name.replace(".base_layer.", ".")
 
 
-def save_init_state(model: nn.Module, out_dir: str | os.PathLike, *, method: str, task: str,
-                    head: tuple[str, ...], delta_lora: Any = None) -> Path:
+def save_init_state(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    method: str,
+    task: str,
+    head: tuple[str, ...],
+    delta_lora: Any = None,
+) -> Path:
     """Write the state a later run can start from (see the module docstring); atomic (temp dir, rename)."""
     from safetensors.torch import save_file
 
@@ -56,9 +63,14 @@ def save_init_state(model: nn.Module, out_dir: str | os.PathLike, *, method: str
     tmp.mkdir(parents=True)
     base: dict[str, torch.Tensor] = {}
     adapter: dict[str, torch.Tensor] = {}
-    if hasattr(model, "peft_config"):  # the adapter: every trained tensor outside the head, under PEFT's names
-        adapter = {k: p.detach().cpu().contiguous() for k, p in model.named_parameters()
-                   if p.requires_grad and not _in_head(k, head)}
+    if hasattr(
+        model, "peft_config"
+    ):  # the adapter: every trained tensor outside the head, under PEFT's names
+        adapter = {
+            k: p.detach().cpu().contiguous()
+            for k, p in model.named_parameters()
+            if p.requires_grad and not _in_head(k, head)
+        }
         if delta_lora is not None:
             for slot, (name, update) in zip(delta_lora.slots, delta_lora.iter_weight_updates(), strict=True):
                 w = slot.weight.detach()
@@ -66,13 +78,19 @@ def save_init_state(model: nn.Module, out_dir: str | os.PathLike, *, method: str
                     w = (w.to(update.dtype) + update).to(w.dtype)
                 base[_raw_name(name) + ".weight"] = w.cpu().contiguous()
     else:  # full fine-tuning: the whole model is the trained state
-        base = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not _in_head(k, head)}
+        base = {
+            k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not _in_head(k, head)
+        }
     if base:
         save_file(base, str(tmp / BASE_FILE))
     if adapter:
         save_file(adapter, str(tmp / ADAPTER_FILE))
-    (tmp / META_FILE).write_text(json.dumps({"method": method, "task": task, "base_tensors": len(base),
-                                             "adapter_tensors": len(adapter)}, indent=1))
+    (tmp / META_FILE).write_text(
+        json.dumps(
+            {"method": method, "task": task, "base_tensors": len(base), "adapter_tensors": len(adapter)},
+            indent=1,
+        )
+    )
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return out_dir
@@ -83,15 +101,19 @@ def read_meta(path: str | os.PathLike, *, method: str) -> dict[str, Any]:
     path = Path(path)
     meta_file = path / META_FILE
     if not meta_file.is_file():
-        raise ValueError(f"train.init_from: {meta_file} does not exist (the source run must set train.save_init=true "
-                         "and have finished)")
+        raise ValueError(
+            f"train.init_from: {meta_file} does not exist (the source run must set train.save_init=true "
+            "and have finished)"
+        )
     try:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"train.init_from: {meta_file} is not valid JSON ({e})") from None
     if meta.get("method") != method:
-        raise ValueError(f"train.init_from: {path} holds a {meta.get('method')!r} run's state; this run's method is "
-                         f"{method!r} (start a method from its own source run)")
+        raise ValueError(
+            f"train.init_from: {path} holds a {meta.get('method')!r} run's state; this run's method is "
+            f"{method!r} (start a method from its own source run)"
+        )
     return meta
 
 
@@ -99,11 +121,15 @@ def _load_into(model: nn.Module, tensors: dict[str, torch.Tensor], file: Path) -
     own = model.state_dict()
     for key, value in tensors.items():
         if key not in own:
-            raise ValueError(f"train.init_from: {file} has tensor {key!r}, which this model does not have "
-                             "(another model or target_modules?)")
+            raise ValueError(
+                f"train.init_from: {file} has tensor {key!r}, which this model does not have "
+                "(another model or target_modules?)"
+            )
         if own[key].shape != value.shape:
-            raise ValueError(f"train.init_from: {file} tensor {key!r} has shape {tuple(value.shape)}; this model's "
-                             f"is {tuple(own[key].shape)} (another rank or model?)")
+            raise ValueError(
+                f"train.init_from: {file} tensor {key!r} has shape {tuple(value.shape)}; this model's "
+                f"is {tuple(own[key].shape)} (another rank or model?)"
+            )
     with torch.no_grad():
         for key, value in tensors.items():
             own[key].copy_(value.to(own[key].device, own[key].dtype))

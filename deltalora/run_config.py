@@ -71,8 +71,11 @@ class _Section:
         unknown = [k for k in d if k not in names]
         if unknown:
             raise ConfigError("; ".join(f"{where}{k}: unknown key{suggest(str(k), names)}" for k in unknown))
-        required = [f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [k for k in required if k not in d]
         if missing:
             raise ConfigError(f"{cls.SECTION or 'run configuration'}: missing {', '.join(missing)}")
@@ -154,7 +157,11 @@ class GenerationConfig(_Section):
 
     SECTION: ClassVar[str] = "generation"
     DECODING: ClassVar[tuple[str, ...]] = (
-        "num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
+        "num_beams",
+        "length_penalty",
+        "no_repeat_ngram_size",
+        "max_new_tokens",
+    )
 
     num_beams: int | None = None
     length_penalty: float | None = None
@@ -188,8 +195,11 @@ class RunConfig(_Section):
     """
 
     NESTED: ClassVar[dict[str, type[_Section]]] = {
-        "model_options": ModelOptions, "data": DataConfig, "train": TrainConfig,
-        "generation": GenerationConfig, "analysis": AnalysisConfig,
+        "model_options": ModelOptions,
+        "data": DataConfig,
+        "train": TrainConfig,
+        "generation": GenerationConfig,
+        "analysis": AnalysisConfig,
     }
 
     profile: str
@@ -232,5 +242,13 @@ def resolve_run_config(**kwargs: Any) -> RunConfig:
     return RunConfig.from_dict(resolve_run(**kwargs))
 
 
-__all__ = ["AnalysisConfig", "DataConfig", "GenerationConfig", "ModelOptions", "RunConfig", "TrainConfig",
-           "config_fields", "resolve_run_config"]
+__all__ = [
+    "AnalysisConfig",
+    "DataConfig",
+    "GenerationConfig",
+    "ModelOptions",
+    "RunConfig",
+    "TrainConfig",
+    "config_fields",
+    "resolve_run_config",
+]

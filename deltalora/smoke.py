@@ -29,8 +29,10 @@ def check_records(records: Sequence[dict[str, Any]]) -> bool:
     smoke = [r for r in records if is_smoke(r)]
     if smoke and len(smoke) != len(records):
         real = next(r for r in records if not is_smoke(r))
-        raise _record_error(f"{smoke[0].get('_path', '?')} is a smoke run but {real.get('_path', '?')} is not; "
-                            "tables never mix smoke runs with real ones")
+        raise _record_error(
+            f"{smoke[0].get('_path', '?')} is a smoke run but {real.get('_path', '?')} is not; "
+            "tables never mix smoke runs with real ones"
+        )
     if smoke:
         activate()
     return bool(smoke)
@@ -64,5 +66,8 @@ def mark_figure(fig: Any) -> None:
     text = sup.get_text() if sup is not None else ""
     if SMOKE_NOTE.upper() in text:
         return
-    fig.suptitle(f"{SMOKE_NOTE.upper()}\n{text}" if text else SMOKE_NOTE.upper(), color="darkred",
-                 fontsize=(sup.get_fontsize() if sup is not None else 11))
+    fig.suptitle(
+        f"{SMOKE_NOTE.upper()}\n{text}" if text else SMOKE_NOTE.upper(),
+        color="darkred",
+        fontsize=(sup.get_fontsize() if sup is not None else 11),
+    )

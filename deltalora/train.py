@@ -53,8 +53,9 @@ def _trainer_class():
                 from .lm_loss import label_only_inputs
 
                 inputs = label_only_inputs(inputs)
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     return GuardedTrainer
 
@@ -98,11 +99,14 @@ def check_checkpoint(ckpt: Path, *, needs_delta_lora_state: bool) -> None:
                 json.loads(f.read_text())
         except Exception as e:  # noqa: BLE001 - any failure to read means a damaged file
             first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise RunError(f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({first_line}); "
-                           f"{advice}") from None
+            raise RunError(
+                f"checkpoint {ckpt} is corrupt: {f.name} cannot be read ({first_line}); {advice}"
+            ) from None
     if needs_delta_lora_state and not _optimizer_file_has_delta_lora_state(ckpt / "optimizer.pt"):
-        raise RunError(f"checkpoint {ckpt} has no Delta-LoRA state (optimizer.pt carries none), so the run "
-                       f"cannot continue exactly; {advice}")
+        raise RunError(
+            f"checkpoint {ckpt} has no Delta-LoRA state (optimizer.pt carries none), so the run "
+            f"cannot continue exactly; {advice}"
+        )
 
 
 def _optimizer_file_has_delta_lora_state(path: Path) -> bool:
@@ -115,14 +119,22 @@ def _optimizer_file_has_delta_lora_state(path: Path) -> bool:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise RunError(f"checkpoint {path.parent} was refused by torch.load(weights_only=True) (unsafe or "
-                       f"corrupt pickle in {path.name}): {str(e).splitlines()[0]}; delete {path.parent} to "
-                       "restart from the previous one") from None
+        raise RunError(
+            f"checkpoint {path.parent} was refused by torch.load(weights_only=True) (unsafe or "
+            f"corrupt pickle in {path.name}): {str(e).splitlines()[0]}; delete {path.parent} to "
+            "restart from the previous one"
+        ) from None
     return any(isinstance(v, dict) and OPTIMIZER_STATE_KEY in v for v in (sd.get("state") or {}).values())
 
 
-def _training_arguments(cfg: RunConfig | dict[str, Any], out: Path, *, has_eval: bool, use_cuda: bool,
-                        smoothing_in_model: bool = False):
+def _training_arguments(
+    cfg: RunConfig | dict[str, Any],
+    out: Path,
+    *,
+    has_eval: bool,
+    use_cuda: bool,
+    smoothing_in_model: bool = False,
+):
     from transformers import TrainingArguments
 
     cfg = RunConfig.coerce(cfg)
@@ -192,12 +204,16 @@ def report_to(t: TrainConfig) -> list[str]:
     known = sorted(iu.INTEGRATION_TO_CALLBACK)
     for n in names:
         if n not in known:
-            raise RunError(f"train.report_to: {n!r} is not an integration transformers knows; allowed: "
-                           "none, all, "
-                           f"{', '.join(known)}")
+            raise RunError(
+                f"train.report_to: {n!r} is not an integration transformers knows; allowed: "
+                "none, all, "
+                f"{', '.join(known)}"
+            )
         if n not in available:
-            raise RunError(f"train.report_to: {n!r} is not installed here (installed: "
-                           f"{', '.join(available) or 'none'}); pip install it or use train.report_to=none")
+            raise RunError(
+                f"train.report_to: {n!r} is not installed here (installed: "
+                f"{', '.join(available) or 'none'}); pip install it or use train.report_to=none"
+            )
     return names
 
 
@@ -320,7 +336,9 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         cosine_cb = GradientCosineCallback(list(cfg.analysis.grad_cosine_steps))
         callbacks.append(cosine_cb)
     callbacks.append(_epoch_end_checkpoint_callback())
-    callbacks.append(_checkpoint_marker_callback())  # last: marks a checkpoint complete after the others wrote
+    callbacks.append(
+        _checkpoint_marker_callback()
+    )  # last: marks a checkpoint complete after the others wrote
     n_total = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -328,7 +346,9 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     if causal:  # the model computes its own (smoothed) loss: PEFT wrappers such as AdaLoRA add to it
         lm_loss.install_loss(model, label_smoothing=t.label_smoothing)
     label_only = bool(t.label_only_logits) and lm_loss.supports_label_only_logits(model)
-    args = _training_arguments(cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda, smoothing_in_model=causal)
+    args = _training_arguments(
+        cfg, out, has_eval=bool(eval_sets), use_cuda=use_cuda, smoothing_in_model=causal
+    )
     # TensorBoard's event files go in the run's folder (transformers 5 reads this when the Trainer is made)
     tb_env = os.environ.get("TENSORBOARD_LOGGING_DIR")
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
@@ -358,8 +378,10 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
         # Trainer loads checkpoint files with torch.load(weights_only=True): a pickle carrying code is refused.
-        raise RunError(f"checkpoint {resume} was refused by torch.load(weights_only=True) (unsafe or corrupt "
-                       f"pickle): {str(e).splitlines()[0]}; delete {resume} to restart from the previous one") from None
+        raise RunError(
+            f"checkpoint {resume} was refused by torch.load(weights_only=True) (unsafe or corrupt "
+            f"pickle): {str(e).splitlines()[0]}; delete {resume} to restart from the previous one"
+        ) from None
 
     if on_trained is not None:
         on_trained(model)
@@ -369,8 +391,9 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     if final_eval is not None:  # scores computed after training (NLG generation) belong to the final state
         step = trainer.state.global_step
         if not epochs or epochs[-1]["step"] != step:
-            epochs.append({"epoch": round(trainer.state.epoch or 0, 3), "step": step, "metrics": {},
-                           "extra_splits": {}})
+            epochs.append(
+                {"epoch": round(trainer.state.epoch or 0, 3), "step": step, "metrics": {}, "extra_splits": {}}
+            )
         epochs[-1]["metrics"].update(final_eval)
     metric = runner.metric_key
     if not epochs:
@@ -388,17 +411,25 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         "seed": cfg.seed,
         "profile": cfg.profile,
         "smoke": bool(t.smoke),
-        "precision": {"requested": t.precision, "used": precision_used(t.precision, use_cuda),
-                      "device": "cuda" if use_cuda else "cpu"},
+        "precision": {
+            "requested": t.precision,
+            "used": precision_used(t.precision, use_cuda),
+            "device": "cuda" if use_cuda else "cpu",
+        },
         "config": cfg.to_dict(),  # the resolved dict, exactly (RunConfig keeps which keys it was given)
         "metric": metric,
         "epochs": epochs,
         "best": best,
         "selected_on": "dev" if any(DEV_SPLIT in e.get("extra_splits", {}) for e in epochs) else "validation",
         "final": epochs[-1],
-        "train_curve": [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
-                        for h in history if "loss" in h and "eval_loss" not in h],
-        "train_summary": {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("train_")},
+        "train_curve": [
+            {"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
+            for h in history
+            if "loss" in h and "eval_loss" not in h
+        ],
+        "train_summary": {
+            k: v for k, v in (history[-1] if history else {}).items() if k.startswith("train_")
+        },
         "steps": trainer.state.global_step,
         "params": {
             "total": n_total,
@@ -406,9 +437,11 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
             "extra_updated": method.extra_updated_params(model, cfg.hp_dict()),
         },
         "delta_lora": delta,
-        "loss": {"label_smoothing": t.label_smoothing,
-                 "smoothing": "in model" if causal else "trainer",
-                 "label_only_logits": label_only},
+        "loss": {
+            "label_smoothing": t.label_smoothing,
+            "smoothing": "in model" if causal else "trainer",
+            "label_only_logits": label_only,
+        },
         "analysis": {
             **({"update_rank": weight_update_analysis(model, callbacks, initial)} if initial else {}),
             **({"grad_cosine": cosine_cb.to_record()} if cosine_cb is not None else {}),
@@ -417,8 +450,14 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         "provenance": {**provenance(started, peak), "resumed_from": resumed_from},
     }
     if t.save_init:  # for runs that start from this one (before the record: record => state complete)
-        init_state.save_init_state(model, out / init_state.INIT_DIR, method=cfg.method, task=cfg.task,
-                                   head=runner.modules_to_save(unwrap_peft(model)), delta_lora=_delta_lora_handle(callbacks))
+        init_state.save_init_state(
+            model,
+            out / init_state.INIT_DIR,
+            method=cfg.method,
+            task=cfg.task,
+            head=runner.modules_to_save(unwrap_peft(model)),
+            delta_lora=_delta_lora_handle(callbacks),
+        )
     atomic_write_json(out / "log_history.json", history)
     if not t.checkpoint_every or not os.environ.get("DELTALORA_KEEP_CHECKPOINTS"):
         shutil.rmtree(out / "trainer", ignore_errors=True)
@@ -434,6 +473,8 @@ def _delta_lora_callback(callbacks: list) -> Any:
     from .core.callback import DeltaLoRACallback
 
     return next((cb for cb in callbacks if isinstance(cb, DeltaLoRACallback)), None)
+
+
 def best_epoch(epochs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     """The epoch with the best selection score (dev when evaluated, else validation).
 
@@ -441,8 +482,14 @@ def best_epoch(epochs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     the training distribution saturates (many epochs reach the same count of correct examples), and
     without the loss the earliest of those would win however much better later epochs fit.
     """
-    return max(epochs, key=lambda e: (_finite(_selection_score(e, metric)),
-                                      -_finite(_selection_score(e, "loss"), missing=math.inf), -e["epoch"]))
+    return max(
+        epochs,
+        key=lambda e: (
+            _finite(_selection_score(e, metric)),
+            -_finite(_selection_score(e, "loss"), missing=math.inf),
+            -e["epoch"],
+        ),
+    )
 
 
 def _selection_score(epoch: dict[str, Any], metric: str) -> Any:
@@ -468,17 +515,24 @@ def _delta_lora_summary(callbacks: list) -> dict[str, Any] | None:
     for cb in callbacks:
         if isinstance(cb, DeltaLoRACallback) and cb.delta_lora is not None:
             dl = cb.delta_lora
-            return {"steps_counted": dl.step, "switched": dl.switched, "engine": dl.engine,
-                    "update_ratio": dl.update_ratio, "start_step": dl.start_step,
-                    "extra_updated_params": dl.extra_updated_params()}
+            return {
+                "steps_counted": dl.step,
+                "switched": dl.switched,
+                "engine": dl.engine,
+                "update_ratio": dl.update_ratio,
+                "start_step": dl.start_step,
+                "extra_updated_params": dl.extra_updated_params(),
+            }
     return None
 
 
 def summarize(record: dict[str, Any]) -> str:
     m = record["metric"]
-    return (f"{record['task']} {record['method']} seed {record['seed']}: best {m} "
-            f"{record['best']['metrics'][m]:.2f} (epoch {record['best']['epoch']}), final "
-            f"{record['final']['metrics'][m]:.2f}; {record['provenance']['wall_time_s']:.1f}s")
+    return (
+        f"{record['task']} {record['method']} seed {record['seed']}: best {m} "
+        f"{record['best']['metrics'][m]:.2f} (epoch {record['best']['epoch']}), final "
+        f"{record['final']['metrics'][m]:.2f}; {record['provenance']['wall_time_s']:.1f}s"
+    )
 
 
 __all__ = ["DivergenceError", "RunError", "check_checkpoint", "latest_checkpoint", "run", "summarize"]

@@ -32,7 +32,7 @@ good = ["great", "wonderful", "excellent", "delightful", "superb", "lovely"]
 bad = ["awful", "terrible", "dreadful", "boring", "horrible", "dull"]
 things = ["film", "meal", "concert", "book", "hotel", "game"]
 texts, labels = [], []
-for i, thing in enumerate(things):
+for _i, thing in enumerate(things):
     for w in good:
         texts.append(f"the {thing} was {w}.")
         labels.append(1)
@@ -70,5 +70,7 @@ with tempfile.TemporaryDirectory() as d:
     reloaded = PeftModel.from_pretrained(base(), d).eval()
     with torch.no_grad():
         err = (reloaded(**enc).logits - logits).abs().max().item()
-    print(f"exported adapter rank {reloaded.peft_config['default'].r}; max |logit difference| after reload: {err:.2e}")
+    print(
+        f"exported adapter rank {reloaded.peft_config['default'].r}; max |logit difference| after reload: {err:.2e}"
+    )
     assert err < 1e-4, err

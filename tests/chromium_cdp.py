@@ -19,9 +19,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--mute-audio", "--hide-scrollbars", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
+]
 
 
 def find_chromium() -> str | None:
@@ -51,10 +62,20 @@ class Browser:
             os.dup2(evt_w, 4)
 
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=child_fds, pass_fds=(3, 4), close_fds=True)  # 3, 4 made by child_fds
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=child_fds,
+            pass_fds=(3, 4),
+            close_fds=True,
+        )  # 3, 4 made by child_fds
         os.close(cmd_r)
         os.close(evt_w)
         self._next_id = 0
@@ -88,8 +109,9 @@ class Browser:
                         self.events.append(msg)
                     self._cv.notify_all()
 
-    def send(self, method: str, params: dict[str, Any] | None = None, *,
-             session: str | None = "page") -> dict:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, *, session: str | None = "page"
+    ) -> dict:
         """Send one command and wait for its reply (an error reply raises RuntimeError)."""
         self._next_id += 1
         mid = self._next_id
@@ -114,8 +136,9 @@ class Browser:
     def _attach_page(self) -> str:
         targets = self.send("Target.getTargets", session=None)["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        return self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
-                         session=None)["sessionId"]
+        return self.send(
+            "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}, session=None
+        )["sessionId"]
 
     # ------------------------------------------------------------------ page
     def open(self, url: str) -> None:
@@ -142,8 +165,10 @@ class Browser:
             params["contextId"] = context_id
         res = self.send("Runtime.evaluate", params)
         if "exceptionDetails" in res:
-            raise RuntimeError(f"{expression[:80]}: {res['exceptionDetails'].get('text')} "
-                               f"{res['exceptionDetails'].get('exception', {}).get('description', '')}")
+            raise RuntimeError(
+                f"{expression[:80]}: {res['exceptionDetails'].get('text')} "
+                f"{res['exceptionDetails'].get('exception', {}).get('description', '')}"
+            )
         return res["result"].get("value")
 
     def wait_until(self, expression: str, *, what: str, context_id: int | None = None) -> Any:
@@ -164,10 +189,13 @@ class Browser:
             frames = _frames(self.send("Page.getFrameTree")["frameTree"])
             ids = {f["id"] for f in frames if f.get("url", "").startswith(url_prefix)}
             with self._cv:
-                ctx = [e["params"]["context"] for e in self.events
-                       if e.get("method") == "Runtime.executionContextCreated"
-                       and e["params"]["context"].get("auxData", {}).get("frameId") in ids
-                       and e["params"]["context"].get("auxData", {}).get("isDefault")]
+                ctx = [
+                    e["params"]["context"]
+                    for e in self.events
+                    if e.get("method") == "Runtime.executionContextCreated"
+                    and e["params"]["context"].get("auxData", {}).get("frameId") in ids
+                    and e["params"]["context"].get("auxData", {}).get("isDefault")
+                ]
             if ctx:
                 return ctx[-1]["id"]
             if time.monotonic() > deadline:

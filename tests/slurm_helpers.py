@@ -48,24 +48,44 @@ def copy_workflow(d: Path) -> Path:
     return d
 
 
-def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+def snakemake(
+    cwd: Path, *args: str, env: dict | None = None, timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def mirror_env(hf: Path, d: Path) -> dict:
     """Environment of a paper-profile run on a mirrored hub: offline, every cache inside `d`."""
-    return {**os.environ, "HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "HF_DATASETS_CACHE": str(hf / "datasets"), "XDG_CACHE_HOME": str(d / "xdg"),
-            "DELTALORA_DATA_DIR": str(d / "data"), "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "HF_HOME": str(hf),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(hf / "datasets"),
+        "XDG_CACHE_HOME": str(d / "xdg"),
+        "DELTALORA_DATA_DIR": str(d / "data"),
+        "PYTHONPATH": str(REPO),
+    }
 
 
 @pytest.fixture(scope="session")
 def mirror_home(tmp_path_factory) -> Path:
     """`deltalora mirror` into a fresh HF_HOME (once per test session and module file)."""
     hf = tmp_path_factory.mktemp("hf")
-    r = subprocess.run([sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)], capture_output=True,
-                       text=True, env=mirror_env(hf, hf.parent), timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)],
+        capture_output=True,
+        text=True,
+        env=mirror_env(hf, hf.parent),
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return hf
 

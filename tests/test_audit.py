@@ -27,8 +27,8 @@ FAST = Settings(n_resamples=2000)
 
 # =========================================================================== stats
 def test_sign_test_hand_values():
-    assert stats.sign_test([1, 2, 3, 4, 5]).p_value == pytest.approx(2 * 0.5 ** 5)  # 0.0625
-    assert stats.sign_test([1, 2, 3, 4, 5], alternative="greater").p_value == pytest.approx(0.5 ** 5)
+    assert stats.sign_test([1, 2, 3, 4, 5]).p_value == pytest.approx(2 * 0.5**5)  # 0.0625
+    assert stats.sign_test([1, 2, 3, 4, 5], alternative="greater").p_value == pytest.approx(0.5**5)
     assert stats.sign_test([1, 2, 3, 4, 5], alternative="less").p_value == pytest.approx(1.0)
     # 4 of 5 positive, one-sided: P(X >= 4) = (5 + 1) / 32
     assert stats.sign_test([1, 1, 1, 1, -1], alternative="greater").p_value == pytest.approx(6 / 32)
@@ -127,8 +127,14 @@ def test_bootstrap_ci_matches_scipy_percentile_bootstrap():
     x = np.array([0.3, -0.1, 0.8, 0.5, 0.2, 1.4, -0.6, 0.9])
     for conf in (0.8, 0.95):
         ours = stats.bootstrap_ci(x, confidence=conf, n_resamples=50_000, seed=0)
-        ref = bootstrap((x,), np.mean, method="percentile", confidence_level=conf, n_resamples=50_000,
-                        rng=np.random.default_rng(5)).confidence_interval
+        ref = bootstrap(
+            (x,),
+            np.mean,
+            method="percentile",
+            confidence_level=conf,
+            n_resamples=50_000,
+            rng=np.random.default_rng(5),
+        ).confidence_interval
         assert ours.low == pytest.approx(ref.low, abs=0.02) and ours.high == pytest.approx(ref.high, abs=0.02)
 
 
@@ -144,7 +150,7 @@ def test_wilcoxon_normal_approximation_above_20_pairs_with_ties():
     ranks = rankdata(np.abs(nz))
     t_plus = ranks[nz > 0].sum()
     _, ties = np.unique(np.abs(nz), return_counts=True)
-    z = (t_plus - n * (n + 1) / 4) / math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (ties ** 3 - ties).sum() / 48)
+    z = (t_plus - n * (n + 1) / 4) / math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (ties**3 - ties).sum() / 48)
     hand = {"greater": norm.sf(z), "less": norm.cdf(z), "two-sided": 2 * norm.sf(abs(z))}
     for alt in ("greater", "less", "two-sided"):
         ours = stats.wilcoxon_signed_rank(d, alternative=alt)
@@ -164,7 +170,7 @@ def test_pair_by_seed_and_comparison():
     assert cmp.decision_test("greater").name.startswith("Wilcoxon")
     pooled = stats.paired_comparison({"a": {0: 1, 1: 2, 2: 3}, "b": {0: 1, 1: 1, 2: 1}})
     assert pooled.pooled and pooled.n == 6 and pooled.decision_test("greater").name == "sign test"
-    assert pooled.decision_test("greater").p_value == pytest.approx(0.5 ** 6)
+    assert pooled.decision_test("greater").p_value == pytest.approx(0.5**6)
 
 
 # =========================================================================== rules: every verdict
@@ -300,9 +306,17 @@ def make_record(
     lr: float = 1e-3,
     n_val: int = 384,
 ) -> dict:
-    method = method or ("delta_lora" if row.startswith("delta_lora") or row.startswith("dropout_delta") else
-                        "full_ft" if row == "full_ft" else "adalora" if row == "adalora" else
-                        "dylora" if row == "dylora" else "lora")
+    method = method or (
+        "delta_lora"
+        if row.startswith("delta_lora") or row.startswith("dropout_delta")
+        else "full_ft"
+        if row == "full_ft"
+        else "adalora"
+        if row == "adalora"
+        else "dylora"
+        if row == "dylora"
+        else "lora"
+    )
     family = "glue" if task.startswith("glue/") else "nlg"
     metric = {"glue/rte": "accuracy", "glue/mrpc": "accuracy", "e2e": "bleu", "webnlg": "bleu_all"}[task]
     hp = {"r": 8, "alpha": 16.0, "dropout": 0.0}
@@ -404,8 +418,17 @@ def scores_for(task: str, row: str, seed: int) -> float:
 @pytest.fixture()
 def synthetic(tmp_path):
     paths = []
-    rows_all = ["lora", "delta_lora", "delta_lora_inplace", "adalora", "dylora", "lora_scaled", "lora_nodrop",
-                "lora_lr0.003", "full_ft"]
+    rows_all = [
+        "lora",
+        "delta_lora",
+        "delta_lora_inplace",
+        "adalora",
+        "dylora",
+        "lora_scaled",
+        "lora_nodrop",
+        "lora_lr0.003",
+        "full_ft",
+    ]
     for task in (RTE, MRPC, "e2e"):
         rows = rows_all if task == RTE else ["lora", "delta_lora", "adalora", "dylora"]
         if task == RTE:
@@ -424,16 +447,27 @@ def synthetic(tmp_path):
                     analysis = _analysis(16, inplace=True)
                 elif task == RTE and row == "full_ft":
                     analysis = _analysis(60, full=True)
-                rec = make_record(task, row, seed, scores_for(task, row, seed), analysis=analysis,
-                                  engine="inplace" if row == "delta_lora_inplace" else None,
-                                  lr=0.003 if row == "lora_lr0.003" else 1e-3)
+                rec = make_record(
+                    task,
+                    row,
+                    seed,
+                    scores_for(task, row, seed),
+                    analysis=analysis,
+                    engine="inplace" if row == "delta_lora_inplace" else None,
+                    lr=0.003 if row == "lora_lr0.003" else 1e-3,
+                )
                 p = tmp_path / "runs" / task.replace("/", "_") / row / f"seed{seed}" / "record.json"
                 atomic_write_json(p, rec)
                 paths.append(p)
     memory = tmp_path / "memory.csv"
     mem_rows = []
-    for cfg, peak, step in (("full_ft", 2.0, 1.9), ("lora", 1.0, 1.0), ("inplace", 1.04, 1.06),
-                            ("folded", 1.01, 1.02), ("naive", 1.6, 1.3)):
+    for cfg, peak, step in (
+        ("full_ft", 2.0, 1.9),
+        ("lora", 1.0, 1.0),
+        ("inplace", 1.04, 1.06),
+        ("folded", 1.01, 1.02),
+        ("naive", 1.6, 1.3),
+    ):
         mem_rows.append(
             {
                 "model": "minilm",
@@ -456,8 +490,15 @@ def synthetic(tmp_path):
         for p, c in ((0.0, 1.0), (0.1, 0.95)):
             for step in (10, 20):
                 for layer in LAYERS:
-                    cos_rows.append({"method": method, "dropout": p, "step": step, "layer": layer,
-                                     "cosine": c - (1e-7 if p == 0 else 0.01 * step / 20)})
+                    cos_rows.append(
+                        {
+                            "method": method,
+                            "dropout": p,
+                            "step": step,
+                            "layer": layer,
+                            "cosine": c - (1e-7 if p == 0 else 0.01 * step / 20),
+                        }
+                    )
     pd.DataFrame(cos_rows).to_csv(cosines, index=False)
     return {"paths": paths, "memory": memory, "cosines": cosines, "tmp": tmp_path}
 
@@ -536,8 +577,10 @@ def test_csv_verdicts_follow_the_rules(synthetic):
         assert df.loc[f"4a.{base}.{RTE}", "verdict"] == verdict
         assert df.loc[f"4a.{base}.{RTE}", "rule"].startswith("on the seed-paired differences")
     # pooled vs LoRA over the three tasks
-    strata = {t: {s: scores_for(t, "delta_lora", s) - scores_for(t, "lora", s) for s in SEEDS}
-              for t in (RTE, MRPC, "e2e")}
+    strata = {
+        t: {s: scores_for(t, "delta_lora", s) - scores_for(t, "lora", s) for s in SEEDS}
+        for t in (RTE, MRPC, "e2e")
+    }
     cmp = stats.paired_comparison(strata, n_resamples=FAST.n_resamples)
     assert df.loc["4a.lora", "verdict"] == rules.rule_paired_gain(cmp)[0]
     assert df.loc["1a", "verdict"] == rules.rule_high_rank([(16, 16)] * 10)[0]
@@ -613,8 +656,21 @@ def test_cli_command(synthetic, capsys):
     out = synthetic["tmp"] / "cli"
     listing = synthetic["tmp"] / "records.txt"
     listing.write_text("\n".join(map(str, synthetic["paths"])) + "\n")
-    args = parser.parse_args(["audit", "--records-from", str(listing), "--profile", "default", "--memory",
-                              str(synthetic["memory"]), "--out", str(out / "audit.md"), "--resamples", "500"])
+    args = parser.parse_args(
+        [
+            "audit",
+            "--records-from",
+            str(listing),
+            "--profile",
+            "default",
+            "--memory",
+            str(synthetic["memory"]),
+            "--out",
+            str(out / "audit.md"),
+            "--resamples",
+            "500",
+        ]
+    )
     assert args.func(args) == 0
     assert (out / "audit.csv").is_file() and "wrote" in capsys.readouterr().out
     df = pd.read_csv(out / "audit.csv", keep_default_na=False)

@@ -21,8 +21,19 @@ TOY = Claim("8", "A toy claim added by one registration", "this test", "the coun
 
 def _assess_toy(ev: Evidence, s: Settings) -> list:
     n = len(ev.records)
-    return [audit_row(ev, TOY, "", "claim", TOY.test, f"{n} run record(s) counted",
-                      rules.rule_paired_gain(None, alpha=s.alpha), "no measurement", {"n": n})]
+    return [
+        audit_row(
+            ev,
+            TOY,
+            "",
+            "claim",
+            TOY.test,
+            f"{n} run record(s) counted",
+            rules.rule_paired_gain(None, alpha=s.alpha),
+            "no measurement",
+            {"n": n},
+        )
+    ]
 
 
 @pytest.fixture
@@ -70,6 +81,7 @@ def test_a_claim_id_or_section_registered_twice_is_refused(toy_family):
     with pytest.raises(ValueError, match="claim id.*8.*already registered"):
         register(ClaimFamily(section="9", title="again", claims=(TOY,), assess=_assess_toy))
     with pytest.raises(ValueError, match="section '8' already registered"):
-        register(ClaimFamily(section="8", title="again", claims=(Claim("9", "t", "w", "x"),),
-                             assess=_assess_toy))
+        register(
+            ClaimFamily(section="8", title="again", claims=(Claim("9", "t", "w", "x"),), assess=_assess_toy)
+        )
     assert FAMILIES[-1] is toy_family and "9" not in CLAIMS

@@ -11,28 +11,47 @@ NOISE = {0: 0.1, 1: -0.2, 2: 0.3, 3: -0.1, 4: 0.05}
 
 
 def _rec(row: str, seed: int, val: float, dev: float | None, lr: float = 3e-3) -> dict:
-    method = "delta_lora" if row.startswith("delta_lora") else "lora_scaled" if row == "lora_scaled" else "lora"
-    best = {"epoch": 1, "step": 32, "metrics": {"accuracy": val + NOISE[seed]},
-            "extra_splits": {} if dev is None else {"dev": {"accuracy": dev + NOISE[seed]}}}
-    return {"task": "glue/rte", "task_family": "glue", "row": row, "method": method, "seed": seed,
-            "profile": "default", "metric": "accuracy", "best": best, "final": best, "epochs": [best],
-            "model": "embedded:minilm",
-            "config": {"train": {"lr": lr}, "hp": {"dropout": 0.0}, "data": {"n_val": 192}}}
+    method = (
+        "delta_lora" if row.startswith("delta_lora") else "lora_scaled" if row == "lora_scaled" else "lora"
+    )
+    best = {
+        "epoch": 1,
+        "step": 32,
+        "metrics": {"accuracy": val + NOISE[seed]},
+        "extra_splits": {} if dev is None else {"dev": {"accuracy": dev + NOISE[seed]}},
+    }
+    return {
+        "task": "glue/rte",
+        "task_family": "glue",
+        "row": row,
+        "method": method,
+        "seed": seed,
+        "profile": "default",
+        "metric": "accuracy",
+        "best": best,
+        "final": best,
+        "epochs": [best],
+        "model": "embedded:minilm",
+        "config": {"train": {"lr": lr}, "hp": {"dropout": 0.0}, "data": {"n_val": 192}},
+    }
 
 
 # row -> (validation, dev): dev and validation disagree on every choice
 PLANTED = {
     "delta_lora": (70.0, 60.0),
-    "delta_lora_lr0.001": (60.0, 80.0),   # dev's choice for Delta-LoRA
+    "delta_lora_lr0.001": (60.0, 80.0),  # dev's choice for Delta-LoRA
     "lora": (90.0, 70.0),
-    "lora_lr0.001": (50.0, 75.0),         # dev's choice among the controls
-    "lora_scaled": (95.0, 50.0),          # validation's choice among the controls
+    "lora_lr0.001": (50.0, 75.0),  # dev's choice among the controls
+    "lora_scaled": (95.0, 50.0),  # validation's choice among the controls
 }
 
 
 def _verdicts(with_dev: bool) -> tuple[dict[str, str], dict[str, dict]]:
-    recs = [_rec(r, s, v, d if with_dev else None, lr=1e-3 if "lr0.001" in r else 3e-3)
-            for r, (v, d) in PLANTED.items() for s in SEEDS]
+    recs = [
+        _rec(r, s, v, d if with_dev else None, lr=1e-3 if "lr0.001" in r else 3e-3)
+        for r, (v, d) in PLANTED.items()
+        for s in SEEDS
+    ]
     rows = assess_lr_objection(Evidence("default", recs), Settings(n_resamples=2000))
     return {r.id: r.verdict for r in rows}, {r.id: r for r in rows}
 
@@ -65,11 +84,27 @@ def test_a_tie_on_dev_goes_to_the_row_with_the_lower_median_dev_loss():
     recs = []
     for row, loss in (("lora", 0.30), ("lora_lr0.001", 0.45)):
         for s in SEEDS:
-            best = {"epoch": 1, "metrics": {"accuracy": 80.0},
-                    "extra_splits": {"dev": {"accuracy": 96.875, "loss": loss + NOISE[s] / 10}}}
-            recs.append({"task": "glue/rte", "task_family": "glue", "row": row, "method": "lora", "seed": s,
-                         "profile": "default", "metric": "accuracy", "best": best, "final": best,
-                         "epochs": [best], "model": "embedded:minilm", "config": {}})
+            best = {
+                "epoch": 1,
+                "metrics": {"accuracy": 80.0},
+                "extra_splits": {"dev": {"accuracy": 96.875, "loss": loss + NOISE[s] / 10}},
+            }
+            recs.append(
+                {
+                    "task": "glue/rte",
+                    "task_family": "glue",
+                    "row": row,
+                    "method": "lora",
+                    "seed": s,
+                    "profile": "default",
+                    "metric": "accuracy",
+                    "best": best,
+                    "final": best,
+                    "epochs": [best],
+                    "model": "embedded:minilm",
+                    "config": {},
+                }
+            )
     best, med = select_best(Evidence("default", recs), "glue/rte", ["lora", "lora_lr0.001"], "dev")
     assert med == {"lora": 96.875, "lora_lr0.001": 96.875}
     assert best == "lora"  # the name that sorts last (lora_lr0.001) would win without the loss

@@ -21,17 +21,40 @@ def test_measure_ratios_are_medians_over_rounds_divided_by_loras(monkeypatch):
         i = sum(c == config for c in calls)
         calls.append(config)
         step, peak = ROUNDS[config][i]
-        return {"model": model, "config": config, "device": kw["device"], "dtype": kw["dtype"],
-                "batch": kw["batch"], "seq": kw["seq"], "peak_method": "fake", "weights_bytes": 10,
-                "gradients_bytes": 1, "optimizer_bytes": 2, "trainable_params": 5, "extra_updated_params": 0,
-                "median_step_s": step, "peak_bytes": peak, "activations_bytes": peak - 13,
-                "saved_activation_bytes": peak - 13}
+        return {
+            "model": model,
+            "config": config,
+            "device": kw["device"],
+            "dtype": kw["dtype"],
+            "batch": kw["batch"],
+            "seq": kw["seq"],
+            "peak_method": "fake",
+            "weights_bytes": 10,
+            "gradients_bytes": 1,
+            "optimizer_bytes": 2,
+            "trainable_params": 5,
+            "extra_updated_params": 0,
+            "median_step_s": step,
+            "peak_bytes": peak,
+            "activations_bytes": peak - 13,
+            "saved_activation_bytes": peak - 13,
+        }
 
     monkeypatch.setattr(benchmark, "run_one", fake_run_one)
     # device "cuda" takes the in-process path (run_one) that the fake replaces; no GPU is needed for that
     monkeypatch.setattr(benchmark, "check_device", lambda device: None)
-    rows = benchmark.measure(["tiny"], device="cuda", dtypes=["fp32"], rounds=3, batch=2, seq=4, steps=1,
-                             warmup=0, threads=0, configs=("full_ft", "lora", "inplace"))
+    rows = benchmark.measure(
+        ["tiny"],
+        device="cuda",
+        dtypes=["fp32"],
+        rounds=3,
+        batch=2,
+        seq=4,
+        steps=1,
+        warmup=0,
+        threads=0,
+        configs=("full_ft", "lora", "inplace"),
+    )
     # configurations interleaved in rotating order, one call each per round
     assert calls == ["full_ft", "lora", "inplace", "lora", "inplace", "full_ft", "inplace", "full_ft", "lora"]
     by = {r["config"]: r for r in rows}

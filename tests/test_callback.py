@@ -16,8 +16,11 @@ from deltalora.core.delta_lora import OPTIMIZER_STATE_KEY
 
 def dataset(n=48):
     """A plain list of examples (the Trainer takes any sequence): the core's tests need no `datasets`."""
-    return [{"input_ids": ids, "labels": y} for b in batches("bert", n // 4)
-            for ids, y in zip(b["input_ids"], b["labels"])]
+    return [
+        {"input_ids": ids, "labels": y}
+        for b in batches("bert", n // 4)
+        for ids, y in zip(b["input_ids"], b["labels"], strict=False)
+    ]
 
 
 def run(tmp_path, engine, *, accum=1, max_steps=12, save_steps=None, resume=None, model=None, callback=None):
@@ -51,8 +54,9 @@ def test_trainer_engines_agree_and_count_optimizer_steps(tmp_path):
     m_fo, cb_fo, _ = run(tmp_path / "b", "folded", accum=2)
     assert cb_in.delta_lora.step == tr.state.global_step == 12  # micro-batches are not steps
     assert (logits(m_in, "bert") - logits(m_fo, "bert")).abs().max().item() < 1e-9
-    plain, _, _ = run(tmp_path / "c", "folded", accum=2,
-                      callback=DeltaLoRACallback(update_ratio=0.0, start_step=3))
+    plain, _, _ = run(
+        tmp_path / "c", "folded", accum=2, callback=DeltaLoRACallback(update_ratio=0.0, start_step=3)
+    )
     assert (logits(m_fo, "bert") - logits(plain, "bert")).abs().max().item() > 1e-4
 
 

@@ -47,8 +47,9 @@ def _dtensor_refused() -> str:
     model = lora_model("bert")
     layer = next(m for n, m in model.named_modules() if n.endswith("query") and hasattr(m, "lora_A"))
     base = layer.get_base_layer()
-    base.weight = torch.nn.Parameter(distribute_tensor(base.weight.detach(), mesh, [Replicate()]),
-                                     requires_grad=False)
+    base.weight = torch.nn.Parameter(
+        distribute_tensor(base.weight.detach(), mesh, [Replicate()]), requires_grad=False
+    )
     try:
         DeltaLoRA(model, _optimizer(model))
     except ValueError as e:
@@ -67,7 +68,7 @@ def _worker(rank: int, world: int, out: str) -> None:
             opt = _optimizer(ddp)
             handle = DeltaLoRA(ddp, opt, update_ratio=2.0, start_step=K, engine=engine)
             for batch in batches("bert", STEPS, batch=BATCH):
-                half = {k: v[rank * BATCH // world:(rank + 1) * BATCH // world] for k, v in batch.items()}
+                half = {k: v[rank * BATCH // world : (rank + 1) * BATCH // world] for k, v in batch.items()}
                 ddp(**half).loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -105,7 +106,9 @@ def test_ddp_two_processes_match_one_process_for_both_engines(tmp_path):
         dev = max((a["params"][n] - one["params"][n]).abs().max().item() for n in one["params"])
         assert dev < 1e-9 and (a["logits"] - one["logits"]).abs().max().item() < 1e-9, (engine, dev)
         # written once, by rank 0; vanilla PEFT loads it and gives the trained model's outputs
-        assert (tmp_path / f"adapter-{engine}-rank0").is_dir() and not (tmp_path / f"adapter-{engine}-rank1").exists()
+        assert (tmp_path / f"adapter-{engine}-rank0").is_dir() and not (
+            tmp_path / f"adapter-{engine}-rank1"
+        ).exists()
         loaded = PeftModel.from_pretrained(base_model("bert"), str(tmp_path / f"adapter-{engine}"))
         assert (logits(loaded, "bert") - a["logits"]).abs().max().item() < 1e-9
     for r in (r0, r1):
@@ -122,8 +125,16 @@ def test_trainer_callback_under_torchrun_two_processes(tmp_path):
 
     script = Path(ddp_trainer.__file__)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     for engine in ENGINES:

@@ -60,7 +60,7 @@ def test_amp_skipped_step_equals_run_without_that_batch(opt_kind, engine):
     assert bad_calls == (N if opt_kind == "fused" else N - 1)
     assert bad_h.step == good_h.step == N - 1
     assert bad_switch["counted"] == good_switch["counted"] == K + 1
-    for s1, s2 in zip(bad_h.slots, good_h.slots):
+    for s1, s2 in zip(bad_h.slots, good_h.slots, strict=False):
         assert torch.equal(s1.snap_A, s2.snap_A) and torch.equal(s1.snap_B, s2.snap_B)
         assert torch.equal(s1.weight, s2.weight)
     dev = (logits(bad, "bert") - logits(good, "bert")).abs().max().item()
@@ -140,7 +140,9 @@ def test_core_import_is_light():
         "from deltalora import DeltaLoRACallback\n"
         "print(json.dumps({'before': before, 'callback_loads_transformers': 'transformers' in sys.modules}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"before": [], "callback_loads_transformers": True}
 

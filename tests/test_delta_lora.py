@@ -47,12 +47,15 @@ def reference_run(kind, lam, k, steps, *, accum: int = 1, **model_kw):
         (model(**batch).loss / accum).backward()
         if (i + 1) % accum:
             continue
-        old = [(m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone()) for m in layers]
+        old = [
+            (m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone())
+            for m in layers
+        ]
         opt.step()
         opt.zero_grad(set_to_none=True)
         if t > k:
             with torch.no_grad():
-                for m, (b0, a0) in zip(layers, old):
+                for m, (b0, a0) in zip(layers, old, strict=False):
                     b1, a1 = m.lora_B["default"].weight, m.lora_A["default"].weight
                     delta = lam * m.scaling["default"] * (b1 @ a1 - b0 @ a0)
                     if m.fan_in_fan_out:
@@ -65,8 +68,14 @@ def reference_run(kind, lam, k, steps, *, accum: int = 1, **model_kw):
 def engine_run(kind, engine, lam, k, steps, *, accum: int = 1, **model_kw):
     model = lora_model(kind, **model_kw)
     opt = make_optimizer(model)
-    handle = DeltaLoRA(model, opt, update_ratio=lam, start_step=k, engine=engine,
-                       allow_dropout=model_kw.get("dropout", 0) > 0)
+    handle = DeltaLoRA(
+        model,
+        opt,
+        update_ratio=lam,
+        start_step=k,
+        engine=engine,
+        allow_dropout=model_kw.get("dropout", 0) > 0,
+    )
     train_steps(model, kind, opt, batches(kind, steps * accum), accum=accum)
     return model, handle
 
@@ -74,7 +83,7 @@ def engine_run(kind, engine, lam, k, steps, *, accum: int = 1, **model_kw):
 def max_dev(m1, m2, kind) -> dict[str, float]:
     out = {"logits": (logits(m1, kind) - logits(m2, kind)).abs().max().item()}
     d_ab = 0.0
-    for (_, a), (_, b) in zip(lora_layers(m1), lora_layers(m2)):
+    for (_, a), (_, b) in zip(lora_layers(m1), lora_layers(m2), strict=False):
         d_ab = max(d_ab, (a.lora_A["default"].weight - b.lora_A["default"].weight).abs().max().item())
         d_ab = max(d_ab, (a.lora_B["default"].weight - b.lora_B["default"].weight).abs().max().item())
     out["AB"] = d_ab
@@ -91,14 +100,16 @@ def test_engines_match_reference_algorithm_1(kind, engine, lam):
     assert dev["logits"] < TOL and dev["AB"] < TOL, dev
     assert handle.step == STEPS
     w0 = base_model(kind)
-    for (name, layer), (_, ref_layer) in zip(lora_layers(model), lora_layers(ref)):
+    for (name, layer), (_, ref_layer) in zip(lora_layers(model), lora_layers(ref), strict=False):
         w = layer.get_base_layer().weight
         orig = w0.get_submodule(name.replace("base_model.model.", "")).weight
         if engine == "folded":
             assert torch.equal(w, orig), f"folded engine wrote W of {name}"
             # ... but its effective weight is Algorithm 1's W_T
-            eff = orig + handle.slots[[s.name for s in handle.slots].index(name)].effective_delta() - (
-                layer.get_delta_weight("default")
+            eff = (
+                orig
+                + handle.slots[[s.name for s in handle.slots].index(name)].effective_delta()
+                - (layer.get_delta_weight("default"))
             )
             assert (eff - ref_layer.get_base_layer().weight).abs().max().item() < TOL
         else:
@@ -224,7 +235,9 @@ def test_amp_skipped_step_is_not_counted(engine):
             assert torch.equal(w, w_before) and torch.equal(handle.slots[0].A, a_before)
     assert handle.step == 5
     if engine == "inplace":
-        assert not torch.equal(w, base_model("bert", dtype=torch.float32).bert.encoder.layer[0].attention.self.query.weight)
+        assert not torch.equal(
+            w, base_model("bert", dtype=torch.float32).bert.encoder.layer[0].attention.self.query.weight
+        )
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
@@ -415,7 +428,9 @@ def test_weight_updates_follow_telescoping_identity():
 def test_inplace_refuses_low_precision_weight(dtype):
     m = lora_model("bert", dtype=dtype)
     name = str(dtype)
-    with pytest.raises(ValueError, match=rf"engine='inplace'.*{name} weight.*engine='folded'.*allow_low_precision=True"):
+    with pytest.raises(
+        ValueError, match=rf"engine='inplace'.*{name} weight.*engine='folded'.*allow_low_precision=True"
+    ):
         DeltaLoRA(m, _opt(m), engine="inplace")
     DeltaLoRA(m, _opt(m), engine="folded")  # the folded engine never writes W: accepted
 
@@ -439,16 +454,20 @@ def test_bf16_inplace_opt_in_is_float32_accumulated_and_rounded_once():
     data = batches("bert", 6)
     checked = moved = 0
     for i, batch in enumerate(data):
-        before = [(s.weight.detach().clone(), s.A.detach().double().clone(), s.B.detach().double().clone())
-                  for s in h.slots]
+        before = [
+            (s.weight.detach().clone(), s.A.detach().double().clone(), s.B.detach().double().clone())
+            for s in h.slots
+        ]
         m(**batch).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i == 0:  # t = 0 = K: no write yet
-            assert all(torch.equal(s.weight, w) for s, (w, _, _) in zip(h.slots, before))
+            assert all(torch.equal(s.weight, w) for s, (w, _, _) in zip(h.slots, before, strict=False))
             continue
-        for s, (w0, a0, b0) in zip(h.slots, before):
-            exact = w0.double() + s.lam * s.scaling * (s.B.detach().double() @ s.A.detach().double() - b0 @ a0)
+        for s, (w0, a0, b0) in zip(h.slots, before, strict=False):
+            exact = w0.double() + s.lam * s.scaling * (
+                s.B.detach().double() @ s.A.detach().double() - b0 @ a0
+            )
             once = exact.float().to(torch.bfloat16)  # the float64 result rounded (via float32) once
             w = s.weight.detach()
             assert w.dtype == torch.bfloat16

@@ -16,15 +16,24 @@ def _texts(ds, task: str) -> set[tuple[str, ...]]:
     return {tuple(r[c] for c in cols) for r in ds}
 
 
-@pytest.mark.parametrize(("size", "n_train", "cap", "want"), [
-    (64, 256, 0, 64), (0.1, 1000, 0, 100), (0.1, 400_000, 2000, 2000), (0, 100, 0, 0), (0.001, 10, 0, 1),
-])
+@pytest.mark.parametrize(
+    ("size", "n_train", "cap", "want"),
+    [
+        (64, 256, 0, 64),
+        (0.1, 1000, 0, 100),
+        (0.1, 400_000, 2000, 2000),
+        (0, 100, 0, 0),
+        (0.001, 10, 0, 1),
+    ],
+)
 def test_dev_count(size, n_train, cap, want):
     assert dev_split.dev_count(n_train, size, cap) == want
 
 
-@pytest.mark.parametrize(("size", "cap", "field"), [(-1, 0, "dev_size"), (2.5, 0, "dev_size"),
-                                                     (0.1, -1, "dev_max"), (0.99, 0, "dev_size")])
+@pytest.mark.parametrize(
+    ("size", "cap", "field"),
+    [(-1, 0, "dev_size"), (2.5, 0, "dev_size"), (0.1, -1, "dev_max"), (0.99, 0, "dev_size")],
+)
 def test_dev_count_bad_input_names_the_field(size, cap, field):
     with pytest.raises(ValueError, match=field):
         dev_split.dev_count(2 if size == 0.99 else 100, size, cap)
@@ -46,8 +55,12 @@ def test_proxy_dev_is_deterministic_disjoint_and_leaves_train_unchanged(tmp_path
 
 
 def test_random_carve_is_seeded_disjoint_and_complete():
-    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"idx": list(range(100))}),
-                               "validation": datasets.Dataset.from_dict({"idx": list(range(100, 120))})})
+    ds = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"idx": list(range(100))}),
+            "validation": datasets.Dataset.from_dict({"idx": list(range(100, 120))}),
+        }
+    )
     a = dev_split.carve_random(ds, 10, seed=0)
     b = dev_split.carve_random(ds, 10, seed=0)
     c = dev_split.carve_random(ds, 10, seed=1)
@@ -72,10 +85,18 @@ def test_best_epoch_is_selected_on_dev_not_validation():
 def test_a_tie_on_dev_goes_to_the_lower_dev_loss_then_the_earlier_epoch():
     """A small dev split saturates: epochs 1-3 all reach 62/64; the lowest dev loss (epoch 3) wins."""
     dev = [(96.875, 0.40), (96.875, 0.31), (96.875, 0.25), (93.75, 0.20)]
-    epochs = [{"epoch": i + 1, "metrics": {"accuracy": 80.0, "loss": 0.1},
-               "extra_splits": {"dev": {"accuracy": a, "loss": l}}} for i, (a, l) in enumerate(dev)]
+    epochs = [
+        {
+            "epoch": i + 1,
+            "metrics": {"accuracy": 80.0, "loss": 0.1},
+            "extra_splits": {"dev": {"accuracy": a, "loss": l}},
+        }
+        for i, (a, l) in enumerate(dev)
+    ]
     assert best_epoch(epochs, "accuracy")["epoch"] == 3
-    no_loss = [{**e, "extra_splits": {"dev": {"accuracy": e["extra_splits"]["dev"]["accuracy"]}}} for e in epochs]
+    no_loss = [
+        {**e, "extra_splits": {"dev": {"accuracy": e["extra_splits"]["dev"]["accuracy"]}}} for e in epochs
+    ]
     assert best_epoch(no_loss, "accuracy")["epoch"] == 1
 
 
@@ -83,10 +104,19 @@ def test_runs_of_every_method_are_scored_on_the_same_dev_split(tmp_path):
     from deltalora.config import resolve_run
     from deltalora.train import run
 
-    sets = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=32", "data.dev_size=16",
-            "train.epochs=1", "train.batch_size=8", f"data.data_dir={tmp_path / 'data'}"]
-    recs = [run(resolve_run(task="glue/rte", method=m, seed=s, sets=sets), tmp_path / f"{m}{s}")
-            for m, s in (("lora", 0), ("delta_lora", 1))]
+    sets = [
+        "model_options.num_hidden_layers=1",
+        "data.n_train=32",
+        "data.n_val=32",
+        "data.dev_size=16",
+        "train.epochs=1",
+        "train.batch_size=8",
+        f"data.data_dir={tmp_path / 'data'}",
+    ]
+    recs = [
+        run(resolve_run(task="glue/rte", method=m, seed=s, sets=sets), tmp_path / f"{m}{s}")
+        for m, s in (("lora", 0), ("delta_lora", 1))
+    ]
     for rec in recs:
         assert rec["selected_on"] == "dev"
         assert "accuracy" in rec["best"]["extra_splits"]["dev"] and "accuracy" in rec["best"]["metrics"]

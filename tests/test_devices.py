@@ -82,7 +82,9 @@ def test_memory_bench_refuses_cuda_without_a_gpu_by_name(monkeypatch, capsys):
     from deltalora.cli import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rc = main(["bench", "memory", "--models", "tiny", "--device", "cuda", "--rounds", "1", "--out", "unused.csv"])
+    rc = main(
+        ["bench", "memory", "--models", "tiny", "--device", "cuda", "--rounds", "1", "--out", "unused.csv"]
+    )
     err = capsys.readouterr().err
     assert rc != 0
     assert "memory.device" in err and "no CUDA device" in err and "allowed here: cpu" in err

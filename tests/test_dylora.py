@@ -33,8 +33,14 @@ PREFIX = "base_model.model."
 def _bert() -> BertForSequenceClassification:
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3,
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=3,
     )
     return BertForSequenceClassification(cfg).double()
 
@@ -42,8 +48,14 @@ def _bert() -> BertForSequenceClassification:
 def _gpt2() -> GPT2LMHeadModel:
     torch.manual_seed(0)
     cfg = GPT2Config(
-        vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=32,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=100,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     return GPT2LMHeadModel(cfg).double()
 
@@ -53,7 +65,7 @@ def _lora_factors(model):
     out = {}
     for name, p in model.named_parameters():
         if ".lora_A.default.weight" in name:
-            path = name[len(PREFIX): -len(".lora_A.default.weight")]
+            path = name[len(PREFIX) : -len(".lora_A.default.weight")]
             b_name = name.replace("lora_A", "lora_B")
             out[path] = (p.detach(), dict(model.named_parameters())[b_name].detach())
     return out
@@ -150,8 +162,13 @@ def test_eval_full_rank_is_plain_peft_lora():
     torch.manual_seed(0)
     plain = get_peft_model(
         _bert(),
-        LoraConfig(r=R, lora_alpha=ALPHA, target_modules=["query", "value"], modules_to_save=["classifier"],
-                   task_type="SEQ_CLS"),
+        LoraConfig(
+            r=R,
+            lora_alpha=ALPHA,
+            target_modules=["query", "value"],
+            modules_to_save=["classifier"],
+            task_type="SEQ_CLS",
+        ),
     )
     # identical PEFT state-dict keys: the truncation adds and renames nothing
     assert list(plain.state_dict()) == list(model.state_dict())
@@ -224,9 +241,18 @@ def test_trainer_draws_once_per_optimizer_step(tmp_path):
     hook = ctl.layers[0].register_forward_pre_hook(lambda m, a: seen.append(ctl.rank) if m.training else None)
     data = [{"input_ids": IDS[i % 2], "labels": i % 3} for i in range(12)]
     args = TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=3,
-        learning_rate=1e-3, report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
-        disable_tqdm=True, seed=0, dataloader_num_workers=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_steps=3,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
     )
     callbacks = METHOD.callbacks(model, HP, BERT_CTX)
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)

@@ -19,8 +19,7 @@ PKG_DIR = Path(__file__).resolve().parents[1] / "deltalora"
 
 # Cycles that are known and owned by another piece of work. Each entry must still exist (the test
 # fails when it is gone, so the list shrinks with the code).
-ALLOWED_CYCLES: dict[frozenset[str], str] = {
-}
+ALLOWED_CYCLES: dict[frozenset[str], str] = {}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -244,8 +243,14 @@ def test_every_internal_import_names_an_existing_module():
 
 
 def test_a_missing_internal_module_is_found(tmp_path):
-    root = _write(tmp_path, {"__init__.py": "", "a.py": "def f():\n    from .gone import x\n    return x\n",
-                             "b.py": "import pkg.a\nfrom pkg import a\n"})
+    root = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "def f():\n    from .gone import x\n    return x\n",
+            "b.py": "import pkg.a\nfrom pkg import a\n",
+        },
+    )
     assert unresolved_imports(root) == ["pkg/a.py:2: pkg.gone"]
 
 
@@ -262,22 +267,45 @@ SUITE_LAYERS: list[tuple[str, set[str]]] = [
     ("the method", {"deltalora.core"}),
     (
         "foundations",
-        {"deltalora.atomic", "deltalora.errors", "deltalora.records", "deltalora.smoke", "deltalora.heads",
-         "deltalora.devices", "deltalora.init_state", "deltalora.metrics"},
+        {
+            "deltalora.atomic",
+            "deltalora.errors",
+            "deltalora.records",
+            "deltalora.smoke",
+            "deltalora.heads",
+            "deltalora.devices",
+            "deltalora.init_state",
+            "deltalora.metrics",
+        },
     ),
     (
         "tasks and methods",
-        {"deltalora.methods", "deltalora.models", "deltalora.tasks", "deltalora.textgen", "deltalora.config",
-         "deltalora.run_config", "deltalora.lm_loss", "deltalora.gradients", "deltalora.analysis",
-         "deltalora.mirror"},
+        {
+            "deltalora.methods",
+            "deltalora.models",
+            "deltalora.tasks",
+            "deltalora.textgen",
+            "deltalora.config",
+            "deltalora.run_config",
+            "deltalora.lm_loss",
+            "deltalora.gradients",
+            "deltalora.analysis",
+            "deltalora.mirror",
+        },
     ),
     ("run", {"deltalora.train", "deltalora.benchmark"}),
     ("collectors", {"deltalora.collect"}),
     ("audit", {"deltalora.audit"}),
     (
         "entry points",
-        {"deltalora", "deltalora.__main__", "deltalora.cli", "deltalora.cli_pipeline", "deltalora.report_html",
-         "deltalora.workflow_schema"},
+        {
+            "deltalora",
+            "deltalora.__main__",
+            "deltalora.cli",
+            "deltalora.cli_pipeline",
+            "deltalora.report_html",
+            "deltalora.workflow_schema",
+        },
     ),
 ]
 
@@ -288,7 +316,9 @@ def _layer_of(module: str) -> int:
     for i, (_, members) in enumerate(SUITE_LAYERS):
         if key in members:
             return i
-    raise AssertionError(f"{module} is in no layer of SUITE_LAYERS: place it there (tests/test_import_graph.py)")
+    raise AssertionError(
+        f"{module} is in no layer of SUITE_LAYERS: place it there (tests/test_import_graph.py)"
+    )
 
 
 def test_core_imports_nothing_of_the_suite():

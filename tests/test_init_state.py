@@ -19,12 +19,20 @@ from deltalora.config import resolve_run
 from deltalora.init_state import INIT_DIR
 from deltalora.train import run
 
-TINY = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=32", "train.epochs=1",
-        "train.batch_size=8", "train.logging_steps=1"]
+TINY = [
+    "model_options.num_hidden_layers=1",
+    "data.n_train=32",
+    "data.n_val=32",
+    "train.epochs=1",
+    "train.batch_size=8",
+    "train.logging_steps=1",
+]
 
 
 def cfg(task, method, tmp: Path, extra=()):
-    return resolve_run(task=task, method=method, seed=0, sets=[*TINY, f"data.data_dir={tmp / 'data'}", *extra])
+    return resolve_run(
+        task=task, method=method, seed=0, sets=[*TINY, f"data.data_dir={tmp / 'data'}", *extra]
+    )
 
 
 def effective(model) -> dict[str, torch.Tensor]:
@@ -42,25 +50,42 @@ def backbone(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if "classifier" not in k}
 
 
-@pytest.mark.parametrize(("method", "extra"), [
-    ("lora", ()),
-    ("delta_lora", ("hp.engine=folded", "hp.start_step=0")),
-    ("delta_lora", ("hp.engine=inplace", "hp.start_step=0")),
-])
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("lora", ()),
+        ("delta_lora", ("hp.engine=folded", "hp.start_step=0")),
+        ("delta_lora", ("hp.engine=inplace", "hp.start_step=0")),
+    ],
+)
 def test_target_starts_from_the_source_adapter_and_weights(tmp_path, method, extra):
     seen = {}
-    src = run(cfg("glue/mnli", method, tmp_path, [*extra, "train.save_init=true"]), tmp_path / "mnli",
-              on_trained=lambda m: seen.update(src=effective(m)))
+    src = run(
+        cfg("glue/mnli", method, tmp_path, [*extra, "train.save_init=true"]),
+        tmp_path / "mnli",
+        on_trained=lambda m: seen.update(src=effective(m)),
+    )
     assert (tmp_path / "mnli" / INIT_DIR / "init_state.json").is_file()
     if method == "delta_lora":
         assert src["delta_lora"]["switched"]
     # the target: same method, Delta-LoRA's K beyond the run so W does not move; a negligible lr
     tgt_extra = ["hp.start_step=1000"] if method == "delta_lora" else []
-    run(cfg("glue/rte", method, tmp_path, [*tgt_extra, "train.lr=1e-12", f"train.init_from={tmp_path / 'mnli' / INIT_DIR}"]),
-        tmp_path / "rte", on_trained=lambda m: seen.update(tgt=effective(m)))
+    run(
+        cfg(
+            "glue/rte",
+            method,
+            tmp_path,
+            [*tgt_extra, "train.lr=1e-12", f"train.init_from={tmp_path / 'mnli' / INIT_DIR}"],
+        ),
+        tmp_path / "rte",
+        on_trained=lambda m: seen.update(tgt=effective(m)),
+    )
     # and a target that does not start from MNLI, to show the comparison is not vacuous
-    run(cfg("glue/rte", method, tmp_path, [*tgt_extra, "train.lr=1e-12"]), tmp_path / "rte0",
-        on_trained=lambda m: seen.update(fresh=effective(m)))
+    run(
+        cfg("glue/rte", method, tmp_path, [*tgt_extra, "train.lr=1e-12"]),
+        tmp_path / "rte0",
+        on_trained=lambda m: seen.update(fresh=effective(m)),
+    )
     assert seen["src"].keys() == seen["tgt"].keys() and seen["src"]
     for name, w in seen["src"].items():
         assert (seen["tgt"][name] - w).abs().max().item() < 1e-5, name
@@ -69,12 +94,25 @@ def test_target_starts_from_the_source_adapter_and_weights(tmp_path, method, ext
 
 def test_full_ft_target_starts_from_the_source_backbone(tmp_path):
     seen = {}
-    run(cfg("glue/mnli", "full_ft", tmp_path, ["train.save_init=true"]), tmp_path / "mnli",
-        on_trained=lambda m: seen.update(src=backbone(m)))
-    run(cfg("glue/rte", "full_ft", tmp_path, ["hp.lr=1e-12", f"train.init_from={tmp_path / 'mnli' / INIT_DIR}"]),
-        tmp_path / "rte", on_trained=lambda m: seen.update(tgt=backbone(m)))
+    run(
+        cfg("glue/mnli", "full_ft", tmp_path, ["train.save_init=true"]),
+        tmp_path / "mnli",
+        on_trained=lambda m: seen.update(src=backbone(m)),
+    )
+    run(
+        cfg(
+            "glue/rte",
+            "full_ft",
+            tmp_path,
+            ["hp.lr=1e-12", f"train.init_from={tmp_path / 'mnli' / INIT_DIR}"],
+        ),
+        tmp_path / "rte",
+        on_trained=lambda m: seen.update(tgt=backbone(m)),
+    )
     assert seen["src"].keys() == seen["tgt"].keys()
-    worst = max((seen["tgt"][k] - v).abs().max().item() for k, v in seen["src"].items() if v.is_floating_point())
+    worst = max(
+        (seen["tgt"][k] - v).abs().max().item() for k, v in seen["src"].items() if v.is_floating_point()
+    )
     assert worst < 1e-6
 
 

@@ -17,8 +17,9 @@ from transformers.trainer_pt_utils import LabelSmoother
 from deltalora import lm_loss
 from deltalora.methods import MethodContext, get_method, registry
 
-CTX = MethodContext(target_modules=("c_attn",), fan_in_fan_out=True, task_type="CAUSAL_LM",
-                    total_steps=20, seed=3)
+CTX = MethodContext(
+    target_modules=("c_attn",), fan_in_fan_out=True, task_type="CAUSAL_LM", total_steps=20, seed=3
+)
 
 
 def _gpt2():
@@ -56,8 +57,11 @@ def _loss_and_grads(model, inputs):
     torch.manual_seed(11)  # same dropout masks / DyLoRA rank draws for both computations
     loss = model(**inputs).loss
     loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
-             if p.requires_grad and p.grad is not None}
+    grads = {
+        n: p.grad.detach().clone()
+        for n, p in model.named_parameters()
+        if p.requires_grad and p.grad is not None
+    }
     return loss.detach(), grads
 
 
@@ -91,9 +95,15 @@ def test_with_gradient_accumulation_normalisation():
     n = torch.tensor(37)
     a = model(**batch, num_items_in_batch=n).loss.detach()
     b = model(**lm_loss.label_only_inputs(batch), num_items_in_batch=n).loss.detach()
-    ref = torch.nn.functional.cross_entropy(
-        model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1].reshape(-1, VOCAB),
-        batch["labels"][:, 1:].reshape(-1), ignore_index=-100, reduction="sum").detach() / 37
+    ref = (
+        torch.nn.functional.cross_entropy(
+            model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1].reshape(-1, VOCAB),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        ).detach()
+        / 37
+    )
     assert abs(float(a - ref)) < 1e-12 and abs(float(b - ref)) < 1e-12
 
 
@@ -104,8 +114,9 @@ def test_smoothing_in_model_equals_transformers_label_smoother(eps):
     lm_loss.install_loss(model, label_smoothing=eps)
     batch = _batch()
     outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
-    plain = torch.nn.functional.cross_entropy(outputs.logits[:, :-1].reshape(-1, VOCAB),
-                                              batch["labels"][:, 1:].reshape(-1))
+    plain = torch.nn.functional.cross_entropy(
+        outputs.logits[:, :-1].reshape(-1, VOCAB), batch["labels"][:, 1:].reshape(-1)
+    )
     expected = LabelSmoother(epsilon=eps)(outputs, batch["labels"], shift_labels=True) if eps else plain
     ours = [model(**inputs).loss.detach() for inputs in (batch, lm_loss.label_only_inputs(batch))]
     assert abs(float(ours[0] - ours[1])) < 1e-12
@@ -132,8 +143,11 @@ def test_smoothing_in_model_keeps_adalora_regulariser():
 def test_models_without_mask_slicing_are_left_alone():
     from transformers import BertConfig, BertForSequenceClassification
 
-    bert = BertForSequenceClassification(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1,
-                                                    num_attention_heads=2, intermediate_size=20))
+    bert = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20
+        )
+    )
     assert not lm_loss.is_causal_lm(bert)
     assert not lm_loss.supports_label_only_logits(bert)
     with pytest.raises(ValueError, match="not a causal LM"):
@@ -149,8 +163,22 @@ def test_lm_head_benchmark_runs(capsys):
     spec = importlib.util.spec_from_file_location("lm_head_benchmark", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--models", "gpt2-embedded", "--rounds", "1", "--steps", "1", "--threads", "1", "--seq", "32",
-              "--device", "cpu"])
+    mod.main(
+        [
+            "--models",
+            "gpt2-embedded",
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--seq",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
     row = capsys.readouterr().out.strip().splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0].startswith("gpt2-embedded") and all(float(c) > 0 for c in cells[1:])

@@ -42,16 +42,18 @@ def test_layer_scaling_is_one_plus_lambda_times_loras(rslora):
     assert scaled == pytest.approx([expected] * 4, rel=1e-12)
     assert plain == pytest.approx([alpha / (math.sqrt(r) if rslora else r)] * 4, rel=1e-12)
     # a different lambda gives a different scale: update_ratio is read
-    assert _scalings(_adapted("lora_scaled", r=r, alpha=alpha, update_ratio=0.5, rslora=rslora))[0] == \
-        pytest.approx(1.5 * alpha / (math.sqrt(r) if rslora else r))
+    assert _scalings(_adapted("lora_scaled", r=r, alpha=alpha, update_ratio=0.5, rslora=rslora))[
+        0
+    ] == pytest.approx(1.5 * alpha / (math.sqrt(r) if rslora else r))
 
 
 def _delta_after_one_step(method: str, **hp) -> dict[str, torch.Tensor]:
     """The merged weight change s * B A of every adapted layer after one AdamW step on a fixed batch."""
     model = _adapted(method, r=4, alpha=8.0, **hp)
     # eps ~ 0 and no weight decay: Adam's first step is exactly lr * sign(grad) for both methods
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, eps=1e-30,
-                            weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-2, eps=1e-30, weight_decay=0.0
+    )
     model(**batches("bert", 1)[0]).loss.backward()
     opt.step()
     out = {}

@@ -11,9 +11,13 @@ from collections import Counter
 
 import pytest
 
-from deltalora.textgen.corpus import CorpusConfig, build_corpus, names_corpus_entity, split_sentences
 from deltalora.tasks import e2e, webnlg, xsum
-from deltalora.tasks.textgen_io import DatasetUnavailableError, fingerprint, load_hub_dataset, manifest_is_current
+from deltalora.tasks.textgen_io import (
+    DatasetUnavailableError,
+    fingerprint,
+    load_hub_dataset,
+    manifest_is_current,
+)
 from deltalora.tasks.textgen_lexicon import E2E_SLOTS, E2E_VALUES, all_names
 from deltalora.tasks.textgen_proxy import (
     TEST_UNSEEN_WITH_LEX,
@@ -25,6 +29,7 @@ from deltalora.tasks.textgen_proxy import (
     webnlg_proxy_rows,
     xsum_proxy_rows,
 )
+from deltalora.textgen.corpus import CorpusConfig, build_corpus, names_corpus_entity, split_sentences
 
 SMALL_E2E = E2EProxyConfig(n_train=40, n_validation=8, n_test=12)
 SMALL_WEB = WebNLGProxyConfig(n_train=40, n_dev=6, n_test_seen=8, n_test_unseen=8)

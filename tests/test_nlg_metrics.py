@@ -294,12 +294,15 @@ def test_ter_hand_computed() -> None:
     assert webnlg_ter(["a b"], [["", "a b c d"]]) == pytest.approx(50.0)
 
 
-@pytest.mark.parametrize("hyps,refs,expected", [
-    (["a b c d"], [["a x c d"]], 25.0),  # one substitution / 4
-    (["c d a b"], [["a b c d"]], 25.0),  # one block shift / 4
-    (["a b c d", "x y"], [["a x c d", "a b c d e f g h"], ["x y z w"]], 37.5),
-    (["x y"], [["x y z w"]], 50.0),  # two insertions / 4
-])
+@pytest.mark.parametrize(
+    "hyps,refs,expected",
+    [
+        (["a b c d"], [["a x c d"]], 25.0),  # one substitution / 4
+        (["c d a b"], [["a b c d"]], 25.0),  # one block shift / 4
+        (["a b c d", "x y"], [["a x c d", "a b c d e f g h"], ["x y z w"]], 37.5),
+        (["x y"], [["x y z w"]], 50.0),  # two insertions / 4
+    ],
+)
 def test_ter_backends_agree_with_hand_values(hyps, refs, expected) -> None:
     pytest.importorskip("pyter", reason="optional pyter3 package (GenerationEval's TER) not installed")
     assert webnlg_ter(hyps, refs, backend="pyter") == pytest.approx(expected)

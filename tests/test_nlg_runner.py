@@ -10,12 +10,18 @@ import pytest
 from deltalora.config import resolve_run
 from deltalora.metrics.e2e import e2e_metrics
 from deltalora.metrics.rouge import rouge_metrics
-from deltalora.textgen.pretrain import pretrain
 from deltalora.records import read_record
+from deltalora.textgen.pretrain import pretrain
 from deltalora.train import run
 
-FAST = ["train.max_steps=3", "train.batch_size=4", "generation.max_eval=3", "generation.num_beams=2",
-        "generation.max_new_tokens=8", "train.logging_steps=1"]
+FAST = [
+    "train.max_steps=3",
+    "train.batch_size=4",
+    "generation.max_eval=3",
+    "generation.num_beams=2",
+    "generation.max_new_tokens=8",
+    "train.logging_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +54,22 @@ def assert_scores_recompute(rec: dict, texts: list[dict], metric_fn, *, check_pa
 
 
 def test_e2e_delta_lora_on_conv1d_gpt2(models, tmp_path):
-    cfg = resolve_run(task="e2e", method="delta_lora", seed=0, model=str(models / "gpt2"),
-                      sets=[*FAST, f"data.data_dir={tmp_path / 'data'}", "hp.start_step=0",
-                            "analysis.update_rank=true"])
+    cfg = resolve_run(
+        task="e2e",
+        method="delta_lora",
+        seed=0,
+        model=str(models / "gpt2"),
+        sets=[*FAST, f"data.data_dir={tmp_path / 'data'}", "hp.start_step=0", "analysis.update_rank=true"],
+    )
     seen = {}
 
     def inspect(model):
         from peft.tuners.lora import LoraLayer
 
         layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-        seen["conv1d"] = all(type(m.get_base_layer()).__name__ == "Conv1D" and m.fan_in_fan_out for m in layers)
+        seen["conv1d"] = all(
+            type(m.get_base_layer()).__name__ == "Conv1D" and m.fan_in_fan_out for m in layers
+        )
         seen["n"] = len(layers)
 
     rec = run(cfg, tmp_path / "run", on_trained=inspect)
@@ -71,12 +83,15 @@ def test_e2e_delta_lora_on_conv1d_gpt2(models, tmp_path):
     layers = rec["analysis"]["update_rank"]["layers"]
     assert layers and all(e["w"]["ranks"]["0.001"] <= e["two_r"] for e in layers.values())
     texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
-    assert len(texts) == 3 and all(len(t["references"]) >= 1 and isinstance(t["hypothesis"], str) for t in texts)
+    assert len(texts) == 3 and all(
+        len(t["references"]) >= 1 and isinstance(t["hypothesis"], str) for t in texts
+    )
     assert len({t["source"] for t in texts}) == 3  # three different inputs
     # the record's scores are the metric functions applied to these very texts, each with its own references
     assert_scores_recompute(rec, texts, e2e_metrics)
-    assert [(s["source"], s["hypothesis"]) for s in rec["generation"]["samples"]] == \
-        [(t["source"], t["hypothesis"]) for t in texts]
+    assert [(s["source"], s["hypothesis"]) for s in rec["generation"]["samples"]] == [
+        (t["source"], t["hypothesis"]) for t in texts
+    ]
 
 
 def test_xsum_lora_on_bart(models, tmp_path, monkeypatch):
@@ -92,8 +107,13 @@ def test_xsum_lora_on_bart(models, tmp_path, monkeypatch):
         return [" ".join(s.split()[:40]) for s in sources]
 
     monkeypatch.setattr(generation, "generate", echo_source)
-    cfg = resolve_run(task="xsum", method="lora", seed=0, model=str(models / "bart"),
-                      sets=[*FAST, f"data.data_dir={tmp_path / 'data'}"])
+    cfg = resolve_run(
+        task="xsum",
+        method="lora",
+        seed=0,
+        model=str(models / "bart"),
+        sets=[*FAST, f"data.data_dir={tmp_path / 'data'}"],
+    )
     rec = run(cfg, tmp_path / "run")
     assert len(seen["outputs"]) == 3
     assert rec["metric"] == "rouge2"
@@ -102,12 +122,17 @@ def test_xsum_lora_on_bart(models, tmp_path, monkeypatch):
     texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
     assert_scores_recompute(rec, texts, rouge_metrics, check_pairing=True)
     assert rec["final"]["metrics"]["rouge1"] > 1  # the echoed source shares words with its summary
-    assert rec["loss"]["smoothing"] == "trainer" and rec["loss"]["label_only_logits"] is False  # seq2seq: untouched
+    assert (
+        rec["loss"]["smoothing"] == "trainer" and rec["loss"]["label_only_logits"] is False
+    )  # seq2seq: untouched
 
 
 def test_gpt2_refused_for_a_seq2seq_task(models, tmp_path):
     with pytest.raises(ValueError, match="uses a bart model"):
-        run(resolve_run(task="xsum", method="lora", seed=0, model=str(models / "gpt2"), sets=FAST), tmp_path / "r")
+        run(
+            resolve_run(task="xsum", method="lora", seed=0, model=str(models / "gpt2"), sets=FAST),
+            tmp_path / "r",
+        )
 
 
 def test_label_only_logits_changes_nothing_in_a_run(models, tmp_path):
@@ -115,13 +140,25 @@ def test_label_only_logits_changes_nothing_in_a_run(models, tmp_path):
     logits at the labelled positions only; the record says which loss computation ran."""
     recs = {}
     for flag in (True, False):
-        cfg = resolve_run(task="e2e", method="adalora", seed=0, model=str(models / "gpt2"),
-                          sets=[*FAST, "train.max_steps=4", f"train.label_only_logits={str(flag).lower()}",
-                                "train.label_smoothing=0.1", f"data.data_dir={tmp_path / 'data'}"])
+        cfg = resolve_run(
+            task="e2e",
+            method="adalora",
+            seed=0,
+            model=str(models / "gpt2"),
+            sets=[
+                *FAST,
+                "train.max_steps=4",
+                f"train.label_only_logits={str(flag).lower()}",
+                "train.label_smoothing=0.1",
+                f"data.data_dir={tmp_path / 'data'}",
+            ],
+        )
         recs[flag] = run(cfg, tmp_path / f"run_{flag}")
     on, off = recs[True], recs[False]
     assert on["loss"] == {"label_smoothing": 0.1, "smoothing": "in model", "label_only_logits": True}
     assert off["loss"]["label_only_logits"] is False
     losses = [[c["loss"] for c in r["train_curve"]] for r in (on, off)]
     assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-5)
-    assert on["final"]["metrics"]["validation_loss"] == pytest.approx(off["final"]["metrics"]["validation_loss"], abs=1e-5)
+    assert on["final"]["metrics"]["validation_loss"] == pytest.approx(
+        off["final"]["metrics"]["validation_loss"], abs=1e-5
+    )

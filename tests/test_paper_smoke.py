@@ -66,8 +66,13 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
         "out['gpt2_eos'] = [gt.eos_token, gt.eos_token_id == len(gt) - 1]\n"
         "print('RESULT' + json.dumps(out))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=mirror_env(mirror_home, tmp_path), timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=mirror_env(mirror_home, tmp_path),
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT", 1)[1])
     assert out["rte"] == {"train": 64, "validation": 32}
@@ -79,7 +84,8 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
     assert out["gpt2_eos"] == ["<|endoftext|>", True]
     snap = next((mirror_home / "hub" / "models--FacebookAI--roberta-base" / "snapshots").iterdir())
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json"} <= {
-        p.name for p in snap.iterdir()}
+        p.name for p in snap.iterdir()
+    }
 
 
 def test_smoke_runs_every_rule_of_the_paper_dag(local_smoke):
@@ -110,8 +116,17 @@ def test_every_table_and_the_audit_say_smoke_in_their_title(local_smoke):
     res = local_smoke["dir"] / "results"
     mds = sorted(res.glob("*.md"))
     names = {p.name for p in mds}
-    assert {"glue_table.md", "e2e_table.md", "webnlg_table.md", "xsum_table.md", "ablation_dropout.md",
-            "ablation_lambda_k.md", "ablation_rank.md", "memory_table.md", "audit.md"} <= names
+    assert {
+        "glue_table.md",
+        "e2e_table.md",
+        "webnlg_table.md",
+        "xsum_table.md",
+        "ablation_dropout.md",
+        "ablation_lambda_k.md",
+        "ablation_rank.md",
+        "memory_table.md",
+        "audit.md",
+    } <= names
     for p in mds:
         title = next(line for line in p.read_text().splitlines() if line.startswith("# "))
         assert smoke.SMOKE_NOTE in title, f"{p.name}: {title}"

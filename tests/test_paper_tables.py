@@ -15,8 +15,15 @@ METRICS = {
     "glue_roberta_base.csv": ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb", "avg"],
     "e2e_gpt2_medium.csv": ["bleu", "nist", "meteor", "rouge_l", "cider"],
     "webnlg_gpt2_medium.csv": [
-        "bleu_seen", "bleu_unseen", "bleu_all", "meteor_seen", "meteor_unseen", "meteor_all",
-        "ter_seen", "ter_unseen", "ter_all",
+        "bleu_seen",
+        "bleu_unseen",
+        "bleu_all",
+        "meteor_seen",
+        "meteor_unseen",
+        "meteor_all",
+        "ter_seen",
+        "ter_unseen",
+        "ter_all",
     ],
     "xsum_bart_large.csv": ["rouge1", "rouge2", "rougeL"],
     "lora_e2e_rank_sweep.csv": ["r", "val_loss", "bleu", "nist", "meteor", "rouge_l", "cider"],
@@ -25,15 +32,26 @@ METRICS = {
 RANGES = {
     "glue_roberta_base.csv": {m: (50, 100) for m in METRICS["glue_roberta_base.csv"]},
     "e2e_gpt2_medium.csv": {
-        "bleu": (50, 100), "nist": (5, 15), "meteor": (30, 100), "rouge_l": (50, 100), "cider": (1, 5),
+        "bleu": (50, 100),
+        "nist": (5, 15),
+        "meteor": (30, 100),
+        "rouge_l": (50, 100),
+        "cider": (1, 5),
     },
     "webnlg_gpt2_medium.csv": {
         **{f"bleu_{s}": (10, 100) for s in ("seen", "unseen", "all")},
         **{f"{m}_{s}": (0, 1) for m in ("meteor", "ter") for s in ("seen", "unseen", "all")},
     },
     "xsum_bart_large.csv": {m: (0, 100) for m in METRICS["xsum_bart_large.csv"]},
-    "lora_e2e_rank_sweep.csv": {"r": (1, 64), "val_loss": (0.5, 3), "bleu": (50, 100), "nist": (5, 15),
-                                "meteor": (0, 1), "rouge_l": (0, 1), "cider": (1, 5)},
+    "lora_e2e_rank_sweep.csv": {
+        "r": (1, 64),
+        "val_loss": (0.5, 3),
+        "bleu": (50, 100),
+        "nist": (5, 15),
+        "meteor": (0, 1),
+        "rouge_l": (0, 1),
+        "cider": (1, 5),
+    },
 }
 
 

@@ -23,11 +23,18 @@ from waiting import GUARD_S, snapshot, wait_for
 REPO = Path(__file__).resolve().parent.parent
 
 
-def snakemake(cwd: Path, *args: str, env: dict | None = None,
-              timeout: float = GUARD_S) -> subprocess.CompletedProcess:
+def snakemake(
+    cwd: Path, *args: str, env: dict | None = None, timeout: float = GUARD_S
+) -> subprocess.CompletedProcess:
     """Run Snakemake; the timeout is only a guard against a hung test."""
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def copy_workflow(d: Path) -> Path:
@@ -40,8 +47,13 @@ def copy_workflow(d: Path) -> Path:
 
 def workflow_env(d: Path, **extra: str) -> dict:
     """Data and every cache inside the copy."""
-    return {**os.environ, "DELTALORA_DATA_DIR": str(d / "data"), "XDG_CACHE_HOME": str(d / "cache"),
-            "HF_HOME": str(d / "hf"), **extra}
+    return {
+        **os.environ,
+        "DELTALORA_DATA_DIR": str(d / "data"),
+        "XDG_CACHE_HOME": str(d / "cache"),
+        "HF_HOME": str(d / "hf"),
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +73,49 @@ def built(workdir, env):
     The first Snakemake (its own process group) is paused with SIGSTOP once it holds its lock, so the
     workflow directory cannot change while the second one runs: any change then is the second's.
     """
-    cmd = [sys.executable, "-m", "snakemake", "results/glue_table.csv", "--cores", "2", "--configfile",
-           "workflow/config/test.yaml"]
-    first = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "results/glue_table.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        "workflow/config/test.yaml",
+    ]
+    first = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     locks = workdir / ".snakemake" / "locks"
     wait_for(lambda: locks.is_dir() and any(locks.iterdir()), proc=first, what="the first run took its lock")
     os.killpg(first.pid, signal.SIGSTOP)
     try:
         before = snapshot(workdir)
-        second = snakemake(workdir, "results/glue_table.csv", "--cores", "1", "--configfile",
-                           "workflow/config/test.yaml", env=env)
+        second = snakemake(
+            workdir,
+            "results/glue_table.csv",
+            "--cores",
+            "1",
+            "--configfile",
+            "workflow/config/test.yaml",
+            env=env,
+        )
         after = snapshot(workdir)
     finally:
         os.killpg(first.pid, signal.SIGCONT)
     out, _ = first.communicate()
     assert first.returncode == 0, out[-3000:]
-    return {"second": second, "changed_by_second": sorted(set(before.items()) ^ set(after.items())),
-            "first_out": out}
+    return {
+        "second": second,
+        "changed_by_second": sorted(set(before.items()) ^ set(after.items())),
+        "first_out": out,
+    }
 
 
 def test_second_invocation_is_refused_writes_nothing_and_the_first_finishes(built):
@@ -103,8 +140,11 @@ def test_glue_table_shape_and_cells_equal_records(workdir, built):
     assert len(records) == 3 * 3 * 2
     for _, row in table.iterrows():
         for task in ("mnli", "rte", "stsb"):
-            vals = [r["best"]["metrics"][r["metric"]] for r in records
-                    if r["row"] == row["row"] and r["task"] == f"glue/{task}"]
+            vals = [
+                r["best"]["metrics"][r["metric"]]
+                for r in records
+                if r["row"] == row["row"] and r["task"] == f"glue/{task}"
+            ]
             assert len(vals) == 2 == row[f"{task}_n"]
             assert row[task] == pytest.approx(statistics.median(vals), abs=1e-6)
             assert row[f"{task}_std"] == pytest.approx(statistics.stdev(vals), abs=1e-6)
@@ -119,8 +159,15 @@ def test_immediate_rerun_does_nothing(workdir, env, built):
     """Nothing ran: Snakemake says so, and no file of the workflow directory changed (its own log aside).
     How long the check takes is measured by benchmarks/pipeline_timing.py, not asserted here."""
     before = snapshot(workdir)
-    r = snakemake(workdir, "results/glue_table.csv", "--cores", "2", "--configfile", "workflow/config/test.yaml",
-                  env=env)
+    r = snakemake(
+        workdir,
+        "results/glue_table.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        "workflow/config/test.yaml",
+        env=env,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "Nothing to be done" in r.stdout + r.stderr
     assert "rule " not in r.stdout + r.stderr  # no job was scheduled
@@ -140,9 +187,15 @@ def test_paper_profile_dry_run_lists_every_experiment(workdir, env):
     text = r.stdout + r.stderr
     # 8 tasks x (6 table rows + 7 audit rows) x 5 seeds, one job per run in the paper profile
     assert text.count("rule glue_train:") == 8 * 13 * 5
-    for rule, n in (("nlg_train", 3 * 7), ("ablation_lambda_k_train", 2 * 20), ("ablation_rank_train", 3 * 10),
-                    ("ablation_dropout_train", 3 * 4), ("pretrain", 0),
-                    ("qlora_train", 3 * 4), ("qlora_table", 1)):  # RoBERTa-base fp32 and NF4: 3 tasks x 4 rows
+    for rule, n in (
+        ("nlg_train", 3 * 7),
+        ("ablation_lambda_k_train", 2 * 20),
+        ("ablation_rank_train", 3 * 10),
+        ("ablation_dropout_train", 3 * 4),
+        ("pretrain", 0),
+        ("qlora_train", 3 * 4),
+        ("qlora_table", 1),
+    ):  # RoBERTa-base fp32 and NF4: 3 tasks x 4 rows
         assert text.count(f"rule {rule}:") == n, rule
 
 
@@ -154,12 +207,14 @@ def test_misspelt_workflow_config_key_fails_clearly(workdir, env, tmp_path):
     assert "seedz" in r.stdout + r.stderr
 
 
-
 # ---------------------------------------------------------------------------- the report
 # `snakemake --report` on the tiny build above (GLUE only: a partial build), then the page in Chromium.
-GLUE_REPORT = {"GLUE": {"Figures": ["results/plots/glue_scores.png",
-                                    "results/plots/glue_training_curves.png"],
-                        "Table": ["results/glue_table.csv", "results/glue_table.html"]}}
+GLUE_REPORT = {
+    "GLUE": {
+        "Figures": ["results/plots/glue_scores.png", "results/plots/glue_training_curves.png"],
+        "Table": ["results/glue_table.csv", "results/glue_table.html"],
+    }
+}
 
 
 def report_variable(html: str, name: str):
@@ -174,12 +229,24 @@ def report_variable(html: str, name: str):
 
 @pytest.fixture(scope="module")
 def report(workdir, env, built):
-    r = snakemake(workdir, "--cores", "1", "--report", "results/report.html", "--configfile",
-                  "workflow/config/test.yaml", env=env)
+    r = snakemake(
+        workdir,
+        "--cores",
+        "1",
+        "--report",
+        "results/report.html",
+        "--configfile",
+        "workflow/config/test.yaml",
+        env=env,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     html = (workdir / "results" / "report.html").read_text(encoding="utf-8")
-    return {"path": workdir / "results" / "report.html", "html": html,
-            "results": report_variable(html, "results"), "categories": report_variable(html, "categories")}
+    return {
+        "path": workdir / "results" / "report.html",
+        "html": html,
+        "results": report_variable(html, "results"),
+        "categories": report_variable(html, "categories"),
+    }
 
 
 def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
@@ -194,10 +261,14 @@ def test_report_of_a_partial_build_holds_what_exists_with_captions(report):
 
 
 APP_TEXT = "document.querySelector('#app').innerText"
-TABLE_CELLS = ("Array.from(document.querySelectorAll('table')[0]?.rows || [])"
-               ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
-PNG_SIZE = ("(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]');"
-            " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()")
+TABLE_CELLS = (
+    "Array.from(document.querySelectorAll('table')[0]?.rows || [])"
+    ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))"
+)
+PNG_SIZE = (
+    "(() => { const i = document.querySelector('#app img[src^=\"data:image/png\"]');"
+    " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; })()"
+)
 
 
 def _chromium():
@@ -215,7 +286,8 @@ def _click(browser, label: str) -> None:
     """Click the report's link whose text is label (menu, category, subcategory)."""
     found = browser.evaluate(
         "(() => { const a = Array.from(document.querySelectorAll('#app a'))"
-        f".find(a => a.innerText.trim() === {json.dumps(label)}); if (a) a.click(); return !!a; }})()")
+        f".find(a => a.innerText.trim() === {json.dumps(label)}); if (a) a.click(); return !!a; }})()"
+    )
     assert found, f"no link {label!r} in the report"
 
 
@@ -225,13 +297,15 @@ def _show(browser, name: str) -> None:
     found = browser.evaluate(
         "(() => { const tr = Array.from(document.querySelectorAll('#app tr'))"
         f".find(t => t.innerText.includes({json.dumps(name)}));"
-        " const a = tr && tr.querySelector('a[iconname=eye]'); if (a) a.click(); return !!a; })()")
+        " const a = tr && tr.querySelector('a[iconname=eye]'); if (a) a.click(); return !!a; })()"
+    )
     assert found, f"no eye button for {name}"
 
 
 def _listed(browser) -> list[str]:
-    return browser.evaluate("Array.from(document.querySelectorAll('#app a')).map(a => a.innerText.trim())"
-                            ".filter(t => t)")
+    return browser.evaluate(
+        "Array.from(document.querySelectorAll('#app a')).map(a => a.innerText.trim()).filter(t => t)"
+    )
 
 
 def _open(browser, expected: dict, cat: str, sub: str) -> None:

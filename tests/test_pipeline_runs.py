@@ -41,13 +41,24 @@ def _mnli_init_config(tmp_path, group: str) -> Path:
 def test_mnli_init_runs_each_rte_run_from_its_own_mnli_run(workdir, env, tmp_path):
     """The LoRA protocol's MNLI initialisation as the paper profile wires it (glue.mnli_init, group: seed)."""
     # one row (Delta-LoRA's W_T carried over is tested in test_init_state.py)
-    r = snakemake(workdir, "runs/test_mnli_init/glue/rte/lora/seed0/record.json", "--cores", "2", "--configfile", str(_mnli_init_config(tmp_path, "seed")), env=env)
+    r = snakemake(
+        workdir,
+        "runs/test_mnli_init/glue/rte/lora/seed0/record.json",
+        "--cores",
+        "2",
+        "--configfile",
+        str(_mnli_init_config(tmp_path, "seed")),
+        env=env,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     for row in ("lora",):
         src = workdir / f"runs/test_mnli_init/glue/mnli/{row}/seed0"
         mnli = json.loads((src / "record.json").read_text())
         rte = json.loads((workdir / f"runs/test_mnli_init/glue/rte/{row}/seed0/record.json").read_text())
-        assert mnli["config"]["train"]["save_init"] is True and (src / "init_state" / "init_state.json").is_file()
+        assert (
+            mnli["config"]["train"]["save_init"] is True
+            and (src / "init_state" / "init_state.json").is_file()
+        )
         assert rte["config"]["train"]["init_from"] == f"runs/test_mnli_init/glue/mnli/{row}/seed0/init_state"
         assert json.loads((src / "init_state" / "init_state.json").read_text())["method"] == rte["method"]
 
@@ -66,17 +77,33 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
     import yaml
 
     cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
-    run_sets = ["model_options.num_hidden_layers=1", "data.n_train=96", "data.n_val=32", "train.epochs=2",
-                "train.batch_size=4", "train.checkpoint_every=4"]
-    cfg.update(runs_dir="runs/test_kill", seeds=[0], overrides=run_sets,
-               rows={"delta_lora": {"method": "delta_lora", "set": ["hp.start_step=2", "hp.engine=inplace"]}})
+    run_sets = [
+        "model_options.num_hidden_layers=1",
+        "data.n_train=96",
+        "data.n_val=32",
+        "train.epochs=2",
+        "train.batch_size=4",
+        "train.checkpoint_every=4",
+    ]
+    cfg.update(
+        runs_dir="runs/test_kill",
+        seeds=[0],
+        overrides=run_sets,
+        rows={"delta_lora": {"method": "delta_lora", "set": ["hp.start_step=2", "hp.engine=inplace"]}},
+    )
     cfg["glue"].update(tasks=["sst2"], rows=["delta_lora"], group="seed")
     path = tmp_path / "kill.yaml"
     path.write_text(yaml.safe_dump(cfg))
     target = "runs/test_kill/glue/sst2/delta_lora/seed0/record.json"
     cmd = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", str(path)]
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     run_dir = workdir / "runs/test_kill/glue/sst2/delta_lora/seed0"
     marker = run_dir / "trainer/checkpoint-8/.complete"
     wait_for(marker.exists, proc=proc, what="checkpoint-8 was complete (the pipeline ended before the kill)")
@@ -94,9 +121,28 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
     # the uninterrupted reference: the same run through the CLI
     ref_dir = tmp_path / "ref"
     sets = [*run_sets, "hp.start_step=2", "hp.engine=inplace", "train.threads=1"]
-    ref = subprocess.run([sys.executable, "-m", "deltalora", "train", "--task", "glue/sst2", "--method", "delta_lora",
-                          "--seed", "0", "--out", str(ref_dir), *sum((["--set", s] for s in sets), [])],
-                         cwd=workdir, env=env, capture_output=True, text=True, timeout=GUARD_S)
+    ref = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltalora",
+            "train",
+            "--task",
+            "glue/sst2",
+            "--method",
+            "delta_lora",
+            "--seed",
+            "0",
+            "--out",
+            str(ref_dir),
+            *sum((["--set", s] for s in sets), []),
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GUARD_S,
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
     a = json.loads((ref_dir / "record.json").read_text())
     b = json.loads((workdir / target).read_text())
@@ -104,5 +150,7 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
     assert b["delta_lora"]["steps_counted"] == 48
     # it resumed (a restart from scratch gives the same metrics on CPU): the record says from where
     assert a["provenance"]["resumed_from"] is None
-    assert b["provenance"]["resumed_from"] == {"checkpoint": f"trainer/{ckpt.name}",
-                                               "step": int(ckpt.name.split("-")[1])}
+    assert b["provenance"]["resumed_from"] == {
+        "checkpoint": f"trainer/{ckpt.name}",
+        "step": int(ckpt.name.split("-")[1]),
+    }

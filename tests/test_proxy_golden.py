@@ -14,7 +14,6 @@ import json
 
 import pytest
 
-from deltalora.textgen.corpus import CORPUS_VERSION, CorpusConfig, build_corpus
 from deltalora.tasks import glue_proxy
 from deltalora.tasks.textgen_proxy import (
     E2E_PROXY_VERSION,
@@ -27,6 +26,7 @@ from deltalora.tasks.textgen_proxy import (
     webnlg_proxy_rows,
     xsum_proxy_rows,
 )
+from deltalora.textgen.corpus import CORPUS_VERSION, CorpusConfig, build_corpus
 
 GLUE = {
     "cola": "43bc4441069b45a0",

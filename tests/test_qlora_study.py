@@ -50,7 +50,9 @@ def test_rule_gain_survives_each_verdict():
     _check(rules.rule_gain_survives(sup, nots, down), REFUTED)  # the gain is lost on the 4-bit base
     _check(rules.rule_gain_survives(nots, sup, up), REFUTED)  # a gain appears only on the 4-bit base
     _check(rules.rule_gain_survives(sup, nots, flat), NOT_SUPPORTED)  # outcomes differ, gap not significant
-    _check(rules.rule_gain_survives(sup, sup, down), NOT_SUPPORTED)  # same outcome, but the gain shrank significantly
+    _check(
+        rules.rule_gain_survives(sup, sup, down), NOT_SUPPORTED
+    )  # same outcome, but the gain shrank significantly
     _check(rules.rule_gain_survives((INCONCLUSIVE, ""), sup, flat), INCONCLUSIVE)
     _check(rules.rule_gain_survives(sup, sup, _cmp([0.1, -0.1, 0.0])), INCONCLUSIVE)  # too few pairs
     _check(rules.rule_gain_survives(None, None, None), INCONCLUSIVE)
@@ -75,7 +77,14 @@ def test_claim_7_without_study_records_is_inconclusive():
 def test_table_cells_are_record_statistics():
     recs = study(1.0, -0.5)
     table = qlora_table(recs, rows=["lora", "delta_lora"], quantize="nf4").set_index("row")
-    assert list(table.index) == ["lora_fp32", "delta_lora_fp32", "gain_fp32", "lora_nf4", "delta_lora_nf4", "gain_nf4"]
+    assert list(table.index) == [
+        "lora_fp32",
+        "delta_lora_fp32",
+        "gain_fp32",
+        "lora_nf4",
+        "delta_lora_nf4",
+        "gain_nf4",
+    ]
     for row in ("lora_nf4", "delta_lora_fp32"):
         vals = [r["best"]["metrics"]["accuracy"] for r in recs if r["row"] == row and r["task"] == "glue/rte"]
         assert table.loc[row, "rte"] == pytest.approx(statistics.median(vals))

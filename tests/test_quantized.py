@@ -7,13 +7,18 @@ Without bitsandbytes these tests skip with the reason; with CI=true they fail in
 
 from __future__ import annotations
 
-import copy
 import os
 
 import pytest
 import torch
 
-from deltalora.core.quantized import QUANTIZE_CHOICES, bnb_status, dequantized_weight, quantization_of, weight_numel
+from deltalora.core.quantized import (
+    QUANTIZE_CHOICES,
+    bnb_status,
+    dequantized_weight,
+    quantization_of,
+    weight_numel,
+)
 
 ok, reason = bnb_status()
 if not ok:
@@ -39,9 +44,17 @@ VOCAB, R, ALPHA, LAM, K = 50, 4, 8.0, 2.0, 2
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=16, hidden_dropout_prob=0.0,
-                     attention_probs_dropout_prob=0.0, num_labels=3)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=3,
+    )
     path = tmp_path_factory.mktemp("tiny-bert")
     BertForSequenceClassification(cfg).save_pretrained(path)
     return str(path)
@@ -56,7 +69,9 @@ def load(checkpoint: str, quantize: str = "none"):
 
 
 def wrap(model, seed: int = 0):
-    cfg = LoraConfig(r=R, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+    cfg = LoraConfig(
+        r=R, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS"
+    )
     pm = get_peft_model(model, cfg)
     g = torch.Generator().manual_seed(seed)  # random A and B: the branch is not trivially zero
     with torch.no_grad():
@@ -68,7 +83,10 @@ def wrap(model, seed: int = 0):
 
 def data(n: int, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randint(0, VOCAB, (4, 8), generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(n)]
+    return [
+        (torch.randint(0, VOCAB, (4, 8), generator=g), torch.randint(0, 3, (4,), generator=g))
+        for _ in range(n)
+    ]
 
 
 def opt_for(model):
@@ -86,7 +104,9 @@ def test_layers_are_recognised_and_inplace_refused(checkpoint, quantize):
     expected = "bnb-int8" if quantize == "int8" else f"bnb-{quantize}"
     assert {quantization_of(m) for m in layers.values()} == {expected}
     assert all(weight_numel(m) == 64 * 64 for m in layers.values())
-    with pytest.raises(ValueError, match=r"engine='inplace'.*quantized \(" + expected + r"\).*use engine='folded'"):
+    with pytest.raises(
+        ValueError, match=r"engine='inplace'.*quantized \(" + expected + r"\).*use engine='folded'"
+    ):
         DeltaLoRA(pm, opt_for(pm), engine="inplace")
     h = DeltaLoRA(pm, opt_for(pm), engine="folded")
     assert h.extra_updated_params() == len(layers) * 64 * 64  # unpacked, not the 4-bit storage's half
@@ -125,8 +145,10 @@ def literal_algorithm_1(ref, batches):
     layers = lora_layers(ref)
     losses = []
     for t, (x, y) in enumerate(batches):
-        prev = {n: (m.lora_A["default"].weight.detach().clone(), m.lora_B["default"].weight.detach().clone())
-                for n, m in layers.items()}
+        prev = {
+            n: (m.lora_A["default"].weight.detach().clone(), m.lora_B["default"].weight.detach().clone())
+            for n, m in layers.items()
+        }
         loss = ref(input_ids=x, labels=y).loss
         loss.backward()
         opt.step()
@@ -155,7 +177,7 @@ def test_folded_on_4bit_equals_algorithm_1_on_dequantized_weight(checkpoint, qua
                 n_deq += 1
     assert n_deq == 2 * 6 + 1  # q, k, v, attention output, intermediate, output in 2 layers; the pooler
     ref = wrap(ref)
-    for (n1, p1), (n2, p2) in zip(sorted(q.named_parameters()), sorted(ref.named_parameters())):
+    for (n1, p1), (n2, p2) in zip(sorted(q.named_parameters()), sorted(ref.named_parameters()), strict=False):
         if p1.requires_grad:
             assert n1 == n2 and torch.equal(p1, p2)
     batches = data(10)
@@ -178,7 +200,9 @@ def test_folded_on_4bit_equals_algorithm_1_on_dequantized_weight(checkpoint, qua
         lq, lr = q(input_ids=x).logits, ref(input_ids=x).logits
     assert torch.allclose(lq, lr, atol=2e-5, rtol=1e-4), (lq - lr).abs().max()
     assert dev < 1e-5
-    print(f"{quantize}: max relative loss deviation {dev:.2e}, max logit deviation {(lq - lr).abs().max():.2e}")
+    print(
+        f"{quantize}: max relative loss deviation {dev:.2e}, max logit deviation {(lq - lr).abs().max():.2e}"
+    )
 
 
 def trained(checkpoint, quantize, steps: int = 6):
@@ -194,13 +218,17 @@ def trained(checkpoint, quantize, steps: int = 6):
 
 
 @pytest.mark.parametrize("quantize", ["nf4", "int8"])
-def test_exported_rank_2r_adapter_reproduces_outputs_on_the_same_quantized_base(tmp_path, checkpoint, quantize):
+def test_exported_rank_2r_adapter_reproduces_outputs_on_the_same_quantized_base(
+    tmp_path, checkpoint, quantize
+):
     pm, h = trained(checkpoint, quantize)
     x = data(1, seed=9)[0][0]
     with torch.no_grad():
         want = pm(input_ids=x).logits
     h.export_adapter(tmp_path / "adapter")
-    loaded = PeftModel.from_pretrained(load(checkpoint, quantize), tmp_path / "adapter").eval()  # vanilla PEFT
+    loaded = PeftModel.from_pretrained(
+        load(checkpoint, quantize), tmp_path / "adapter"
+    ).eval()  # vanilla PEFT
     assert loaded.peft_config["default"].r == 2 * R
     assert all(quantization_of(m) is not None for m in lora_layers(loaded).values())
     with torch.no_grad():
@@ -209,7 +237,9 @@ def test_exported_rank_2r_adapter_reproduces_outputs_on_the_same_quantized_base(
     assert torch.allclose(got, want, atol=tol), (got - want).abs().max()
     plain = PeftModel.from_pretrained(load(checkpoint, quantize), tmp_path / "adapter").eval()
     with plain.disable_adapter(), torch.no_grad():
-        assert not torch.allclose(plain(input_ids=x).logits, want, atol=1e-3)  # the adapter carries the training
+        assert not torch.allclose(
+            plain(input_ids=x).logits, want, atol=1e-3
+        )  # the adapter carries the training
 
 
 def test_merge_and_unload_on_4bit_dequantizes_merges_requantizes(checkpoint):
@@ -243,7 +273,9 @@ def test_memory_rows_on_the_4bit_base(tmp_path, model):
     q = run_one(model, "qlora", checkpoint=ckpt, **kw)
     f = run_one(model, "folded_4bit", checkpoint=ckpt, **kw)
     lora = run_one(model, "lora", **kw)
-    if model == "tiny":  # 13 Linears (6 per layer + pooler), 102400 weights: 4 bits each + a float32 absmax per
+    if (
+        model == "tiny"
+    ):  # 13 Linears (6 per layer + pooler), 102400 weights: 4 bits each + a float32 absmax per
         # block of 64 + NF4's 16-entry float32 code per layer, instead of 32 bits each
         n = 2 * (4 * 64 * 64 + 2 * 64 * 256) + 64 * 64
         assert lora["weights_bytes"] - q["weights_bytes"] == n * 4 - (n // 2 + n // 64 * 4 + 13 * 16 * 4)
@@ -251,7 +283,9 @@ def test_memory_rows_on_the_4bit_base(tmp_path, model):
     assert f["weights_bytes"] == q["weights_bytes"] and f["trainable_params"] == q["trainable_params"]
     # per adapted layer the folded function also keeps S_A x (r per token), [A; S_A] (2r x in) and S_B (out x r)
     r, tokens = 8, 2 * 8
-    layers = [(64, 64)] * 4 if model == "tiny" else [(128, 384)] * 2  # (in, out): query+value x 2, or c_attn x 2
+    layers = (
+        [(64, 64)] * 4 if model == "tiny" else [(128, 384)] * 2
+    )  # (in, out): query+value x 2, or c_attn x 2
     extra = sum(4 * (tokens * r + 2 * r * fan_in + fan_out * r) for fan_in, fan_out in layers)
     assert f["saved_activation_bytes"] - q["saved_activation_bytes"] == extra
     assert f["extra_updated_params"] > 0 and q["extra_updated_params"] == 0
@@ -261,11 +295,26 @@ def test_memory_table_qlora_section(tmp_path):
     from deltalora.collect.memory import qlora_section
 
     rows = []
-    for c, peak, step, saved in (("qlora", 100, 1.0, 1000), ("folded_4bit", 104, 1.03, 1010),
-                                 ("inplace", 300, 0.9, 1000), ("lora", 290, 0.9, 1000)):
-        rows.append({"model": "m", "dtype": "fp32", "config": c, "peak_bytes": peak * 2**20, "median_step_s": step,
-                     "saved_activation_bytes": saved, "weights_bytes": 1, "peak_ratio_to_qlora": peak / 100,
-                     "step_ratio_to_qlora": step, "saved_ratio_to_qlora": saved / 1000})
+    for c, peak, step, saved in (
+        ("qlora", 100, 1.0, 1000),
+        ("folded_4bit", 104, 1.03, 1010),
+        ("inplace", 300, 0.9, 1000),
+        ("lora", 290, 0.9, 1000),
+    ):
+        rows.append(
+            {
+                "model": "m",
+                "dtype": "fp32",
+                "config": c,
+                "peak_bytes": peak * 2**20,
+                "median_step_s": step,
+                "saved_activation_bytes": saved,
+                "weights_bytes": 1,
+                "peak_ratio_to_qlora": peak / 100,
+                "step_ratio_to_qlora": step,
+                "saved_ratio_to_qlora": saved / 1000,
+            }
+        )
     import pandas as pd
 
     text = "\n".join(qlora_section(pd.DataFrame(rows)))
@@ -282,13 +331,21 @@ def test_eval_forward_keeps_the_training_kernel(tmp_path):
     path would repack the 4-bit weight for a bf16 kernel, which crashes for an input size below the block
     (64: the paper profile's tiny stand-ins are 32 wide) and changes what the layer computes afterwards.
     Models loaded through deltalora.models keep the training kernel: eval output equals train output."""
-    from deltalora.models import load_pretrained
     from deltalora.core.quantized import keep_training_kernel
+    from deltalora.models import load_pretrained
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=16, hidden_dropout_prob=0.0,
-                     attention_probs_dropout_prob=0.0, num_labels=3)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=3,
+    )
     BertForSequenceClassification(cfg).save_pretrained(tmp_path / "m")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

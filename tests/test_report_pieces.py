@@ -16,8 +16,10 @@ BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmea
 
 def test_markdown_tables_become_html_tables_and_nothing_external(tmp_path):
     md = tmp_path / "t.md"
-    md.write_text("# T\n\n| Method | RTE |\n|---|---|\n| LoRA | 50.0 ± 8.8 |\n| <b>x</b> | 1 |\n\n"
-                  "![scores](plots/glue_scores.png)\n")
+    md.write_text(
+        "# T\n\n| Method | RTE |\n|---|---|\n| LoRA | 50.0 ± 8.8 |\n| <b>x</b> | 1 |\n\n"
+        "![scores](plots/glue_scores.png)\n"
+    )
     html = write_html(md, tmp_path / "t.html").read_text()
     assert "<table>" in html and "<td>LoRA</td>" in html and "<td>50.0 ± 8.8</td>" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html  # raw HTML in a cell is escaped
@@ -41,9 +43,11 @@ def _bench(path, s, rss, cpu):
 
 def test_runtime_table_sums_the_benchmark_files_per_family(tmp_path):
     root = tmp_path / "benchmarks"
-    files = [_bench(root / "glue" / "rte.tsv", 10.5, 800.0, 9.0),
-             _bench(root / "glue" / "mnli.tsv", 20.0, 900.0, 18.0),
-             _bench(root / "pretrain_gpt2.tsv", 5.0, 400.0, "-")]
+    files = [
+        _bench(root / "glue" / "rte.tsv", 10.5, 800.0, 9.0),
+        _bench(root / "glue" / "mnli.tsv", 20.0, 900.0, 18.0),
+        _bench(root / "pretrain_gpt2.tsv", 5.0, 400.0, "-"),
+    ]
     (root / "nlg").mkdir()
     touched = root / "nlg" / "e2e.tsv"
     touched.write_text("")  # an empty benchmark file: the job is listed, not measured
@@ -68,8 +72,13 @@ def test_runtime_table_refuses_a_file_that_is_not_a_benchmark(tmp_path):
 
 # ---------------------------------------------------------------------------- figures
 def _curve_record(row, seed, losses, k=None):
-    rec = {"task": "glue/rte", "row": row, "method": row, "seed": seed,
-           "train_curve": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]}
+    rec = {
+        "task": "glue/rte",
+        "row": row,
+        "method": row,
+        "seed": seed,
+        "train_curve": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)],
+    }
     if k is not None:
         rec["delta_lora"] = {"start_step": k}
     return rec
@@ -80,9 +89,12 @@ def test_training_curves_show_the_seed_band_and_k(tmp_path, monkeypatch):
 
     figs = []
     monkeypatch.setattr(plots, "save", lambda fig, base: figs.append(fig) or [])
-    recs = [_curve_record("lora", 0, [1.0, 0.8, 0.6]), _curve_record("lora", 1, [1.2, 0.6, 0.4]),
-            _curve_record("delta_lora", 0, [1.1, 0.9, 0.5], k=1),
-            _curve_record("delta_lora", 1, [0.9, 0.7, 0.3], k=1)]
+    recs = [
+        _curve_record("lora", 0, [1.0, 0.8, 0.6]),
+        _curve_record("lora", 1, [1.2, 0.6, 0.4]),
+        _curve_record("delta_lora", 0, [1.1, 0.9, 0.5], k=1),
+        _curve_record("delta_lora", 1, [0.9, 0.7, 0.3], k=1),
+    ]
     plots.training_curves_plot(recs, ["lora", "delta_lora"], ["rte"], profile="default", base=tmp_path / "c")
     ax = figs[0].axes[0]
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
@@ -105,21 +117,38 @@ def test_audit_forest_has_one_line_per_claim_with_ci_and_verdict():
     cmp = paired_comparison({"rte": {0: 1.0, 1: 2.0, 2: 3.0, 3: 2.0, 4: 2.0}}, label="Delta-LoRA - LoRA")
 
     def row(cid, verdict, data, level="claim"):
-        return AuditRow(id=cid, claim_id=cid, level=level, claim="c", test="t", evidence=f"evidence of {cid}",
-                        verdict=verdict, rule="r", profile="default", scale="proxy", data=data)
+        return AuditRow(
+            id=cid,
+            claim_id=cid,
+            level=level,
+            claim="c",
+            test="t",
+            evidence=f"evidence of {cid}",
+            verdict=verdict,
+            rule="r",
+            profile="default",
+            scale="proxy",
+            data=data,
+        )
 
     pooled = paired_comparison({"rte": {0: -1.0, 1: -2.0}, "mnli": {0: -1.5, 1: -2.5}}, label="pooled D - L")
-    rows = [row("2", rules.SUPPORTED, {}), row("4a", rules.NOT_SUPPORTED, {"cmp": cmp}),
-            row("4a", rules.SUPPORTED, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
-            row("5", rules.INCONCLUSIVE, {}),
-            row("5", rules.INCONCLUSIVE, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
-            row("5", rules.INCONCLUSIVE, {"cmp": pooled}, level="detail")]
+    rows = [
+        row("2", rules.SUPPORTED, {}),
+        row("4a", rules.NOT_SUPPORTED, {"cmp": cmp}),
+        row("4a", rules.SUPPORTED, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
+        row("5", rules.INCONCLUSIVE, {}),
+        row("5", rules.INCONCLUSIVE, {"cmp": cmp, "task": "glue/rte"}, level="detail"),
+        row("5", rules.INCONCLUSIVE, {"cmp": pooled}, level="detail"),
+    ]
     fig = claims_forest(rows, "default")
     ax = fig.axes[0]
     assert [t.get_text()[:3] for t in ax.get_yticklabels()] == ["5. ", "4a.", "2. "]  # claims only, in order
     texts = [t.get_text() for t in ax.texts]
     assert [t for t in texts if t in (rules.SUPPORTED, rules.NOT_SUPPORTED, rules.INCONCLUSIVE)] == [
-        rules.SUPPORTED, rules.NOT_SUPPORTED, rules.INCONCLUSIVE]
+        rules.SUPPORTED,
+        rules.NOT_SUPPORTED,
+        rules.INCONCLUSIVE,
+    ]
     assert any(t.startswith("no single effect size: evidence of 2") for t in texts)
     segs = {round(s[0][1]): s for c in ax.collections for s in c.get_segments()}  # CI bars by line
     assert sorted(segs) == [0, 1]  # claim 4a at y=1 (its own comparison), claim 5 at y=0 (its pooled detail)

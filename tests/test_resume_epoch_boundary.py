@@ -17,16 +17,41 @@ from pathlib import Path
 
 from deltalora.records import read_record
 
-SETS = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=16", "train.epochs=2",
-        "train.batch_size=4", "train.logging_steps=1", "train.checkpoint_every=8"]  # 8 steps per epoch
+SETS = [
+    "model_options.num_hidden_layers=1",
+    "data.n_train=32",
+    "data.n_val=16",
+    "train.epochs=2",
+    "train.batch_size=4",
+    "train.logging_steps=1",
+    "train.checkpoint_every=8",
+]  # 8 steps per epoch
 
 
 def _train(out: Path, data: Path, **env: str) -> None:
     sets = [*SETS, f"data.data_dir={data}"]
-    cmd = [sys.executable, "-m", "deltalora", "train", "--task", "glue/sst2", "--method", "lora", "--seed", "0",
-           "--out", str(out), *sum((["--set", s] for s in sets), [])]
-    r = subprocess.run(cmd, env={**os.environ, "DELTALORA_NO_PROGRESS": "1", **env}, capture_output=True,
-                       text=True, timeout=900)
+    cmd = [
+        sys.executable,
+        "-m",
+        "deltalora",
+        "train",
+        "--task",
+        "glue/sst2",
+        "--method",
+        "lora",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        *sum((["--set", s] for s in sets), []),
+    ]
+    r = subprocess.run(
+        cmd,
+        env={**os.environ, "DELTALORA_NO_PROGRESS": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
 
 

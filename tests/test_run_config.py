@@ -43,9 +43,17 @@ def test_round_trip_every_task_and_method(profile):
 
 
 def test_round_trip_keeps_optional_keys_and_row():
-    sets = ["data.files={train: /x/train.jsonl}", "train.report_to=[tensorboard, wandb]",
-            "analysis.grad_cosine_steps=[0, 5]", "train.warmup_steps=7", "train.label_smoothing=0.1",
-            "generation.max_eval=3", "data.dev_max=10", "model_options.quantize=nf4", "hp.start_step=2"]
+    sets = [
+        "data.files={train: /x/train.jsonl}",
+        "train.report_to=[tensorboard, wandb]",
+        "analysis.grad_cosine_steps=[0, 5]",
+        "train.warmup_steps=7",
+        "train.label_smoothing=0.1",
+        "generation.max_eval=3",
+        "data.dev_max=10",
+        "model_options.quantize=nf4",
+        "hp.start_step=2",
+    ]
     d = {**resolve_run(task="e2e", method="delta_lora", seed=0, sets=sets), "row": "my_row"}
     cfg = RunConfig.from_dict(d)
     assert json.dumps(cfg.to_dict()) == json.dumps(d)
@@ -68,8 +76,12 @@ def test_absent_keys_read_as_defaults_and_stay_absent():
 
 
 def test_values_reach_the_trainer_by_attribute(tmp_path):
-    cfg = resolve_run_config(task="glue/rte", method="lora", seed=5,
-                             sets=["train.lr=2e-4", "train.batch_size=3", "train.warmup_steps=9"])
+    cfg = resolve_run_config(
+        task="glue/rte",
+        method="lora",
+        seed=5,
+        sets=["train.lr=2e-4", "train.batch_size=3", "train.warmup_steps=9"],
+    )
     args = _training_arguments(cfg, tmp_path, has_eval=True, use_cuda=False)
     got = (args.learning_rate, args.per_device_train_batch_size, args.warmup_steps, args.seed)
     assert got == (2e-4, 3, 9, 5)
@@ -99,8 +111,10 @@ def test_fields_agree_with_the_schema():
     """A key the validator allows must be a field, and a field must be a key the validator allows."""
     root = schema()
     sections = {
-        TrainConfig: root["$defs"]["train"], DataConfig: root["$defs"]["data"],
-        GenerationConfig: root["$defs"]["generation"], ModelOptions: root["properties"]["model_options"],
+        TrainConfig: root["$defs"]["train"],
+        DataConfig: root["$defs"]["data"],
+        GenerationConfig: root["$defs"]["generation"],
+        ModelOptions: root["properties"]["model_options"],
         AnalysisConfig: root["properties"]["analysis"],
     }
     for cls, sub in sections.items():

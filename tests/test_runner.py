@@ -50,7 +50,13 @@ def trained_weights(model) -> dict[str, torch.Tensor]:
     """Backbone weights as the model computes with them (PEFT base layers, prefix stripped)."""
     out = {}
     for k, v in model.state_dict().items():
-        if "lora_" in k or "modules_to_save" in k or "original_module" in k or "classifier" in k or "pooler" in k:
+        if (
+            "lora_" in k
+            or "modules_to_save" in k
+            or "original_module" in k
+            or "classifier" in k
+            or "pooler" in k
+        ):
             continue
         k = k.replace("base_model.model.", "").replace(".base_layer", "").replace("bert.", "", 1)
         out[k] = v.detach().clone()
@@ -65,7 +71,9 @@ def w0():
 @pytest.mark.parametrize("method", ["lora", "lora_scaled", "dora", "dylora", "adalora"])
 def test_adapter_methods_leave_base_weights_bitwise_unchanged(tmp_path, w0, method):
     seen = {}
-    rec = run(tiny_cfg(method, tmp=tmp_path), tmp_path / "run", on_trained=lambda m: seen.update(trained_weights(m)))
+    rec = run(
+        tiny_cfg(method, tmp=tmp_path), tmp_path / "run", on_trained=lambda m: seen.update(trained_weights(m))
+    )
     shared = [k for k in seen if k in w0 and "embeddings.position_ids" not in k]
     assert len(shared) > 10
     for k in shared:
@@ -76,8 +84,13 @@ def test_adapter_methods_leave_base_weights_bitwise_unchanged(tmp_path, w0, meth
 
 def test_full_ft_changes_every_weight(tmp_path, w0):
     seen = {}
-    run(tiny_cfg("full_ft", tmp=tmp_path), tmp_path / "run", on_trained=lambda m: seen.update(
-        {k.replace("bert.", "", 1): v.detach().clone() for k, v in m.state_dict().items()}))
+    run(
+        tiny_cfg("full_ft", tmp=tmp_path),
+        tmp_path / "run",
+        on_trained=lambda m: seen.update(
+            {k.replace("bert.", "", 1): v.detach().clone() for k, v in m.state_dict().items()}
+        ),
+    )
     for k, v in w0.items():
         if k in seen and v.is_floating_point() and "pooler" not in k:
             assert not torch.equal(seen[k], v), f"full_ft left {k} unchanged"
@@ -88,12 +101,17 @@ def test_delta_lora_writes_w_only_after_k(tmp_path, w0, engine):
     adapted = "encoder.layer.0.attention.self.query.weight"
     for k, should_change in ((3, False), (1, True)):  # 4 steps: t > K happens only for K <= 2
         seen = {}
-        rec = run(tiny_cfg("delta_lora", extra=[f"hp.start_step={k}", f"hp.engine={engine}"], tmp=tmp_path),
-                  tmp_path / f"run{k}", on_trained=lambda m: seen.update(trained_weights(m)))
+        rec = run(
+            tiny_cfg("delta_lora", extra=[f"hp.start_step={k}", f"hp.engine={engine}"], tmp=tmp_path),
+            tmp_path / f"run{k}",
+            on_trained=lambda m: seen.update(trained_weights(m)),
+        )
         changed = not torch.equal(seen[adapted], w0[adapted])
         assert changed == (should_change and engine == "inplace"), (engine, k)
-        assert torch.equal(seen["encoder.layer.0.attention.output.dense.weight"],
-                           w0["encoder.layer.0.attention.output.dense.weight"])  # not adapted: never written
+        assert torch.equal(
+            seen["encoder.layer.0.attention.output.dense.weight"],
+            w0["encoder.layer.0.attention.output.dense.weight"],
+        )  # not adapted: never written
         assert rec["delta_lora"]["steps_counted"] == 4
         assert rec["params"]["extra_updated"] == 2 * 384 * 384
 
@@ -123,9 +141,15 @@ def test_same_seed_same_metrics_different_seed_differs(tmp_path):
 
 
 def test_stsb_regression_and_update_rank_analysis(tmp_path):
-    rec = run(tiny_cfg("delta_lora", task="glue/stsb", extra=["hp.start_step=1", "hp.engine=inplace",
-                                                              "analysis.update_rank=true"], tmp=tmp_path),
-              tmp_path / "run")
+    rec = run(
+        tiny_cfg(
+            "delta_lora",
+            task="glue/stsb",
+            extra=["hp.start_step=1", "hp.engine=inplace", "analysis.update_rank=true"],
+            tmp=tmp_path,
+        ),
+        tmp_path / "run",
+    )
     assert rec["metric"] == "pearson"
     layers = rec["analysis"]["update_rank"]["layers"]
     assert len(layers) == 2  # query and value of the one layer
@@ -159,8 +183,20 @@ def test_nan_loss_stops_without_record(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(runners.GlueRunner, "load_model", poisoned)
     out = tmp_path / "nan"
-    code = main(["train", "--task", "glue/sst2", "--method", "lora", "--seed", "0", "--out", str(out),
-                 *sum((["--set", s] for s in [*TINY, f"data.data_dir={tmp_path / 'data'}"]), [])])
+    code = main(
+        [
+            "train",
+            "--task",
+            "glue/sst2",
+            "--method",
+            "lora",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            *sum((["--set", s] for s in [*TINY, f"data.data_dir={tmp_path / 'data'}"]), []),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3
     assert "training diverged: loss is nan at optimizer step 3" in err
@@ -172,14 +208,29 @@ def cli(*args, env_extra=None):
     import os
 
     env = {**os.environ, "DELTALORA_NO_PROGRESS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "deltalora", *args], capture_output=True, text=True, env=env,
-                          timeout=GUARD_S)
+    return subprocess.run(
+        [sys.executable, "-m", "deltalora", *args], capture_output=True, text=True, env=env, timeout=GUARD_S
+    )
 
 
 def test_cli_end_to_end_two_seeds(tmp_path):
     sets = sum((["--set", s] for s in [*TINY, f"data.data_dir={tmp_path / 'data'}"]), [])
-    p = cli("train", "--task", "glue/rte", "--model", "embedded:minilm", "--method", "delta_lora", "--seed", "0,1",
-            "--out", str(tmp_path / "rte" / "seed{seed}"), "--set", "hp.start_step=1", *sets)
+    p = cli(
+        "train",
+        "--task",
+        "glue/rte",
+        "--model",
+        "embedded:minilm",
+        "--method",
+        "delta_lora",
+        "--seed",
+        "0,1",
+        "--out",
+        str(tmp_path / "rte" / "seed{seed}"),
+        "--set",
+        "hp.start_step=1",
+        *sets,
+    )
     assert p.returncode == 0, p.stderr
     for s in (0, 1):
         rec = json.loads((tmp_path / "rte" / f"seed{s}" / "record.json").read_text())
@@ -193,12 +244,18 @@ def test_cli_end_to_end_two_seeds(tmp_path):
         (["--task", "glue/rtee", "--method", "lora"], "unknown task 'glue/rtee'; did you mean 'glue/rte'?"),
         (["--task", "glue/rte", "--method", "lorra"], "unknown method 'lorra'; did you mean 'lora'?"),
         (["--task", "glue/rte", "--method", "lora", "--model", "/nonexistent/model"], "has no config.json"),
-        (["--task", "glue/rte", "--method", "lora", "--model", "nobody/no-such-model"], "this machine is offline"),
+        (
+            ["--task", "glue/rte", "--method", "lora", "--model", "nobody/no-such-model"],
+            "this machine is offline",
+        ),
         (["--task", "glue/rte", "--method", "lora", "--set", "train.lr=abc"], "train.lr: expected number"),
         (["--task", "glue/rte", "--method", "lora", "--set", "train.lr=-1"], "train.lr: -1 is out of range"),
         (["--task", "glue/rte", "--method", "lora", "--set", "train.lr"], "expected key=value"),
         (["--task", "glue/rte", "--method", "delta_lora", "--set", "hp.update_ratio=-2"], "hp.update_ratio"),
-        (["--task", "glue/rte", "--method", "delta_lora", "--set", "hp.engne=inplace"], "did you mean 'engine'"),
+        (
+            ["--task", "glue/rte", "--method", "delta_lora", "--set", "hp.engne=inplace"],
+            "did you mean 'engine'",
+        ),
         (["--task", "glue/rte", "--method", "lora", "--seed", "x"], "--seed 'x'"),
     ],
 )
@@ -215,8 +272,19 @@ def test_cli_bad_input_is_one_clear_message(tmp_path, args, message, capsys, mon
 
 
 def test_cli_bad_input_in_a_real_process(tmp_path):
-    p = cli("train", "--out", str(tmp_path / "o"), "--seed", "0", "--task", "glue/rte", "--method", "lora",
-            "--set", "train.lr=abc")
+    p = cli(
+        "train",
+        "--out",
+        str(tmp_path / "o"),
+        "--seed",
+        "0",
+        "--task",
+        "glue/rte",
+        "--method",
+        "lora",
+        "--set",
+        "train.lr=abc",
+    )
     assert p.returncode == 2 and "train.lr: expected number" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -225,8 +293,19 @@ def test_cli_data_file_missing_column(tmp_path):
     bad.write_text(json.dumps({"sentence1": "a cat", "label": 0, "idx": 0}) + "\n")
     good = tmp_path / "validation.jsonl"
     good.write_text(json.dumps({"sentence1": "a cat", "sentence2": "a dog", "label": 1, "idx": 0}) + "\n")
-    p = cli("train", "--task", "glue/rte", "--method", "lora", "--seed", "0", "--out", str(tmp_path / "o"),
-            "--set", f"data.files={{train: {bad}, validation: {good}}}")
+    p = cli(
+        "train",
+        "--task",
+        "glue/rte",
+        "--method",
+        "lora",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path / "o"),
+        "--set",
+        f"data.files={{train: {bad}, validation: {good}}}",
+    )
     assert p.returncode == 2, p.stderr
     assert str(bad) in p.stderr and "sentence2" in p.stderr
     assert "Traceback" not in p.stderr
@@ -251,7 +330,9 @@ def test_group_by_length_reaches_the_trainer(tmp_path, flag):
 
     from deltalora.train import _training_arguments
 
-    cfg = resolve_run(task="glue/rte", method="lora", seed=0, sets=[f"train.group_by_length={str(flag).lower()}"])
+    cfg = resolve_run(
+        task="glue/rte", method="lora", seed=0, sets=[f"train.group_by_length={str(flag).lower()}"]
+    )
     args = _training_arguments(cfg, tmp_path, has_eval=True, use_cuda=False)
     if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
         assert (args.train_sampling_strategy == "group_by_length") is flag

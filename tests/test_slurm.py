@@ -23,11 +23,11 @@ from slurm_helpers import (
     dag_rules,
     have_slurm_plugin,
     mirror_env,
+    mirror_home,  # noqa: F401 - a fixture
     require,
     rules_ran,
     snakemake,
 )
-from slurm_helpers import mirror_home  # noqa: F401 - a fixture
 
 
 def _fake_slurm(d: Path) -> Path:
@@ -43,14 +43,30 @@ def _fake_slurm(d: Path) -> Path:
 def test_memory_rule_builds_under_the_slurm_executor(tmp_path):
     """Regression: memory.smk had `threads: workflow.cores`, which Snakemake fills only for local and dry
     runs; under `--executor slurm` without --cores the Snakefile raised before any job was submitted."""
-    require(have_slurm_plugin(), "snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')")
+    require(
+        have_slurm_plugin(), "snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')"
+    )
     (tmp_path / "wf").mkdir()
     wf = copy_workflow(tmp_path / "wf")
     fake = _fake_slurm(tmp_path / "bin")
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    r = snakemake(wf, "results/memory_table.csv", "--executor", "slurm", "--jobs", "1", "--configfile",
-                  "workflow/config/paper.yaml", "--default-resources", "slurm_account=x", "slurm_partition=y",
-                  "--slurm-init-seconds-before-status-checks", "1", env=env, timeout=300)
+    r = snakemake(
+        wf,
+        "results/memory_table.csv",
+        "--executor",
+        "slurm",
+        "--jobs",
+        "1",
+        "--configfile",
+        "workflow/config/paper.yaml",
+        "--default-resources",
+        "slurm_account=x",
+        "slurm_partition=y",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        env=env,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert "requires a total number of cores" not in out, out[-3000:]
     # It got as far as sbatch, asking for the memory job's configured cores.
@@ -60,8 +76,11 @@ def test_memory_rule_builds_under_the_slurm_executor(tmp_path):
 
 def test_repository_has_no_workflow_cores_threads():
     """No rule may size itself by workflow.cores (it raises under every non-local executor)."""
-    offenders = [str(p.relative_to(REPO)) for p in (REPO / "workflow" / "rules").glob("*.smk")
-                 if "workflow.cores" in p.read_text()]
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "workflow" / "rules").glob("*.smk")
+        if "workflow.cores" in p.read_text()
+    ]
     assert not offenders
 
 
@@ -71,9 +90,14 @@ GUARD_S = 1200  # generous guard timeouts: the tests wait on events, never asser
 
 
 def _require_cluster() -> None:
-    require(have_slurm_plugin(), "snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')")
-    require(cluster_up(), "no SLURM controller answers; start one with workflow/profiles/slurm-local/cluster.sh up "
-                          "(needs root and Debian's munge, slurmctld, slurmd)")
+    require(
+        have_slurm_plugin(), "snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')"
+    )
+    require(
+        cluster_up(),
+        "no SLURM controller answers; start one with workflow/profiles/slurm-local/cluster.sh up "
+        "(needs root and Debian's munge, slurmctld, slurmd)",
+    )
 
 
 def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):
@@ -92,15 +116,23 @@ def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):
     dry = snakemake(wf, "-n", "all", *PAPER, env=env, timeout=600)
     assert rules_ran(log) == dag_rules(dry.stdout + dry.stderr)
     submitted = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log))
-    assert {"glue_train", "nlg_train", "ablation_dropout_train", "ablation_lambda_k_train",
-            "ablation_rank_train", "memory_table"} <= submitted
+    assert {
+        "glue_train",
+        "nlg_train",
+        "ablation_dropout_train",
+        "ablation_lambda_k_train",
+        "ablation_rank_train",
+        "memory_table",
+    } <= submitted
     assert not submitted & {"all", "glue_table", "nlg_table", "ablation_table", "audit"}  # localrules
     assert (wf / "results" / "audit.md").is_file()
 
 
 def _training_overrides(steps: int, every: int) -> list[str]:
     smoke_cfg = yaml.safe_load((REPO / "workflow" / "config" / "smoke.yaml").read_text())
-    keep = [o for o in smoke_cfg["overrides"] if not o.startswith(("train.max_steps=", "train.checkpoint_every="))]
+    keep = [
+        o for o in smoke_cfg["overrides"] if not o.startswith(("train.max_steps=", "train.checkpoint_every="))
+    ]
     return [*keep, f"train.max_steps={steps}", f"train.checkpoint_every={every}"]
 
 
@@ -118,19 +150,34 @@ def test_scancel_mid_run_is_retried_and_resumes_with_identical_metrics(tmp_path,
     cfg = ("--configfile", "workflow/config/paper.yaml", "workflow/config/smoke.yaml", str(longer))
 
     # The uninterrupted reference, locally.
-    ref = snakemake(runs["local"], "--cores", "1", target, *cfg, env=mirror_env(mirror_home, runs["local"]),
-                    timeout=GUARD_S)
+    ref = snakemake(
+        runs["local"],
+        "--cores",
+        "1",
+        target,
+        *cfg,
+        env=mirror_env(mirror_home, runs["local"]),
+        timeout=GUARD_S,
+    )
     assert ref.returncode == 0, (ref.stdout + ref.stderr)[-4000:]
 
     wf = runs["slurm"]
     env = mirror_env(mirror_home, wf)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "all", target, *cfg, *SLURM_PROFILE],
-                            cwd=wf, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "all", target, *cfg, *SLURM_PROFILE],
+        cwd=wf,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         ckpt = wf / "runs/paper-smoke/glue/mnli/delta_lora/seed0/trainer/checkpoint-100/.complete"
         deadline = time.monotonic() + GUARD_S
         while not ckpt.exists():
-            assert proc.poll() is None, f"snakemake ended before the first checkpoint:\n{proc.stdout.read()[-4000:]}"
+            assert proc.poll() is None, (
+                f"snakemake ended before the first checkpoint:\n{proc.stdout.read()[-4000:]}"
+            )
             assert time.monotonic() < deadline, "no checkpoint within the guard time"
             time.sleep(0.2)
         logs = list((wf / ".snakemake" / "slurm_logs" / "rule_glue_train").rglob("*.log"))

@@ -13,8 +13,14 @@ import pytest
 from deltalora.config import resolve_run
 from deltalora.train import RunError, _training_arguments, run
 
-TINY = ["model_options.num_hidden_layers=1", "data.n_train=32", "data.n_val=32", "train.epochs=1",
-        "train.batch_size=8", "train.logging_steps=1"]
+TINY = [
+    "model_options.num_hidden_layers=1",
+    "data.n_train=32",
+    "data.n_val=32",
+    "train.epochs=1",
+    "train.batch_size=8",
+    "train.logging_steps=1",
+]
 
 
 @pytest.mark.parametrize("profile", ["default", "paper"])
@@ -24,8 +30,9 @@ def test_both_profiles_default_to_no_tracking(tmp_path, profile):
     assert _training_arguments(cfg, tmp_path, has_eval=True, use_cuda=False).report_to == []
 
 
-@pytest.mark.parametrize("value, expected", [("none", []), ("tensorboard", ["tensorboard"]),
-                                             (" tensorboard , ", ["tensorboard"])])
+@pytest.mark.parametrize(
+    "value, expected", [("none", []), ("tensorboard", ["tensorboard"]), (" tensorboard , ", ["tensorboard"])]
+)
 def test_report_to_passes_through_to_training_arguments(tmp_path, value, expected):
     pytest.importorskip("tensorboard")
     cfg = resolve_run(task="glue/rte", method="lora", seed=0, sets=[f"train.report_to={value}"])
@@ -40,10 +47,13 @@ def test_report_to_all_is_every_installed_integration(tmp_path):
     assert args.report_to == get_available_reporting_integrations()
 
 
-@pytest.mark.parametrize("value, message", [
-    ("tensorbord", "'tensorbord' is not an integration transformers knows; allowed: none, all, "),
-    ("neptune", "'neptune' is not installed here"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("tensorbord", "'tensorbord' is not an integration transformers knows; allowed: none, all, "),
+        ("neptune", "'neptune' is not installed here"),
+    ],
+)
 def test_bad_report_to_names_the_field(tmp_path, value, message):
     from transformers.integrations.integration_utils import get_available_reporting_integrations
 
@@ -60,8 +70,12 @@ def test_tensorboard_events_land_in_the_run_folder_with_the_recorded_losses(tmp_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
-    cfg = resolve_run(task="glue/rte", method="lora", seed=0,
-                      sets=[*TINY, f"data.data_dir={tmp_path / 'data'}", "train.report_to=tensorboard"])
+    cfg = resolve_run(
+        task="glue/rte",
+        method="lora",
+        seed=0,
+        sets=[*TINY, f"data.data_dir={tmp_path / 'data'}", "train.report_to=tensorboard"],
+    )
     out = tmp_path / "run"
     rec = run(cfg, out)
     events = list((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -18,14 +18,27 @@ def base_model(kind: str, seed: int = 0, dtype: torch.dtype = torch.float64) -> 
     torch.manual_seed(seed)
     if kind == "bert":
         cfg = BertConfig(
-            vocab_size=VOCAB, hidden_size=24, num_hidden_layers=2, num_attention_heads=2, intermediate_size=40,
-            max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3,
+            vocab_size=VOCAB,
+            hidden_size=24,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=40,
+            max_position_embeddings=32,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            num_labels=3,
         )
         model = BertForSequenceClassification(cfg)
     elif kind == "gpt2":
         cfg = GPT2Config(
-            vocab_size=VOCAB, n_positions=32, n_embd=24, n_layer=2, n_head=2,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            vocab_size=VOCAB,
+            n_positions=32,
+            n_embd=24,
+            n_layer=2,
+            n_head=2,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
         )
         model = GPT2LMHeadModel(cfg)
     else:

@@ -16,18 +16,26 @@ from pathlib import Path
 GUARD_S = 3600.0
 
 
-def wait_for(event: Callable[[], bool], *, proc: subprocess.Popen | None = None, what: str,
-             guard_s: float = GUARD_S, poll_s: float = 0.01) -> None:
+def wait_for(
+    event: Callable[[], bool],
+    *,
+    proc: subprocess.Popen | None = None,
+    what: str,
+    guard_s: float = GUARD_S,
+    poll_s: float = 0.01,
+) -> None:
     """Return when `event()` is true; fail if `proc` ends first or the (generous) guard runs out."""
     start = time.monotonic()
     while not event():
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"the process ended (exit code {proc.returncode}) before {what}\n"
-                                 f"{out[-3000:]}")
+            raise AssertionError(
+                f"the process ended (exit code {proc.returncode}) before {what}\n{out[-3000:]}"
+            )
         if time.monotonic() - start > guard_s:
-            raise AssertionError(f"guard timeout: still waiting for {what} after {guard_s:.0f} s "
-                                 "(a hung test)")
+            raise AssertionError(
+                f"guard timeout: still waiting for {what} after {guard_s:.0f} s (a hung test)"
+            )
         time.sleep(poll_s)
 
 

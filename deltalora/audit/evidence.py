@@ -37,9 +37,19 @@ GLUE_TASKS = (
     "glue/rte",
     "glue/stsb",
 )
-TASK_LABELS = {"glue/mnli": "MNLI", "glue/sst2": "SST-2", "glue/mrpc": "MRPC", "glue/cola": "CoLA",
-               "glue/qnli": "QNLI", "glue/qqp": "QQP", "glue/rte": "RTE", "glue/stsb": "STS-B",
-               "e2e": "E2E", "webnlg": "WebNLG", "xsum": "XSum"}
+TASK_LABELS = {
+    "glue/mnli": "MNLI",
+    "glue/sst2": "SST-2",
+    "glue/mrpc": "MRPC",
+    "glue/cola": "CoLA",
+    "glue/qnli": "QNLI",
+    "glue/qqp": "QQP",
+    "glue/rte": "RTE",
+    "glue/stsb": "STS-B",
+    "e2e": "E2E",
+    "webnlg": "WebNLG",
+    "xsum": "XSum",
+}
 TASK_ORDER = (*GLUE_TASKS, "e2e", "webnlg", "xsum")
 
 LR_ROW = re.compile(r"^lora_lr(?P<lr>[0-9.eE+-]+)$")
@@ -106,14 +116,17 @@ def index_records(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], di
     for rec in records:
         key = (rec["task"], rec.get("row") or rec["method"])
         if rec["seed"] in idx[key]:
-            raise RecordError(f"two records for the same (task, row, seed) {key + (rec['seed'],)}: "
-                              f"{idx[key][rec['seed']].get('_path', '?')} and {rec.get('_path', '?')}")
+            raise RecordError(
+                f"two records for the same (task, row, seed) {key + (rec['seed'],)}: "
+                f"{idx[key][rec['seed']].get('_path', '?')} and {rec.get('_path', '?')}"
+            )
         idx[key][rec["seed"]] = rec
     return {k: dict(sorted(v.items(), key=lambda kv: str(kv[0]).zfill(12))) for k, v in idx.items()}
 
 
-def metric_value(rec: dict[str, Any], metric: str | None = None, *, split: str | None = None,
-                 which: str = "best") -> float | None:
+def metric_value(
+    rec: dict[str, Any], metric: str | None = None, *, split: str | None = None, which: str = "best"
+) -> float | None:
     """The record's score at its best epoch (validation, or another evaluated split of that epoch)."""
     metric = metric or rec["metric"]
     entry = rec.get(which) or {}
@@ -174,13 +187,20 @@ def scale_label(profile: str, records: Iterable[dict[str, Any]]) -> str:
     devices = sorted(
         {str(((r.get("provenance") or {}).get("device") or {}).get("type", "?")) for r in records}
     )
-    return (f"proxy scale ({profile} profile: {m}; generated proxy data; {', '.join(devices) or '?'}); "
-            "proxy-scale evidence, not a verdict on the paper")
+    return (
+        f"proxy scale ({profile} profile: {m}; generated proxy data; {', '.join(devices) or '?'}); "
+        "proxy-scale evidence, not a verdict on the paper"
+    )
 
 
 # --------------------------------------------------------------------------- reading the inputs
-def _read_csv(name: str, path: str | os.PathLike | None, columns: Sequence[str], absent: dict[str, str],
-              sources: dict[str, str]) -> pd.DataFrame | None:
+def _read_csv(
+    name: str,
+    path: str | os.PathLike | None,
+    columns: Sequence[str],
+    absent: dict[str, str],
+    sources: dict[str, str],
+) -> pd.DataFrame | None:
     if path is None:
         absent[name] = "not given"
         return None
@@ -235,5 +255,12 @@ def gather(
         if cosines.empty:
             absent["cosines"] = f"{cosines_csv} has no numeric (dropout, cosine) rows"
             cosines = None
-    return Evidence(profile=profile, records=recs, memory=memory, dropout_summary=dropout, cosines=cosines,
-                    absent=absent, sources=sources)
+    return Evidence(
+        profile=profile,
+        records=recs,
+        memory=memory,
+        dropout_summary=dropout,
+        cosines=cosines,
+        absent=absent,
+        sources=sources,
+    )

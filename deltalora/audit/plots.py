@@ -29,9 +29,16 @@ def make_plots(rows: Sequence[AuditRow], ev: Evidence, plots_dir: Path) -> dict[
     from ..collect.plots import save
 
     out: dict[str, list[str]] = {}
-    figs = (("summary", _plot_forest),
-            ("1", _plot_spectra), ("2", _plot_memory), ("3", _plot_cosines), ("3", _plot_dropout_scores),
-            ("4", _plot_baselines), ("5", _plot_controls), ("6", _plot_engines))
+    figs = (
+        ("summary", _plot_forest),
+        ("1", _plot_spectra),
+        ("2", _plot_memory),
+        ("3", _plot_cosines),
+        ("3", _plot_dropout_scores),
+        ("4", _plot_baselines),
+        ("5", _plot_controls),
+        ("6", _plot_engines),
+    )
     for sec, fn in figs:
         fig_name = fn(rows, ev)
         if fig_name is None:
@@ -94,9 +101,11 @@ def _plot_spectra(rows, ev):
         ax.set_ylabel("sigma_i / sigma_1")
         ax.set_title(f"{task_label(d.data['task'])}: spectrum of W_T - W_0 ({ev.profile})", fontsize=9)
         ax.legend(fontsize=6)
-    fig.suptitle("Singular values of the W update vs 2r (grey: thresholds, solid 1e-3 headline) - "
-                 f"{ev.profile} profile",
-                 fontsize=10)
+    fig.suptitle(
+        "Singular values of the W update vs 2r (grey: thresholds, solid 1e-3 headline) - "
+        f"{ev.profile} profile",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig, "audit_rank_spectra"
 
@@ -111,8 +120,9 @@ def _plot_memory(rows, ev):
     configs = ["full_ft", "inplace", "folded", "naive"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     width = 0.8 / len(configs)
-    for k, (col, title) in enumerate((("peak_ratio", "peak memory / LoRA"), ("step_ratio", "median step time "
-                                                                                           "/ LoRA"))):
+    for k, (col, title) in enumerate(
+        (("peak_ratio", "peak memory / LoRA"), ("step_ratio", "median step time / LoRA"))
+    ):
         ax = axes[k]
         for i, c in enumerate(configs):
             vals = [
@@ -133,8 +143,11 @@ def _plot_memory(rows, ev):
         ax.set_ylabel(title)
         ax.set_title(f"{title} ({ev.profile} profile)", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Claim 2: cost relative to LoRA (dashed: 'comparable' = {rules.COMPARABLE_RATIO}x) - "
-                 f"{ev.profile} profile", fontsize=10)
+    fig.suptitle(
+        f"Claim 2: cost relative to LoRA (dashed: 'comparable' = {rules.COMPARABLE_RATIO}x) - "
+        f"{ev.profile} profile",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig, "audit_memory"
 
@@ -232,21 +245,30 @@ def _plot_baselines(rows, ev):
     for base, label in (("lora", "LoRA"), ("adalora", "AdaLoRA"), ("dylora", "DyLoRA")):
         e = _entries(rows, "4a", lambda r, b=base: r.data.get("baseline") == b and r.level == "detail")
         e = [x for x in e if not x[0].startswith("pooled")] + [x for x in e if x[0].startswith("pooled")]
-        panels.append((f"Delta-LoRA - {label} ({ev.profile})", e, "paired difference, main metric of each "
-                                                                  "task (points)"))
-    return _forest_figure(panels, "Claim 4: seed-paired differences per task, mean with "
-                                  f"{1 - rules.ALPHA:.0%} bootstrap "
-                          f"CI (dots: seeds) - {ev.profile} profile", "audit_baselines")
+        panels.append(
+            (
+                f"Delta-LoRA - {label} ({ev.profile})",
+                e,
+                "paired difference, main metric of each task (points)",
+            )
+        )
+    return _forest_figure(
+        panels,
+        "Claim 4: seed-paired differences per task, mean with "
+        f"{1 - rules.ALPHA:.0%} bootstrap "
+        f"CI (dots: seeds) - {ev.profile} profile",
+        "audit_baselines",
+    )
 
 
 def _plot_controls(rows, ev):
     e = _entries(rows, "5", lambda r: not r.data.get("matched_scale"))
     e = [x for x in e if not x[0].startswith("pooled")] + [x for x in e if x[0].startswith("pooled")]
-    return _forest_figure([(f"Delta-LoRA - best LoRA control ({ev.profile})", e,
-                            "paired difference, main metric (points)")],
-                          f"Claim 5: Delta-LoRA against the best of the reviewers' controls - {ev.profile} "
-                          "profile",
-                          "audit_controls")
+    return _forest_figure(
+        [(f"Delta-LoRA - best LoRA control ({ev.profile})", e, "paired difference, main metric (points)")],
+        f"Claim 5: Delta-LoRA against the best of the reviewers' controls - {ev.profile} profile",
+        "audit_controls",
+    )
 
 
 def _plot_dropout_scores(rows, ev):

@@ -24,18 +24,30 @@ from .claims import CLAIMS, FAMILIES, AuditRow, Settings, assess
 from .evidence import Evidence, gather, task_label
 from .plots import make_plots
 
-CSV_COLUMNS = ("claim", "test", "evidence", "verdict", "profile", "rule", "scale", "id", "level", "mde",
-               "seeds_needed", "seeds_needed_stated")
+CSV_COLUMNS = (
+    "claim",
+    "test",
+    "evidence",
+    "verdict",
+    "profile",
+    "rule",
+    "scale",
+    "id",
+    "level",
+    "mde",
+    "seeds_needed",
+    "seeds_needed_stated",
+)
 VERDICT_MEANING = {
     rules.SUPPORTED: "the measured numbers meet the claim's criterion (a statistical claim: in its "
-                     "direction, at the stated confidence)",
+    "direction, at the stated confidence)",
     rules.REFUTED: "the measured numbers meet the criterion of the claim's negation: the evidence "
-                   "contradicts it",
+    "contradicts it",
     rules.NOT_SUPPORTED: "the evidence is adequate for the test but meets neither criterion: the claim is "
-                         "not shown, nor its negation (absence of a demonstrated effect, not evidence "
-                         "against it)",
+    "not shown, nor its negation (absence of a demonstrated effect, not evidence "
+    "against it)",
     rules.INCONCLUSIVE: "the test could not decide: evidence missing, incomplete, or too small (e.g. too few "
-                        "seeds for an exact test to reach p < alpha); the reason is in the evidence",
+    "seeds for an exact test to reach p < alpha); the reason is in the evidence",
 }
 
 
@@ -76,8 +88,11 @@ def build_audit(
     rel = {k: [os.path.relpath(p, out_md.parent) for p in v if p.endswith(".png")] for k, v in plots.items()}
     table = [r.csv_dict() for r in rows]
     atomic_write_text(out_csv, pd.DataFrame(table, columns=list(CSV_COLUMNS)).to_csv(index=False))
-    atomic_write_text(out_md, render_markdown(rows, ev, settings, plots=rel, target=target,
-                                              seconds=time.time() - started).rstrip() + "\n")
+    atomic_write_text(
+        out_md,
+        render_markdown(rows, ev, settings, plots=rel, target=target, seconds=time.time() - started).rstrip()
+        + "\n",
+    )
     return table
 
 
@@ -98,13 +113,18 @@ def _inputs(ev: Evidence) -> list[str]:
         rows = sorted({r.get("row") or r["method"] for r in ev.records})
         seeds = sorted({r["seed"] for r in ev.records}, key=str)
         commits = sorted({str((r.get("provenance") or {}).get("git_commit"))[:10] for r in ev.records})
-        lines.append(f"- Run records: {len(ev.records)} ({len(tasks)} tasks: "
-                     f"{', '.join(task_label(t) for t in tasks)}; rows: {', '.join(rows)}; seeds: "
-                     f"{', '.join(map(str, seeds))}; git commit(s): {', '.join(commits)})")
+        lines.append(
+            f"- Run records: {len(ev.records)} ({len(tasks)} tasks: "
+            f"{', '.join(task_label(t) for t in tasks)}; rows: {', '.join(rows)}; seeds: "
+            f"{', '.join(map(str, seeds))}; git commit(s): {', '.join(commits)})"
+        )
     else:
         lines.append(f"- Run records: none ({ev.absent.get('records', 'not given')})")
-    for name, label in (("memory", "Memory table"), ("dropout_summary", "Dropout ablation summary"),
-                        ("cosines", "Gradient cosines")):
+    for name, label in (
+        ("memory", "Memory table"),
+        ("dropout_summary", "Dropout ablation summary"),
+        ("cosines", "Gradient cosines"),
+    ):
         if name in ev.absent:
             lines.append(f"- {label}: absent ({ev.absent[name]})")
         else:
@@ -156,10 +176,13 @@ def render_markdown(
         "Verdicts: " + "; ".join(f"**{k}**: {v}" for k, v in VERDICT_MEANING.items()) + ".",
     ]
     if ev.profile != "paper":
-        lines += ["", f"> {ev.profile} profile: verdicts on model comparisons are **proxy-scale evidence** "
-                      "(small "
-                  "models on generated proxy data), not a verdict on the paper. Run the paper profile for "
-                  "that."]
+        lines += [
+            "",
+            f"> {ev.profile} profile: verdicts on model comparisons are **proxy-scale evidence** "
+            "(small "
+            "models on generated proxy data), not a verdict on the paper. Run the paper profile for "
+            "that.",
+        ]
     for p in plots.get("summary", []):
         lines += ["", f"![{Path(p).stem}]({p})"]
     for family in FAMILIES:  # one section per claim family, in the registry's order
@@ -169,13 +192,17 @@ def render_markdown(
             head = next((r for r in rows if r.claim_id == cid and r.level == "claim"), None)
             if head is None:
                 continue
-            lines += [f"### {cid}. {c.text}", "",
-                      f"- Where: {c.where}",
-                      f"- Test: {head.test}",
-                      f"- Rule: {head.rule}",
-                      f"- Evidence: {head.evidence}",
-                      f"- Scale: {head.scale}",
-                      f"- **Verdict: {head.verdict}**", ""]
+            lines += [
+                f"### {cid}. {c.text}",
+                "",
+                f"- Where: {c.where}",
+                f"- Test: {head.test}",
+                f"- Rule: {head.rule}",
+                f"- Evidence: {head.evidence}",
+                f"- Scale: {head.scale}",
+                f"- **Verdict: {head.verdict}**",
+                "",
+            ]
             lines += _section_extra(
                 cid, head, [r for r in rows if r.claim_id == cid and r.level == "detail"], ev
             )
@@ -194,8 +221,13 @@ def _min_pairs(alpha: float) -> int:
 def _detail_table(details: Sequence[AuditRow]) -> list[str]:
     if not details:
         return []
-    return [markdown_table(["Test", "Evidence", "Verdict", "MDE (points)", "Seeds for 1 pt"],
-                           [[_esc(d.test), _esc(d.evidence), d.verdict, *power_cells(d)] for d in details]), ""]
+    return [
+        markdown_table(
+            ["Test", "Evidence", "Verdict", "MDE (points)", "Seeds for 1 pt"],
+            [[_esc(d.test), _esc(d.evidence), d.verdict, *power_cells(d)] for d in details],
+        ),
+        "",
+    ]
 
 
 def power_cells(r: AuditRow) -> list[str]:
@@ -212,12 +244,15 @@ def power_cells(r: AuditRow) -> list[str]:
 def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Evidence) -> list[str]:
     out: list[str] = []
     if cid == "1a":
-        out += ["Telescoping identity (docs/design.md §2): summing Algorithm 1's W updates from t = K+1 to T-1 "
-                "gives W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), a difference of two rank-r "
-                "products, so rank(W_T - W_0) <= 2r whatever the optimizer does. Numerical rank = #{sigma_i "
-                "> tau sigma_1}; thresholds 1e-2, 1e-3 (headline), 1e-4, 1e-6. Below ~1e-4 float32 rounding "
-                "of the in-place W writes shows up as a full-rank floor, which is why the headline is "
-                "1e-3.", ""]
+        out += [
+            "Telescoping identity (docs/design.md §2): summing Algorithm 1's W updates from t = K+1 to T-1 "
+            "gives W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), a difference of two rank-r "
+            "products, so rank(W_T - W_0) <= 2r whatever the optimizer does. Numerical rank = #{sigma_i "
+            "> tau sigma_1}; thresholds 1e-2, 1e-3 (headline), 1e-4, 1e-6. Below ~1e-4 float32 rounding "
+            "of the in-place W writes shows up as a full-rank floor, which is why the headline is "
+            "1e-3.",
+            "",
+        ]
         rows = []
         for d in details:
             r, fr = d.data.get("ranks") or {}, d.data.get("ft_ranks") or {}
@@ -231,9 +266,24 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
                 ]
             )
         if rows:
-            out += [markdown_table(["Task", "rank@1e-2", "rank@1e-3", "rank@1e-4", "rank@1e-6",
-                                    "full FT rank@1e-3", "LoRA effective rank@1e-3", "Verdict"], rows), "",
-                    "(medians over layers and runs of W_T - W_0 of Delta-LoRA, unless stated)", ""]
+            out += [
+                markdown_table(
+                    [
+                        "Task",
+                        "rank@1e-2",
+                        "rank@1e-3",
+                        "rank@1e-4",
+                        "rank@1e-6",
+                        "full FT rank@1e-3",
+                        "LoRA effective rank@1e-3",
+                        "Verdict",
+                    ],
+                    rows,
+                ),
+                "",
+                "(medians over layers and runs of W_T - W_0 of Delta-LoRA, unless stated)",
+                "",
+            ]
     elif cid == "2":
         table = (head.data or {}).get("table") or []
         if table:
@@ -262,8 +312,12 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
                 f"{task_label(d.data['task'])}: Delta-LoRA minus each control ({cmp.extra.get('split')}):",
                 "",
                 markdown_table(
-                    ["control", f"median ({cmp.extra.get('selected_on', 'validation')}, selection)",
-                     "mean diff [CI] (validation)", "verdict of the gain rule"],
+                    [
+                        "control",
+                        f"median ({cmp.extra.get('selected_on', 'validation')}, selection)",
+                        "mean diff [CI] (validation)",
+                        "verdict of the gain rule",
+                    ],
                     [
                         [
                             r,
@@ -328,9 +382,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.records_from:
         records += _read_list(args.records_from)
     settings = Settings(alpha=args.alpha, n_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
-    table = build_audit(records, profile=args.profile, memory_csv=args.memory, dropout_csv=args.dropout,
-                        cosines_csv=args.cosines, out_md=args.out, out_csv=args.csv, plots_dir=args.plots,
-                        settings=settings)
+    table = build_audit(
+        records,
+        profile=args.profile,
+        memory_csv=args.memory,
+        dropout_csv=args.dropout,
+        cosines_csv=args.cosines,
+        out_md=args.out,
+        out_csv=args.csv,
+        plots_dir=args.plots,
+        settings=settings,
+    )
     out_csv = args.csv or str(Path(args.out).with_suffix(".csv"))
     print(f"wrote {args.out} and {out_csv}")
     for r in table:
@@ -342,20 +404,28 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add `deltalora audit` to an argparse sub-parser collection; returns the new parser."""
     a = subparsers.add_parser(
-        "audit", help="test the paper's claims on run records and measurements: results/audit.md + audit.csv",
+        "audit",
+        help="test the paper's claims on run records and measurements: results/audit.md + audit.csv",
         description="Test each claim of the Delta-LoRA paper with a stated rule on measured numbers; write a "
-                    "short Markdown report (summary of verdicts first), a CSV with one row per verdict, and "
-                    "plots. Absent measurements make the claims that need them inconclusive; records of "
-                    "another profile are refused.")
+        "short Markdown report (summary of verdicts first), a CSV with one row per verdict, and "
+        "plots. Absent measurements make the claims that need them inconclusive; records of "
+        "another profile are refused.",
+    )
     a.add_argument("records", nargs="*", help="run records (record.json)")
     a.add_argument("--records-from", default=None, help="a file listing run-record paths, one per line")
-    a.add_argument("--profile", required=True, choices=["default", "paper"],
-                   help="records of another profile are refused")
+    a.add_argument(
+        "--profile",
+        required=True,
+        choices=["default", "paper"],
+        help="records of another profile are refused",
+    )
     a.add_argument("--memory", default=None, help="memory table CSV (deltalora bench memory)")
-    a.add_argument("--dropout", default=None, help="dropout ablation summary CSV "
-                                                   "(results/ablation_dropout.csv)")
-    a.add_argument("--cosines", default=None, help="gradient cosines CSV "
-                                                   "(results/ablation_dropout_cosines.csv)")
+    a.add_argument(
+        "--dropout", default=None, help="dropout ablation summary CSV (results/ablation_dropout.csv)"
+    )
+    a.add_argument(
+        "--cosines", default=None, help="gradient cosines CSV (results/ablation_dropout_cosines.csv)"
+    )
     a.add_argument("--out", default="results/audit.md", help="Markdown report path")
     a.add_argument("--csv", default=None, help="CSV path (default: the report's path with .csv)")
     a.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")

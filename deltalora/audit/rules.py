@@ -51,20 +51,28 @@ def _g(x: float) -> str:
 
 
 # --------------------------------------------------------------------------- paired comparisons
-def paired_gain_rule_text(*, alpha: float = ALPHA, claimed_gain: float | None = None, what: str = "X - Y",
-                          n_min: int | None = None) -> str:
+def paired_gain_rule_text(
+    *, alpha: float = ALPHA, claimed_gain: float | None = None, what: str = "X - Y", n_min: int | None = None
+) -> str:
     n_min = n_min or min_pairs_for(alpha, "greater")
     conf = f"{1 - alpha:.0%}"
-    gain = (f" and its upper end reaches the claimed +{_g(claimed_gain)}" if claimed_gain is not None else "")
-    return (f"on the seed-paired differences {what}: supported if the {conf} bootstrap CI of the mean lies "
-            f"above 0{gain}, and the one-sided exact test (Wilcoxon signed-rank on one task, sign test "
-            f"pooled over tasks) gives p < {alpha:g}; refuted if the CI lies below 0 and the opposite "
-            f"one-sided test gives p < {alpha:g}; not supported otherwise; inconclusive with fewer than "
-            f"{n_min} pairs (no exact test can then reach p < {alpha:g})")
+    gain = f" and its upper end reaches the claimed +{_g(claimed_gain)}" if claimed_gain is not None else ""
+    return (
+        f"on the seed-paired differences {what}: supported if the {conf} bootstrap CI of the mean lies "
+        f"above 0{gain}, and the one-sided exact test (Wilcoxon signed-rank on one task, sign test "
+        f"pooled over tasks) gives p < {alpha:g}; refuted if the CI lies below 0 and the opposite "
+        f"one-sided test gives p < {alpha:g}; not supported otherwise; inconclusive with fewer than "
+        f"{n_min} pairs (no exact test can then reach p < {alpha:g})"
+    )
 
 
-def rule_paired_gain(cmp: PairedComparison | None, *, alpha: float = ALPHA, claimed_gain: float | None = None,
-                     what: str = "X - Y") -> Verdict:
+def rule_paired_gain(
+    cmp: PairedComparison | None,
+    *,
+    alpha: float = ALPHA,
+    claimed_gain: float | None = None,
+    what: str = "X - Y",
+) -> Verdict:
     """X beats Y: a significant positive mean paired difference (optionally reaching a claimed size)."""
     n_min = min_pairs_for(alpha, "greater")
     text = paired_gain_rule_text(alpha=alpha, claimed_gain=claimed_gain, what=what, n_min=n_min)
@@ -82,16 +90,20 @@ def rule_paired_gain(cmp: PairedComparison | None, *, alpha: float = ALPHA, clai
     return NOT_SUPPORTED, text
 
 
-def rule_beats_best_control(cmp: PairedComparison | None, *, controls_complete: bool,
-                             alpha: float = ALPHA) -> Verdict:
+def rule_beats_best_control(
+    cmp: PairedComparison | None, *, controls_complete: bool, alpha: float = ALPHA
+) -> Verdict:
     """Delta-LoRA beats the best LoRA control (reviewer 2's objection answered)."""
-    verdict, text = rule_paired_gain(cmp, alpha=alpha, what="Delta-LoRA - best control (best median on "
-                                                            "dev, compared on validation)")
-    text += ("; a supported verdict needs all three controls (scale (1+lambda) alpha/r, a learning-rate "
-             "sweep of >= 2 values, no dropout) in every task compared, else it is inconclusive (a missing "
-             "control could be the best); supported here means the objection is answered, not supported "
-             "means the gain is not shown to survive the controls, refuted means the best control is "
-             "significantly better")
+    verdict, text = rule_paired_gain(
+        cmp, alpha=alpha, what="Delta-LoRA - best control (best median on dev, compared on validation)"
+    )
+    text += (
+        "; a supported verdict needs all three controls (scale (1+lambda) alpha/r, a learning-rate "
+        "sweep of >= 2 values, no dropout) in every task compared, else it is inconclusive (a missing "
+        "control could be the best); supported here means the objection is answered, not supported "
+        "means the gain is not shown to survive the controls, refuted means the best control is "
+        "significantly better"
+    )
     if verdict == SUPPORTED and not controls_complete:
         return INCONCLUSIVE, text
     return verdict, text
@@ -108,24 +120,29 @@ def rule_part_of_all(
     alpha / k (Bonferroni); a part refuted at alpha but not at alpha / k counts as not supported.
     """
     verdict, text = rule_paired_gain(cmp, alpha=alpha, what=what)
-    text += (f"; as one of {k} parts of an all-parts claim it counts as refuted only if also refuted at "
-             f"alpha/{k} = {alpha / k:.3g} (Bonferroni), else as not supported")
+    text += (
+        f"; as one of {k} parts of an all-parts claim it counts as refuted only if also refuted at "
+        f"alpha/{k} = {alpha / k:.3g} (Bonferroni), else as not supported"
+    )
     if verdict == REFUTED and k > 1 and rule_paired_gain(cmp, alpha=alpha / k, what=what)[0] != REFUTED:
         return NOT_SUPPORTED, text
     return verdict, text
 
 
-def aggregate_all(parts: Sequence[tuple[str, str]], *, required: Iterable[str] | None = None,
-                  what: str = "every part") -> Verdict:
+def aggregate_all(
+    parts: Sequence[tuple[str, str]], *, required: Iterable[str] | None = None, what: str = "every part"
+) -> Verdict:
     """A claim about *all* of several parts ((name, verdict) pairs), e.g. "gains on all GLUE tasks".
 
     refuted if any part is refuted; supported if every required part is present and supported;
     not supported if any part is not supported; inconclusive otherwise (missing or inconclusive parts).
     Parts that are statistical comparisons enter through ``rule_part_of_all`` (Bonferroni for refutation).
     """
-    text = (f"claim about {what}: refuted if any part is refuted (a comparison at alpha/k, Bonferroni over "
-            "the k parts); supported if every part is measured and supported; not supported if any part is "
-            "not supported; inconclusive otherwise")
+    text = (
+        f"claim about {what}: refuted if any part is refuted (a comparison at alpha/k, Bonferroni over "
+        "the k parts); supported if every part is measured and supported; not supported if any part is "
+        "not supported; inconclusive otherwise"
+    )
     verdicts = {name: v for name, v in parts}
     missing = [r for r in (required or []) if r not in verdicts]
     if any(v == REFUTED for v in verdicts.values()):
@@ -142,11 +159,13 @@ def rule_high_rank(
     layers: Sequence[tuple[int, int]], *, threshold: float = HEADLINE_RANK_THRESHOLD
 ) -> Verdict:
     """layers: (numerical rank of W_T - W_0 at the relative threshold, 2r) for every adapted layer and run."""
-    text = (f"numerical rank at relative threshold {threshold:g} (#sigma_i > {threshold:g} sigma_1) of W_T - "
-            "W_0, every adapted layer of every run whose W update started: supported if it exceeds 2r in "
-            "every layer (beyond what the rank-2r telescoped form allows); refuted if it is at most 2r in "
-            "every layer (a low-rank update, as the telescoping identity predicts); not supported if mixed; "
-            "inconclusive without measured layers")
+    text = (
+        f"numerical rank at relative threshold {threshold:g} (#sigma_i > {threshold:g} sigma_1) of W_T - "
+        "W_0, every adapted layer of every run whose W update started: supported if it exceeds 2r in "
+        "every layer (beyond what the rank-2r telescoped form allows); refuted if it is at most 2r in "
+        "every layer (a low-rank update, as the telescoping identity predicts); not supported if mixed; "
+        "inconclusive without measured layers"
+    )
     if not layers:
         return INCONCLUSIVE, text
     above = [rank > two_r for rank, two_r in layers]
@@ -171,10 +190,12 @@ def rule_telescoping(
     errors: Sequence[tuple[float, int]], *, threshold: float = HEADLINE_RANK_THRESHOLD
 ) -> Verdict:
     """errors: (telescoping_rel_err, 2r) per adapted layer of inplace-engine runs."""
-    text = ("relative error ||(W_T - W_0) - lambda s (B_T A_T - B_(K+1) A_(K+1))||_F / ||W_T - W_0||_F per "
-            f"layer (inplace engine): supported if every layer is within {threshold:g}/sqrt(2r) (an error "
-            "that cannot change the rank at the headline threshold, by Weyl's inequality); refuted if the "
-            "median layer exceeds it; not supported if some layers do; inconclusive without an inplace run")
+    text = (
+        "relative error ||(W_T - W_0) - lambda s (B_T A_T - B_(K+1) A_(K+1))||_F / ||W_T - W_0||_F per "
+        f"layer (inplace engine): supported if every layer is within {threshold:g}/sqrt(2r) (an error "
+        "that cannot change the rank at the headline threshold, by Weyl's inequality); refuted if the "
+        "median layer exceeds it; not supported if some layers do; inconclusive without an inplace run"
+    )
     if not errors:
         return INCONCLUSIVE, text
     ok = [e <= telescoping_tolerance(tr, threshold) for e, tr in errors]
@@ -186,14 +207,17 @@ def rule_telescoping(
 
 
 # --------------------------------------------------------------------------- claim 2: cost
-def rule_comparable_cost(ratios: Sequence[tuple[float, float | None]], *,
-                         comparable: float = COMPARABLE_RATIO) -> Verdict:
+def rule_comparable_cost(
+    ratios: Sequence[tuple[float, float | None]], *, comparable: float = COMPARABLE_RATIO
+) -> Verdict:
     """ratios: (cost / LoRA's, full fine-tuning's cost / LoRA's or None) per measured quantity and setting
     (peak memory and step time, for each model and dtype)."""
-    text = ("ratio to LoRA of peak memory and of median step time, for every measured model and dtype: "
-            f"supported if every ratio is <= {comparable:g}; refuted if any ratio is at least halfway from "
-            "LoRA to full fine-tuning (>= (1 + full-FT ratio) / 2: closer to full FT's cost than to "
-            "LoRA's); not supported otherwise; inconclusive without measurements")
+    text = (
+        "ratio to LoRA of peak memory and of median step time, for every measured model and dtype: "
+        f"supported if every ratio is <= {comparable:g}; refuted if any ratio is at least halfway from "
+        "LoRA to full fine-tuning (>= (1 + full-FT ratio) / 2: closer to full FT's cost than to "
+        "LoRA's); not supported otherwise; inconclusive without measurements"
+    )
     vals = [(r, f) for r, f in ratios if r is not None and math.isfinite(r)]
     if not vals:
         return INCONCLUSIVE, text
@@ -213,11 +237,13 @@ def rule_dropout_cosine(
     delta: float = COSINE_BROKEN_DELTA,
 ) -> Verdict:
     """Cosines between dL/dW and dL/d(BA), measured without dropout and with dropout p > 0."""
-    text = ("cosine(dL/dW, dL/d(BA)) over steps and layers: supported if without dropout every cosine is >= "
-            f"1 - {eps:g} (equal up to float32 rounding) and with dropout the median is <= {1 - delta:g} "
-            f"(materially different); refuted if with dropout the median is > {1 - delta:g} (dropout does "
-            f"not break the equivalence) or without dropout the median is < {1 - delta:g} (removing it does "
-            "not restore it); not supported otherwise; inconclusive unless both are measured")
+    text = (
+        "cosine(dL/dW, dL/d(BA)) over steps and layers: supported if without dropout every cosine is >= "
+        f"1 - {eps:g} (equal up to float32 rounding) and with dropout the median is <= {1 - delta:g} "
+        f"(materially different); refuted if with dropout the median is > {1 - delta:g} (dropout does "
+        f"not break the equivalence) or without dropout the median is < {1 - delta:g} (removing it does "
+        "not restore it); not supported otherwise; inconclusive unless both are measured"
+    )
     a = [float(c) for c in cos_without if c is not None and math.isfinite(c)]
     b = [float(c) for c in cos_with if c is not None and math.isfinite(c)]
     if not a or not b:
@@ -239,10 +265,12 @@ def _median(x: Sequence[float]) -> float:
 # --------------------------------------------------------------------------- claim 6: engines
 def rule_engine_equivalence(abs_diffs: Sequence[tuple[float, float]]) -> Verdict:
     """abs_diffs: (|metric(folded) - metric(inplace)|, tolerance) per (task, seed) pair of runs."""
-    text = ("|folded - inplace| of the main metric, per (task, seed) pair of runs with identical settings: "
-            "supported if every pair is within the tolerance (one validation example: 100 / n_val points); "
-            "refuted if the median pair is outside it; not supported if some pairs are; inconclusive without "
-            "pairs")
+    text = (
+        "|folded - inplace| of the main metric, per (task, seed) pair of runs with identical settings: "
+        "supported if every pair is within the tolerance (one validation example: 100 / n_val points); "
+        "refuted if the median pair is outside it; not supported if some pairs are; inconclusive without "
+        "pairs"
+    )
     if not abs_diffs:
         return INCONCLUSIVE, text
     ok = [d <= tol for d, tol in abs_diffs]
@@ -257,9 +285,11 @@ def rule_bf16_update_kept(
     lost_fraction: float | None, *, ok: float = BF16_OK, bad: float = BF16_BAD
 ) -> Verdict:
     """Fraction ||intended - actual||_F / ||intended||_F of Algorithm 1's W update lost when W is bf16."""
-    text = ("fraction of the intended W update lost to rounding with W stored in bf16 (inplace engine = "
-            f"Algorithm 1 as written): supported if <= {ok:g}; refuted if >= {bad:g}; not supported in "
-            "between; inconclusive when not measured")
+    text = (
+        "fraction of the intended W update lost to rounding with W stored in bf16 (inplace engine = "
+        f"Algorithm 1 as written): supported if <= {ok:g}; refuted if >= {bad:g}; not supported in "
+        "between; inconclusive when not measured"
+    )
     if lost_fraction is None or not math.isfinite(lost_fraction):
         return INCONCLUSIVE, text
     if lost_fraction <= ok:
@@ -269,16 +299,19 @@ def rule_bf16_update_kept(
     return NOT_SUPPORTED, text
 
 
-def rule_gain_survives(fp32: Verdict | None, quant: Verdict | None, did: PairedComparison | None, *,
-                       alpha: float = ALPHA) -> Verdict:
+def rule_gain_survives(
+    fp32: Verdict | None, quant: Verdict | None, did: PairedComparison | None, *, alpha: float = ALPHA
+) -> Verdict:
     """Delta-LoRA's gain over LoRA (or its absence) is the same on a quantized base as on the fp32 base."""
-    text = (f"each base's outcome is the paired-gain verdict of Delta-LoRA - LoRA (pooled over tasks; "
-            f"{paired_gain_rule_text(alpha=alpha, what='Delta-LoRA - LoRA')}); the gap is the seed-paired "
-            f"difference of the two gains, (Delta-LoRA - LoRA on the quantized base) - (the same on fp32), "
-            f"pooled over tasks. Supported (the outcome survives) if both bases give the same outcome and the "
-            f"gap is not significant either way (sign test, p >= {alpha:g} both sides); refuted if the outcomes "
-            f"differ and the gap is significant in the direction of the change; not supported otherwise; "
-            f"inconclusive when either base's verdict is inconclusive or the gap cannot be tested")
+    text = (
+        f"each base's outcome is the paired-gain verdict of Delta-LoRA - LoRA (pooled over tasks; "
+        f"{paired_gain_rule_text(alpha=alpha, what='Delta-LoRA - LoRA')}); the gap is the seed-paired "
+        f"difference of the two gains, (Delta-LoRA - LoRA on the quantized base) - (the same on fp32), "
+        f"pooled over tasks. Supported (the outcome survives) if both bases give the same outcome and the "
+        f"gap is not significant either way (sign test, p >= {alpha:g} both sides); refuted if the outcomes "
+        f"differ and the gap is significant in the direction of the change; not supported otherwise; "
+        f"inconclusive when either base's verdict is inconclusive or the gap cannot be tested"
+    )
     if fp32 is None or quant is None or did is None or did.n == 0:
         return INCONCLUSIVE, text
     if INCONCLUSIVE in (fp32[0], quant[0]) or did.n < min_pairs_for(alpha, "greater"):

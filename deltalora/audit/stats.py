@@ -56,8 +56,10 @@ class CI:
     n_resamples: int
 
     def describe(self, digits: int = 2) -> str:
-        return (f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] "
-                f"({self.confidence:.0%} bootstrap CI)")
+        return (
+            f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] "
+            f"({self.confidence:.0%} bootstrap CI)"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def min_attainable_p(n: int, alternative: str = "two-sided") -> float:
     _check_alternative(alternative)
     if n <= 0:
         return 1.0
-    return min(1.0, (2.0 if alternative == "two-sided" else 1.0) * 0.5 ** n)
+    return min(1.0, (2.0 if alternative == "two-sided" else 1.0) * 0.5**n)
 
 
 def min_pairs_for(alpha: float, alternative: str = "greater") -> int:
@@ -165,7 +167,7 @@ def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float]:
     t_plus = float(ranks[d > 0].sum())
     n = d.size
     # all 2^n sign assignments: T+ = sum of ranks given a '+' sign
-    signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1).astype(float)
+    signs = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(float)
     dist = signs @ ranks
     eps = 1e-9 * max(1.0, float(ranks.sum()))
     p_ge = float(np.mean(dist >= t_plus - eps))
@@ -179,8 +181,9 @@ def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float]:
     return t_plus, p
 
 
-def wilcoxon_signed_rank(diffs: Sequence[float] | np.ndarray, *, alternative: str = "two-sided",
-                         alpha: float = 0.05) -> SignificanceTest:
+def wilcoxon_signed_rank(
+    diffs: Sequence[float] | np.ndarray, *, alternative: str = "two-sided", alpha: float = 0.05
+) -> SignificanceTest:
     """Wilcoxon signed-rank test on paired differences (zeros dropped; statistic T+ = sum of positive ranks).
 
     Returns p_value None (with the reason) when every difference is zero, or when there are so few
@@ -194,25 +197,39 @@ def wilcoxon_signed_rank(diffs: Sequence[float] | np.ndarray, *, alternative: st
     if d.size == 0:
         return SignificanceTest("Wilcoxon signed-rank", alternative, 0, None, None, "no differences")
     if n == 0:
-        return SignificanceTest("Wilcoxon signed-rank", alternative, 0, None, None,
-                                "all differences are zero")
+        return SignificanceTest(
+            "Wilcoxon signed-rank", alternative, 0, None, None, "all differences are zero"
+        )
     floor = min_attainable_p(n, alternative)
     if floor >= alpha:
-        return SignificanceTest("Wilcoxon signed-rank", alternative, n, None, None,
-                          f"n = {n} non-zero differences is too small: the smallest attainable {alternative} "
-                          f"p is {floor:.4g}, not below alpha = {alpha:g}")
+        return SignificanceTest(
+            "Wilcoxon signed-rank",
+            alternative,
+            n,
+            None,
+            None,
+            f"n = {n} non-zero differences is too small: the smallest attainable {alternative} "
+            f"p is {floor:.4g}, not below alpha = {alpha:g}",
+        )
     if n <= EXACT_MAX_N:
         t_plus, p = _signed_rank_exact(nz, alternative)
         return SignificanceTest("Wilcoxon signed-rank (exact)", alternative, n, t_plus, p)
     from scipy.stats import wilcoxon
 
     res = wilcoxon(nz, alternative=alternative, zero_method="wilcox", method="approx")
-    return SignificanceTest("Wilcoxon signed-rank (normal approx.)", alternative, n, float(res.statistic),
-                      float(res.pvalue))
+    return SignificanceTest(
+        "Wilcoxon signed-rank (normal approx.)", alternative, n, float(res.statistic), float(res.pvalue)
+    )
 
 
-def bootstrap_ci(diffs: Sequence[float] | np.ndarray | Sequence[Sequence[float]], *, confidence: float = 0.95,
-                 n_resamples: int = 10_000, seed: int = 0, strata: bool = False) -> CI | None:
+def bootstrap_ci(
+    diffs: Sequence[float] | np.ndarray | Sequence[Sequence[float]],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    strata: bool = False,
+) -> CI | None:
     """Percentile bootstrap CI of the mean paired difference.
 
     ``strata=False``: ``diffs`` is one sequence; resample it with replacement. ``strata=True``:
@@ -248,19 +265,38 @@ def pair_by_seed(x: Mapping[Any, float], y: Mapping[Any, float]) -> dict[Any, fl
     return out
 
 
-def paired_comparison(strata: Mapping[str, Mapping[Any, float]], *, label: str = "", alpha: float = 0.05,
-                      confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
-                      extra: dict[str, Any] | None = None) -> PairedComparison:
+def paired_comparison(
+    strata: Mapping[str, Mapping[Any, float]],
+    *,
+    label: str = "",
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> PairedComparison:
     """Everything a paired rule needs, from {stratum: {seed: difference}} (one stratum = one task)."""
     strata = {k: dict(v) for k, v in strata.items() if len(v)}
     all_d = np.array([d for s in strata.values() for d in s.values()], dtype=float)
-    ci = bootstrap_ci([list(s.values()) for s in strata.values()], confidence=confidence,
-                      n_resamples=n_resamples, seed=seed, strata=True) if all_d.size else None
+    ci = (
+        bootstrap_ci(
+            [list(s.values()) for s in strata.values()],
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+            strata=True,
+        )
+        if all_d.size
+        else None
+    )
     return PairedComparison(
-        label=label, strata=strata, ci=ci,
+        label=label,
+        strata=strata,
+        ci=ci,
         sign_greater=sign_test(all_d, alternative="greater"),
         sign_less=sign_test(all_d, alternative="less"),
         wilcoxon_greater=wilcoxon_signed_rank(all_d, alternative="greater", alpha=alpha),
         wilcoxon_less=wilcoxon_signed_rank(all_d, alternative="less", alpha=alpha),
-        alpha=alpha, extra=dict(extra or {}),
+        alpha=alpha,
+        extra=dict(extra or {}),
     )

@@ -26,8 +26,17 @@ from .tables import (
 
 METRICS = {
     "e2e": ("bleu", "nist", "meteor", "rouge_l", "cider"),
-    "webnlg": ("bleu_seen", "bleu_unseen", "bleu_all", "meteor_seen", "meteor_unseen", "meteor_all",
-               "ter_seen", "ter_unseen", "ter_all"),
+    "webnlg": (
+        "bleu_seen",
+        "bleu_unseen",
+        "bleu_all",
+        "meteor_seen",
+        "meteor_unseen",
+        "meteor_all",
+        "ter_seen",
+        "ter_unseen",
+        "ter_all",
+    ),
     "xsum": ("rouge1", "rouge2", "rougeL"),
 }
 TITLES = {"e2e": "E2E NLG Challenge", "webnlg": "WebNLG 2017", "xsum": "XSum"}
@@ -41,7 +50,9 @@ def _scaled(task: str, rec: dict[str, Any]) -> dict[str, float]:
     return {k: (float("nan") if v is None else float(v)) for k, v in m.items()}
 
 
-def nlg_table(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str] | None = None) -> pd.DataFrame:
+def nlg_table(
+    task: str, records: Sequence[dict[str, Any]], rows: Sequence[str] | None = None
+) -> pd.DataFrame:
     bad = [r["_path"] for r in records if r["task"] != task]
     if bad:
         raise RecordError(f"the {task} table takes {task} records only; got others: {bad[:3]}")
@@ -58,8 +69,12 @@ def nlg_table(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str] 
         if not sub:
             raise RecordError(f"no {task} records for row {row!r}")
         vals = pd.DataFrame([_scaled(task, r) for r in sub])
-        rec: dict[str, Any] = {"row": row, "label": ROW_LABELS.get(row, row), "method": sub[0]["method"],
-                               "n_seeds": len(sub)}
+        rec: dict[str, Any] = {
+            "row": row,
+            "label": ROW_LABELS.get(row, row),
+            "method": sub[0]["method"],
+            "n_seeds": len(sub),
+        }
         for m in METRICS[task]:
             rec[m] = float(vals[m].median()) if vals[m].notna().any() else float("nan")
             rec[f"{m}_std"] = _std(vals[m])
@@ -83,15 +98,24 @@ def _samples(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str], 
         for row in rows:
             r = by_row.get(row)
             if r and r.get("generation") and i < len(r["generation"]["samples"]):
-                lines.append(f"- {ROW_LABELS.get(row, row)} (seed {r['seed']}): {r['generation']['samples'][i]['hypothesis']}")
+                lines.append(
+                    f"- {ROW_LABELS.get(row, row)} (seed {r['seed']}): {r['generation']['samples'][i]['hypothesis']}"
+                )
         lines.append(f"- reference: {s['references'][0]}")
         lines.append("")
     return lines
 
 
-def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *,
-                profile: str, paper_csv: str | os.PathLike | None = None, rows: Sequence[str] | None = None,
-                plots_dir: str | os.PathLike | None = None) -> Path:
+def collect_nlg(
+    task: str,
+    records_paths: Sequence[str | os.PathLike],
+    out_csv: str | os.PathLike,
+    *,
+    profile: str,
+    paper_csv: str | os.PathLike | None = None,
+    rows: Sequence[str] | None = None,
+    plots_dir: str | os.PathLike | None = None,
+) -> Path:
     records = load_records(records_paths, profile=profile)
     table = nlg_table(task, records, rows)
     rows = list(table["row"])
@@ -100,8 +124,10 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
     if plots_dir is not None:
         plots = nlg_plot(task, records, rows, profile=profile, base=Path(plots_dir) / f"{task}_scores")
     header = ["Method", *metrics, "seeds"]
-    body = [[r["label"], *[fmt(r[m], r[f"{m}_std"], _digits(m)) for m in metrics], str(r["n_seeds"])]
-            for _, r in table.iterrows()]
+    body = [
+        [r["label"], *[fmt(r[m], r[f"{m}_std"], _digits(m)) for m in metrics], str(r["n_seeds"])]
+        for _, r in table.iterrows()
+    ]
     decoding = records[0].get("generation", {}).get("decoding", {})
     n_eval = records[0].get("generation", {}).get("n_eval")
     lines = [
@@ -120,11 +146,16 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
         "",
         markdown_table(header, body),
     ]
-    dropout = {row: {r["config"]["hp"].get("dropout") for r in records if r.get("row") == row}
-               for row in ("lora", "lora_nodrop")}
+    dropout = {
+        row: {r["config"]["hp"].get("dropout") for r in records if r.get("row") == row}
+        for row in ("lora", "lora_nodrop")
+    }
     if dropout["lora"] == {0.0} and dropout["lora_nodrop"]:
-        lines += ["", "- LoRA already runs without dropout on this task (the profile's setting), so the \"LoRA, no "
-                  "dropout\" control repeats the LoRA row's configuration."]
+        lines += [
+            "",
+            "- LoRA already runs without dropout on this task (the profile's setting), so the \"LoRA, no "
+            "dropout\" control repeats the LoRA row's configuration.",
+        ]
     pbody, notes = paper_rows(paper_csv, list(metrics), digits=_digits)
     lines += ["", f"## Reported in the papers (for reference; {PAPER_MODEL[task]} on the real data)", ""]
     if pbody:
@@ -132,11 +163,19 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     if profile != "paper":
-        lines += ["", f"> The {profile} profile fine-tunes a small model pre-trained for about two minutes on a "
-                  "generated corpus, on small proxies: its scores show the machinery, not the paper's numbers."]
+        lines += [
+            "",
+            f"> The {profile} profile fine-tunes a small model pre-trained for about two minutes on a "
+            "generated corpus, on small proxies: its scores show the machinery, not the paper's numbers.",
+        ]
     samples = _samples(task, records, rows)
     if samples:
-        lines += ["", "## Samples (first test inputs; all texts are in each run's generations.jsonl)", "", *samples]
+        lines += [
+            "",
+            "## Samples (first test inputs; all texts are in each run's generations.jsonl)",
+            "",
+            *samples,
+        ]
     if plots:
         rel = [os.path.relpath(p, Path(out_csv).parent) for p in plots if p.endswith(".png")]
         lines += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in rel]]
@@ -144,14 +183,15 @@ def collect_nlg(task: str, records_paths: Sequence[str | os.PathLike], out_csv: 
     return Path(out_csv)
 
 
-def nlg_plot(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str], *, profile: str,
-             base: Path) -> list[str]:
+def nlg_plot(
+    task: str, records: Sequence[dict[str, Any]], rows: Sequence[str], *, profile: str, base: Path
+) -> list[str]:
     from .plots import _grid, save
 
     metrics = [m for m in METRICS[task] if any(not np.isnan(_scaled(task, r)[m]) for r in records)]
     fig, axes = _grid(len(metrics))
     rng = np.random.default_rng(0)
-    for ax, m in zip(axes, metrics):
+    for ax, m in zip(axes, metrics, strict=False):
         for i, row in enumerate(rows):
             vals = [_scaled(task, r)[m] for r in records if (r.get("row") or r["method"]) == row]
             vals = [v for v in vals if not np.isnan(v)]
@@ -159,10 +199,14 @@ def nlg_plot(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str], 
                 ax.hlines(np.median(vals), i - 0.32, i + 0.32, color=f"C{i % 10}", lw=2.5)
                 ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, color=f"C{i % 10}", s=14, zorder=3)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([ROW_LABELS.get(r, r).split(" (")[0] for r in rows], rotation=60, ha="right", fontsize=7)
+        ax.set_xticklabels(
+            [ROW_LABELS.get(r, r).split(" (")[0] for r in rows], rotation=60, ha="right", fontsize=7
+        )
         ax.set_title(f"{TITLES[task]}: {m} ({profile} profile)", fontsize=9)
         ax.set_ylabel(m, fontsize=8)
-    fig.suptitle(f"{TITLES[task]}: score per seed (dots) and median (line), final state - {profile} profile",
-                 fontsize=10)
+    fig.suptitle(
+        f"{TITLES[task]}: score per seed (dots) and median (line), final state - {profile} profile",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save(fig, base)

@@ -20,8 +20,14 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:.1f}"
 
 
-def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLike, *, profile: str,
-                       bf16: dict[str, Any] | None = None, plots_dir: str | os.PathLike | None = None) -> None:
+def write_memory_table(
+    rows: Sequence[dict[str, Any]],
+    out_csv: str | os.PathLike,
+    *,
+    profile: str,
+    bf16: dict[str, Any] | None = None,
+    plots_dir: str | os.PathLike | None = None,
+) -> None:
     df = pd.DataFrame(rows)
     plots = []
     if plots_dir is not None:
@@ -29,15 +35,21 @@ def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLik
     device = ", ".join(sorted(set(df["device"])))
     body = []
     for _, r in df.iterrows():
-        body.append([
-            r["model"], r["dtype"], r["config"],
-            f"{_mib(r['peak_bytes'])} ({_mib(r['peak_bytes_min'])}-{_mib(r['peak_bytes_max'])})",
-            fmt(r["peak_ratio_to_lora"], digits=3),
-            f"{r['median_step_s'] * 1000:.1f} ({r['step_s_min'] * 1000:.1f}-{r['step_s_max'] * 1000:.1f})",
-            fmt(r["step_ratio_to_lora"], digits=3),
-            _mib(r["weights_bytes"]), _mib(r["gradients_bytes"]), _mib(r["optimizer_bytes"]),
-            _mib(r["activations_bytes"]),
-        ])
+        body.append(
+            [
+                r["model"],
+                r["dtype"],
+                r["config"],
+                f"{_mib(r['peak_bytes'])} ({_mib(r['peak_bytes_min'])}-{_mib(r['peak_bytes_max'])})",
+                fmt(r["peak_ratio_to_lora"], digits=3),
+                f"{r['median_step_s'] * 1000:.1f} ({r['step_s_min'] * 1000:.1f}-{r['step_s_max'] * 1000:.1f})",
+                fmt(r["step_ratio_to_lora"], digits=3),
+                _mib(r["weights_bytes"]),
+                _mib(r["gradients_bytes"]),
+                _mib(r["optimizer_bytes"]),
+                _mib(r["activations_bytes"]),
+            ]
+        )
     lines = [
         f"# Memory and speed ({smoke.label(profile)}, {device})",
         "",
@@ -50,8 +62,22 @@ def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLik
         "- Split: weights, gradients and AdamW states counted from parameter sizes; activations = measured peak - "
         "those (on CPU also allocator slack).",
         "",
-        markdown_table(["model", "dtype", "config", "peak MiB", "peak / LoRA", "step ms", "step / LoRA",
-                        "weights MiB", "grads MiB", "AdamW MiB", "activations MiB"], body),
+        markdown_table(
+            [
+                "model",
+                "dtype",
+                "config",
+                "peak MiB",
+                "peak / LoRA",
+                "step ms",
+                "step / LoRA",
+                "weights MiB",
+                "grads MiB",
+                "AdamW MiB",
+                "activations MiB",
+            ],
+            body,
+        ),
     ]
     notes = []
     for model in sorted(set(df["model"])):
@@ -59,20 +85,34 @@ def write_memory_table(rows: Sequence[dict[str, Any]], out_csv: str | os.PathLik
             sub = df[(df["model"] == model) & (df["dtype"] == dtype)].set_index("config")
             for engine in ("inplace", "folded"):
                 if engine in sub.index:
-                    ok = sub.loc[engine, "peak_ratio_to_lora"] <= GOAL and sub.loc[engine, "step_ratio_to_lora"] <= GOAL
-                    notes.append(f"- {model} {dtype} {engine}: peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
-                                 f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
-                                 f"{'within' if ok else 'NOT within'} the {GOAL}x goal")
+                    ok = (
+                        sub.loc[engine, "peak_ratio_to_lora"] <= GOAL
+                        and sub.loc[engine, "step_ratio_to_lora"] <= GOAL
+                    )
+                    notes.append(
+                        f"- {model} {dtype} {engine}: peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
+                        f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
+                        f"{'within' if ok else 'NOT within'} the {GOAL}x goal"
+                    )
     if notes:
         lines += ["", "## Against the goal", "", *notes]
     lines += qlora_section(df)
     if bf16:
-        lines += ["", "## bf16: the part of the intended W update lost to rounding", "",
-                  f"Model {bf16['model']} in bf16 (LoRA factors float32), {bf16.get('lr')} learning rate, "
-                  "autocast bf16; lost = ||intended - actual|| / ||intended|| over all adapted layers and steps.", "",
-                  markdown_table(["engine", "lost fraction of the W update"],
-                                 [["inplace (W written in bf16)", f"{bf16['inplace_lost_fraction']:.4f}"],
-                                  ["folded (W never written)", f"{bf16['folded_lost_fraction']:.2e}"]])]
+        lines += [
+            "",
+            "## bf16: the part of the intended W update lost to rounding",
+            "",
+            f"Model {bf16['model']} in bf16 (LoRA factors float32), {bf16.get('lr')} learning rate, "
+            "autocast bf16; lost = ||intended - actual|| / ||intended|| over all adapted layers and steps.",
+            "",
+            markdown_table(
+                ["engine", "lost fraction of the W update"],
+                [
+                    ["inplace (W written in bf16)", f"{bf16['inplace_lost_fraction']:.4f}"],
+                    ["folded (W never written)", f"{bf16['folded_lost_fraction']:.2e}"],
+                ],
+            ),
+        ]
     if plots:
         rel = [os.path.relpath(p, Path(out_csv).parent) for p in plots if p.endswith(".png")]
         lines += ["", *[f"![memory and speed]({p})" for p in rel]]
@@ -86,16 +126,21 @@ def memory_plot(df: pd.DataFrame, base: Path, *, profile: str) -> list[str]:
     from .plots import _plt, save
 
     plt = _plt()
-    groups = [(m, d) for m in dict.fromkeys(df["model"]) for d in dict.fromkeys(df[df["model"] == m]["dtype"])]
+    groups = [
+        (m, d) for m in dict.fromkeys(df["model"]) for d in dict.fromkeys(df[df["model"] == m]["dtype"])
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     configs = list(dict.fromkeys(df["config"]))
     width = 0.8 / max(1, len(configs))
-    for k, (col, title) in enumerate((("peak_ratio_to_lora", "peak memory / LoRA"),
-                                      ("step_ratio_to_lora", "median step time / LoRA"))):
+    for k, (col, title) in enumerate(
+        (("peak_ratio_to_lora", "peak memory / LoRA"), ("step_ratio_to_lora", "median step time / LoRA"))
+    ):
         ax = axes[k]
         for i, c in enumerate(configs):
-            vals = [float(df[(df["model"] == m) & (df["dtype"] == d) & (df["config"] == c)][col].iloc[0])
-                    for m, d in groups]
+            vals = [
+                float(df[(df["model"] == m) & (df["dtype"] == d) & (df["config"] == c)][col].iloc[0])
+                for m, d in groups
+            ]
             ax.bar([g + i * width for g in range(len(groups))], vals, width=width, label=c, color=f"C{i}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.axhline(GOAL, color="k", lw=0.8, ls="--")
@@ -115,18 +160,27 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
     if "config" not in df or "qlora" not in set(df["config"]):
         return []
     order = ("qlora", "folded_4bit", "lora", "inplace", "folded")
-    names = {"qlora": "QLoRA (LoRA, NF4 base)", "folded_4bit": "Delta-LoRA folded, NF4 base",
-             "lora": "LoRA, fp32 base", "inplace": "Delta-LoRA inplace, fp32 base (what Algorithm 1 needs)",
-             "folded": "Delta-LoRA folded, fp32 base"}
-    lines = ["", "## Delta-LoRA on a 4-bit base (ratios to QLoRA)", "",
-             "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM head "
-             "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved activations: "
-             "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
-             f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step time, "
-             "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit weight "
-             "to a float32 temporary in every forward and backward and the peak RSS includes loading the checkpoint, "
-             "so there the exact columns (saved activations, weights) are the comparable ones; "
-             "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).", ""]
+    names = {
+        "qlora": "QLoRA (LoRA, NF4 base)",
+        "folded_4bit": "Delta-LoRA folded, NF4 base",
+        "lora": "LoRA, fp32 base",
+        "inplace": "Delta-LoRA inplace, fp32 base (what Algorithm 1 needs)",
+        "folded": "Delta-LoRA folded, fp32 base",
+    }
+    lines = [
+        "",
+        "## Delta-LoRA on a 4-bit base (ratios to QLoRA)",
+        "",
+        "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM head "
+        "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved activations: "
+        "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
+        f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step time, "
+        "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit weight "
+        "to a float32 temporary in every forward and backward and the peak RSS includes loading the checkpoint, "
+        "so there the exact columns (saved activations, weights) are the comparable ones; "
+        "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).",
+        "",
+    ]
     body, notes = [], []
     for model in dict.fromkeys(df[df["config"] == "qlora"]["model"]):
         sub = df[(df["model"] == model) & (df["dtype"] == "fp32")].set_index("config")
@@ -134,20 +188,49 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
             if c not in sub.index:
                 continue
             r = sub.loc[c]
-            body.append([model, names[c], _mib(r["peak_bytes"]), fmt(r["peak_ratio_to_qlora"], digits=3),
-                         f"{r['median_step_s'] * 1000:.1f}", fmt(r["step_ratio_to_qlora"], digits=3),
-                         _mib(r["saved_activation_bytes"]), fmt(r["saved_ratio_to_qlora"], digits=3),
-                         _mib(r["weights_bytes"])])
+            body.append(
+                [
+                    model,
+                    names[c],
+                    _mib(r["peak_bytes"]),
+                    fmt(r["peak_ratio_to_qlora"], digits=3),
+                    f"{r['median_step_s'] * 1000:.1f}",
+                    fmt(r["step_ratio_to_qlora"], digits=3),
+                    _mib(r["saved_activation_bytes"]),
+                    fmt(r["saved_ratio_to_qlora"], digits=3),
+                    _mib(r["weights_bytes"]),
+                ]
+            )
         if "folded_4bit" in sub.index:
             f = sub.loc["folded_4bit"]
             ok = f["peak_ratio_to_qlora"] <= QLORA_GOAL and f["step_ratio_to_qlora"] <= QLORA_GOAL
-            line = (f"- {model}: Delta-LoRA folded on NF4 peak x{f['peak_ratio_to_qlora']:.3f}, step "
-                    f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} of QLoRA -> "
-                    f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal")
+            line = (
+                f"- {model}: Delta-LoRA folded on NF4 peak x{f['peak_ratio_to_qlora']:.3f}, step "
+                f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} of QLoRA -> "
+                f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal"
+            )
             if "inplace" in sub.index:
-                line += (f"; Delta-LoRA inplace on the fp32 base is x{sub.loc['inplace', 'peak_ratio_to_qlora']:.3f} "
-                         "of QLoRA's peak")
+                line += (
+                    f"; Delta-LoRA inplace on the fp32 base is x{sub.loc['inplace', 'peak_ratio_to_qlora']:.3f} "
+                    "of QLoRA's peak"
+                )
             notes.append(line)
-    lines += [markdown_table(["model", "configuration", "peak MiB", "peak / QLoRA", "step ms", "step / QLoRA",
-                              "saved act. MiB", "saved / QLoRA", "weights MiB"], body), "", *notes]
+    lines += [
+        markdown_table(
+            [
+                "model",
+                "configuration",
+                "peak MiB",
+                "peak / QLoRA",
+                "step ms",
+                "step / QLoRA",
+                "saved act. MiB",
+                "saved / QLoRA",
+                "weights MiB",
+            ],
+            body,
+        ),
+        "",
+        *notes,
+    ]
     return lines

@@ -49,8 +49,17 @@ def _grid(n: int):
     return fig, list(axes.flat)
 
 
-def scores_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: Sequence[str], *, profile: str,
-                base: str | os.PathLike, family: str = "GLUE", metric_of=None, value_of=None) -> list[str]:
+def scores_plot(
+    records: Sequence[dict[str, Any]],
+    rows: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    profile: str,
+    base: str | os.PathLike,
+    family: str = "GLUE",
+    metric_of=None,
+    value_of=None,
+) -> list[str]:
     """Per-task scores of every seed (dots) and the median (bar across) for each row."""
     from .tables import score
 
@@ -58,15 +67,21 @@ def scores_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: S
     metric_of = metric_of or (lambda t: next(r["metric"] for r in records if r["task"].split("/")[-1] == t))
     fig, axes = _grid(len(tasks))
     rng = np.random.default_rng(0)
-    for ax, task in zip(axes, tasks):
+    for ax, task in zip(axes, tasks, strict=False):
         for i, row in enumerate(rows):
-            vals = [value_of(r) for r in records if r["task"].split("/")[-1] == task and (r.get("row") or r["method"]) == row]
+            vals = [
+                value_of(r)
+                for r in records
+                if r["task"].split("/")[-1] == task and (r.get("row") or r["method"]) == row
+            ]
             if not vals:
                 continue
             ax.hlines(np.median(vals), i - 0.32, i + 0.32, color=f"C{i % 10}", lw=2.5)
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, color=f"C{i % 10}", s=14, zorder=3)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([ROW_LABELS.get(r, r).split(" (")[0] for r in rows], rotation=60, ha="right", fontsize=7)
+        ax.set_xticklabels(
+            [ROW_LABELS.get(r, r).split(" (")[0] for r in rows], rotation=60, ha="right", fontsize=7
+        )
         ax.set_title(f"{task.upper()} ({profile} profile)", fontsize=9)
         ax.set_ylabel(f"{metric_of(task)} (x100)", fontsize=8)
         vals_all = [value_of(r) for r in records if r["task"].split("/")[-1] == task]
@@ -74,7 +89,9 @@ def scores_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: S
             lo, hi = np.nanmin(vals_all), np.nanmax(vals_all)
             pad = max((hi - lo) * 0.25, 1.0)
             ax.set_ylim(lo - pad, hi + pad)
-    fig.suptitle(f"{family}: score per seed (dots) and median (line), best epoch - {profile} profile", fontsize=10)
+    fig.suptitle(
+        f"{family}: score per seed (dots) and median (line), best epoch - {profile} profile", fontsize=10
+    )
     fig.tight_layout()
     return save(fig, base)
 
@@ -84,8 +101,15 @@ def switch_steps(records: Sequence[dict[str, Any]]) -> list[int]:
     return sorted({int(r["delta_lora"]["start_step"]) for r in records if r.get("delta_lora")})
 
 
-def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str], tasks: Sequence[str], *,
-                         profile: str, base: str | os.PathLike, family: str = "GLUE") -> list[str]:
+def training_curves_plot(
+    records: Sequence[dict[str, Any]],
+    rows: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    profile: str,
+    base: str | os.PathLike,
+    family: str = "GLUE",
+) -> list[str]:
     """Training loss against optimizer step: mean over seeds (line) and the seeds' range (band), per row.
 
     A dashed vertical line marks K for the Delta-LoRA rows: the x axis counts completed optimizer steps
@@ -93,7 +117,7 @@ def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str],
     0), so every step to the right of the line at K+1 updates W; to its left Delta-LoRA trains as LoRA.
     """
     fig, axes = _grid(len(tasks))
-    for ax, task in zip(axes, tasks):
+    for ax, task in zip(axes, tasks, strict=False):
         task_recs = [r for r in records if r["task"].split("/")[-1] == task]
         for i, row in enumerate(rows):
             curves: dict[int, list[float]] = defaultdict(list)
@@ -105,24 +129,53 @@ def training_curves_plot(records: Sequence[dict[str, Any]], rows: Sequence[str],
                 steps = sorted(curves)
                 color = f"C{i % 10}"
                 n = max(len(v) for v in curves.values())
-                ax.plot(steps, [np.mean(curves[s]) for s in steps], color=color, lw=1.2, marker="o", ms=2.5,
-                        label=f"{ROW_LABELS.get(row, row)} ({n} seeds)")
+                ax.plot(
+                    steps,
+                    [np.mean(curves[s]) for s in steps],
+                    color=color,
+                    lw=1.2,
+                    marker="o",
+                    ms=2.5,
+                    label=f"{ROW_LABELS.get(row, row)} ({n} seeds)",
+                )
                 if n > 1:
-                    ax.fill_between(steps, [min(curves[s]) for s in steps], [max(curves[s]) for s in steps],
-                                    color=color, alpha=0.18, lw=0)
+                    ax.fill_between(
+                        steps,
+                        [min(curves[s]) for s in steps],
+                        [max(curves[s]) for s in steps],
+                        color=color,
+                        alpha=0.18,
+                        lw=0,
+                    )
         for k in switch_steps(task_recs):
             ax.axvline(k + 1, color="k", ls="--", lw=0.9)
-            ax.annotate(f"K={k}: Delta-LoRA\nwrites W from here", xy=(k + 1, 1.0),
-                        xycoords=("data", "axes fraction"),
-                        xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=6.5)
+            ax.annotate(
+                f"K={k}: Delta-LoRA\nwrites W from here",
+                xy=(k + 1, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -3),
+                textcoords="offset points",
+                ha="left",
+                va="top",
+                fontsize=6.5,
+            )
         ax.set_title(f"{task.upper()} ({profile} profile)", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
         ax.set_ylabel("training loss: mean, band = seed range", fontsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7,
-               bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle(f"{family}: training loss (line: mean over seeds, band: min-max over seeds; "
-                 f"dashed: Delta-LoRA's "
-                 f"K) - {profile} profile", fontsize=10)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(4, max(1, len(labels))),
+        fontsize=7,
+        bbox_to_anchor=(0.5, -0.04),
+    )
+    fig.suptitle(
+        f"{family}: training loss (line: mean over seeds, band: min-max over seeds; "
+        f"dashed: Delta-LoRA's "
+        f"K) - {profile} profile",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save(fig, base)

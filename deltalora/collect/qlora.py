@@ -18,10 +18,25 @@ import pandas as pd
 
 from .. import smoke
 from ..records import RecordError
-from .tables import GLUE_ORDER, ROW_LABELS, fmt, long_frame, markdown_table, provenance_lines, seed_stats, write_outputs
+from .tables import (
+    GLUE_ORDER,
+    ROW_LABELS,
+    fmt,
+    long_frame,
+    markdown_table,
+    provenance_lines,
+    seed_stats,
+    write_outputs,
+)
 
-BASE_LABELS = {"fp32": "full-precision base", "nf4": "4-bit NF4 base", "nf4-dq": "4-bit NF4 base (double quant)",
-               "fp4": "4-bit FP4 base", "fp4-dq": "4-bit FP4 base (double quant)", "int8": "8-bit base"}
+BASE_LABELS = {
+    "fp32": "full-precision base",
+    "nf4": "4-bit NF4 base",
+    "nf4-dq": "4-bit NF4 base (double quant)",
+    "fp4": "4-bit FP4 base",
+    "fp4-dq": "4-bit FP4 base (double quant)",
+    "int8": "8-bit base",
+}
 
 
 def _base_of(rec: dict[str, Any]) -> str:
@@ -43,16 +58,34 @@ def qlora_table(records: Sequence[dict[str, Any]], *, rows: Sequence[str], quant
                 raise RecordError(f"no records for row {name!r} (rows: {sorted(set(df['row']))})")
             wrong = sorted(set(sub["base"]) - {base})
             if wrong:
-                raise RecordError(f"row {name!r} has records on a {wrong[0]} base, expected {base}: "
-                                  f"{sorted(sub[sub['base'] != base]['path'])[:2]}")
-            out.append({"kind": "score", "row": name, "label": ROW_LABELS.get(row, row), "base": base,
-                        "method": sub["method"].iloc[0], **seed_stats(sub, tasks)})
+                raise RecordError(
+                    f"row {name!r} has records on a {wrong[0]} base, expected {base}: "
+                    f"{sorted(sub[sub['base'] != base]['path'])[:2]}"
+                )
+            out.append(
+                {
+                    "kind": "score",
+                    "row": name,
+                    "label": ROW_LABELS.get(row, row),
+                    "base": base,
+                    "method": sub["method"].iloc[0],
+                    **seed_stats(sub, tasks),
+                }
+            )
         if "lora" in rows and "delta_lora" in rows:
             a = df[df["row"] == f"delta_lora_{base}"].set_index(["task", "seed"])["value"]
             b = df[df["row"] == f"lora_{base}"].set_index(["task", "seed"])["value"]
             diff = (a - b).dropna().reset_index()  # seed-paired: same task, same seed
-            out.append({"kind": "gain", "row": f"gain_{base}", "label": "Delta-LoRA - LoRA (seed-paired)",
-                        "base": base, "method": "delta_lora-lora", **seed_stats(diff, tasks)})
+            out.append(
+                {
+                    "kind": "gain",
+                    "row": f"gain_{base}",
+                    "label": "Delta-LoRA - LoRA (seed-paired)",
+                    "base": base,
+                    "method": "delta_lora-lora",
+                    **seed_stats(diff, tasks),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -61,14 +94,23 @@ def _gain_sentence(table: pd.DataFrame, quantize: str) -> str:
     if "fp32" not in g.index or quantize not in g.index:
         return ""
     f, q = g.loc["fp32"], g.loc[quantize]
-    return (f"Delta-LoRA - LoRA, average over tasks of the per-task median paired difference: "
-            f"{fmt(f['avg'], f['avg_std'], 2)} points on the full-precision base, "
-            f"{fmt(q['avg'], q['avg_std'], 2)} on the {BASE_LABELS.get(quantize, quantize)} "
-            "(± std over seeds of the per-seed average). The audit (claim 7) states whether the outcome survives.")
+    return (
+        f"Delta-LoRA - LoRA, average over tasks of the per-task median paired difference: "
+        f"{fmt(f['avg'], f['avg_std'], 2)} points on the full-precision base, "
+        f"{fmt(q['avg'], q['avg_std'], 2)} on the {BASE_LABELS.get(quantize, quantize)} "
+        "(± std over seeds of the per-seed average). The audit (claim 7) states whether the outcome survives."
+    )
 
 
-def collect_qlora(records: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *, profile: str,
-                  rows: Sequence[str], quantize: str, plots_dir: str | os.PathLike | None = None) -> Path:
+def collect_qlora(
+    records: Sequence[str | os.PathLike],
+    out_csv: str | os.PathLike,
+    *,
+    profile: str,
+    rows: Sequence[str],
+    quantize: str,
+    plots_dir: str | os.PathLike | None = None,
+) -> Path:
     """Build results/qlora_table.{csv,md} (and the score plot) from the study's run records."""
     from .plots import scores_plot
     from .tables import load_records
@@ -79,14 +121,25 @@ def collect_qlora(records: Sequence[str | os.PathLike], out_csv: str | os.PathLi
     plots: list[str] = []
     if plots_dir is not None:
         score_rows = list(table[table["kind"] == "score"]["row"])
-        plots += scores_plot(recs, score_rows, tasks, profile=profile, base=Path(plots_dir) / "qlora_scores",
-                             family=f"LoRA and Delta-LoRA, fp32 vs {quantize} base")
+        plots += scores_plot(
+            recs,
+            score_rows,
+            tasks,
+            profile=profile,
+            base=Path(plots_dir) / "qlora_scores",
+            family=f"LoRA and Delta-LoRA, fp32 vs {quantize} base",
+        )
     header = ["row", "base", *[t.upper() for t in tasks], "avg"]
     body = []
     for _, r in table.iterrows():
-        body.append([r["label"], BASE_LABELS.get(r["base"], r["base"]),
-                     *[fmt(r[t], r[f"{t}_std"], 2 if r["kind"] == "gain" else 1) for t in tasks],
-                     fmt(r["avg"], r["avg_std"], 2 if r["kind"] == "gain" else 1)])
+        body.append(
+            [
+                r["label"],
+                BASE_LABELS.get(r["base"], r["base"]),
+                *[fmt(r[t], r[f"{t}_std"], 2 if r["kind"] == "gain" else 1) for t in tasks],
+                fmt(r["avg"], r["avg_std"], 2 if r["kind"] == "gain" else 1),
+            ]
+        )
     models = sorted({rec["model"] for rec in recs})
     wall = sum(float(rec["provenance"].get("wall_time_s") or 0.0) for rec in recs)
     lines = [

@@ -28,8 +28,9 @@ def _number(v: object) -> float:
         return float("nan")
 
 
-def read_benchmarks(paths: Sequence[str | os.PathLike],
-                    root: str | os.PathLike | None = None) -> pd.DataFrame:
+def read_benchmarks(
+    paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """One row per benchmark file: the job (path under root, no suffix), its family, wall/CPU time, RSS.
 
     root defaults to the files' common folder (<runs_dir>/benchmarks for the pipeline's set)."""
@@ -43,35 +44,65 @@ def read_benchmarks(paths: Sequence[str | os.PathLike],
         job = os.path.relpath(os.path.abspath(p), os.path.abspath(root)).removesuffix(".tsv")
         fam = job.split("/")[0].split("_")[0]
         if p.stat().st_size == 0:  # an empty file (made by hand, or a job interrupted): not measured
-            rows.append({"job": job, "family": fam, "wall_s": float("nan"), "cpu_s": float("nan"),
-                         "max_rss_mb": float("nan")})
+            rows.append(
+                {
+                    "job": job,
+                    "family": fam,
+                    "wall_s": float("nan"),
+                    "cpu_s": float("nan"),
+                    "max_rss_mb": float("nan"),
+                }
+            )
             continue
         df = pd.read_csv(p, sep="\t")
         missing = {"s", "max_rss"} - set(df.columns)
         if missing:
             raise ValueError(f"{p}: not a Snakemake benchmark file (no column {', '.join(sorted(missing))})")
         last = df.iloc[-1]  # one line per repeat; the rules run each job once
-        rows.append({"job": job, "family": fam, "wall_s": _number(last["s"]),
-                     "cpu_s": _number(last.get("cpu_time")), "max_rss_mb": _number(last["max_rss"])})
+        rows.append(
+            {
+                "job": job,
+                "family": fam,
+                "wall_s": _number(last["s"]),
+                "cpu_s": _number(last.get("cpu_time")),
+                "max_rss_mb": _number(last["max_rss"]),
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per family: jobs, total and median wall time, total CPU time, largest peak RSS."""
     g = jobs.groupby("family", sort=True)
-    out = pd.DataFrame({"jobs": g.size(), "wall_s_total": g["wall_s"].sum(),
-                        "wall_s_median": g["wall_s"].median(),
-                        "cpu_s_total": g["cpu_s"].sum(min_count=1), "max_rss_mb": g["max_rss_mb"].max()})
-    total = pd.DataFrame({"jobs": [len(jobs)], "wall_s_total": [jobs["wall_s"].sum()],
-                          "wall_s_median": [jobs["wall_s"].median()],
-                          "cpu_s_total": [jobs["cpu_s"].sum(min_count=1)],
-                          "max_rss_mb": [jobs["max_rss_mb"].max()]},
-                         index=["all"])
+    out = pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "wall_s_total": g["wall_s"].sum(),
+            "wall_s_median": g["wall_s"].median(),
+            "cpu_s_total": g["cpu_s"].sum(min_count=1),
+            "max_rss_mb": g["max_rss_mb"].max(),
+        }
+    )
+    total = pd.DataFrame(
+        {
+            "jobs": [len(jobs)],
+            "wall_s_total": [jobs["wall_s"].sum()],
+            "wall_s_median": [jobs["wall_s"].median()],
+            "cpu_s_total": [jobs["cpu_s"].sum(min_count=1)],
+            "max_rss_mb": [jobs["max_rss_mb"].max()],
+        },
+        index=["all"],
+    )
     return pd.concat([out, total]).reset_index(names="family")
 
 
-def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *,
-                    root: str | os.PathLike | None = None, profile: str) -> Path:
+def collect_runtime(
+    paths: Sequence[str | os.PathLike],
+    out_csv: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    profile: str,
+) -> Path:
     """results/runtime_table.csv (one row per job) and .md (per-family summary, then every job)."""
     out_csv = Path(out_csv)
     jobs = read_benchmarks(paths, root)
@@ -82,17 +113,27 @@ def collect_runtime(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLi
     os.replace(tmp, out_csv)
 
     def fmt(df: pd.DataFrame) -> list[list[str]]:
-        return [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row]
-                for row in df.itertuples(index=False)]
+        return [
+            [f"{v:.1f}" if isinstance(v, float) else str(v) for v in row]
+            for row in df.itertuples(index=False)
+        ]
 
-    lines = [f"# Run time of the training jobs ({smoke.label(profile)})", "",
-             "Profile: " + PROFILE_NOTE.get(profile, profile), "",
-             "Wall and CPU time and peak resident memory of each training job, from Snakemake's `benchmark:` "
-             "files. Measured on the machine that ran the build, with whatever else it was running: they "
-             "say what this build cost, not how fast a method is (the memory table measures that).", "",
-             "## Per family", "",
-             markdown_table(list(summary.columns), fmt(summary)), "",
-             "## Every job", "",
-             markdown_table(list(jobs.columns), fmt(jobs))]
+    lines = [
+        f"# Run time of the training jobs ({smoke.label(profile)})",
+        "",
+        "Profile: " + PROFILE_NOTE.get(profile, profile),
+        "",
+        "Wall and CPU time and peak resident memory of each training job, from Snakemake's `benchmark:` "
+        "files. Measured on the machine that ran the build, with whatever else it was running: they "
+        "say what this build cost, not how fast a method is (the memory table measures that).",
+        "",
+        "## Per family",
+        "",
+        markdown_table(list(summary.columns), fmt(summary)),
+        "",
+        "## Every job",
+        "",
+        markdown_table(list(jobs.columns), fmt(jobs)),
+    ]
     atomic_write_text(out_csv.with_suffix(".md"), "\n".join(lines) + "\n")
     return out_csv

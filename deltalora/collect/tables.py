@@ -46,8 +46,10 @@ def load_records(paths: Iterable[str | os.PathLike], *, profile: str) -> list[di
     for p in paths:
         rec = read_record(p)
         if rec["profile"] != profile:
-            raise RecordError(f"{p}: record is from profile {rec['profile']!r}, this table is for {profile!r}; "
-                              "tables never mix profiles")
+            raise RecordError(
+                f"{p}: record is from profile {rec['profile']!r}, this table is for {profile!r}; "
+                "tables never mix profiles"
+            )
         rec["_path"] = str(p)
         records.append(rec)
     if not records:
@@ -62,8 +64,9 @@ def score(rec: dict[str, Any], metric: str | None = None, *, which: str = "best"
     if metric in entry["metrics"]:
         v = entry["metrics"][metric]
     else:
-        raise RecordError(f"{rec.get('_path', '?')}: no {which}-epoch metric {metric!r}; "
-                          f"it has {sorted(entry['metrics'])}")
+        raise RecordError(
+            f"{rec.get('_path', '?')}: no {which}-epoch metric {metric!r}; it has {sorted(entry['metrics'])}"
+        )
     return float("nan") if v is None else float(v)
 
 
@@ -72,8 +75,17 @@ def long_frame(records: Sequence[dict[str, Any]], *, which: str = "best") -> pd.
     rows = []
     for r in records:
         task = r["task"].split("/", 1)[-1]
-        rows.append({"task": task, "row": r.get("row") or r["method"], "method": r["method"], "seed": r["seed"],
-                     "metric": r["metric"], "value": score(r, which=which), "path": r["_path"]})
+        rows.append(
+            {
+                "task": task,
+                "row": r.get("row") or r["method"],
+                "method": r["method"],
+                "seed": r["seed"],
+                "metric": r["metric"],
+                "value": score(r, which=which),
+                "path": r["_path"],
+            }
+        )
     df = pd.DataFrame(rows)
     dup = df[df.duplicated(["task", "row", "seed"], keep=False)]
     if not dup.empty:
@@ -84,7 +96,6 @@ def long_frame(records: Sequence[dict[str, Any]], *, which: str = "best") -> pd.
 def _std(x: pd.Series) -> float:
     x = x.dropna()
     return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
-
 
 
 def seed_stats(sub: pd.DataFrame, tasks: Sequence[str]) -> dict[str, Any]:
@@ -103,8 +114,10 @@ def seed_stats(sub: pd.DataFrame, tasks: Sequence[str]) -> dict[str, Any]:
     out["n_seeds"] = int(sub["seed"].nunique())
     return out
 
-def glue_table(records: Sequence[dict[str, Any]], *, rows: Sequence[str] | None = None,
-               which: str = "best") -> pd.DataFrame:
+
+def glue_table(
+    records: Sequence[dict[str, Any]], *, rows: Sequence[str] | None = None, which: str = "best"
+) -> pd.DataFrame:
     """Rows x (8 tasks + average): median over seeds, with <task>_std and the seed count."""
     df = long_frame(records, which=which)
     rows = list(rows) if rows else list(dict.fromkeys(df["row"]))
@@ -136,8 +149,9 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str],
-               digits: Any = None) -> tuple[list[list[str]], list[str]]:
+def paper_rows(
+    paper_csv: str | os.PathLike | None, columns: Sequence[str], digits: Any = None
+) -> tuple[list[list[str]], list[str]]:
     """The papers' reported rows (confirmed numbers only) and notes for the unconfirmed ones.
 
     digits: optional callable column -> decimals, so that numbers print as the paper prints them.
@@ -155,12 +169,17 @@ def paper_rows(paper_csv: str | os.PathLike | None, columns: Sequence[str],
         for c in columns:
             v = r.get(c)
             sd = r.get(f"{c}_std")
-            cells.append(fmt(v if pd.notna(v) else None, sd if pd.notna(sd) else None, digits(c))
-                         if confirmed or pd.notna(v) else "")
+            cells.append(
+                fmt(v if pd.notna(v) else None, sd if pd.notna(sd) else None, digits(c))
+                if confirmed or pd.notna(v)
+                else ""
+            )
         filled = any(cells)
         if not filled:
-            notes.append(f"{r['paper']}: row '{r['label']}' not transcribed (unconfirmed); fill it from the paper's "
-                         f"PDF ({r['source']}) in {Path(paper_csv).name}")
+            notes.append(
+                f"{r['paper']}: row '{r['label']}' not transcribed (unconfirmed); fill it from the paper's "
+                f"PDF ({r['source']}) in {Path(paper_csv).name}"
+            )
             continue
         tag = "" if confirmed else " (unconfirmed)"
         label = r["label"]
@@ -174,8 +193,9 @@ def provenance_lines(records: Sequence[dict[str, Any]], profile: str) -> list[st
     commits = sorted({str(r["provenance"].get("git_commit"))[:10] for r in records})
     models = sorted({r["model"] for r in records})
     seeds = sorted({r["seed"] for r in records})
-    devices = sorted({str(d.get("name", "?") if isinstance(d := r["provenance"]["device"], dict) else d)
-                      for r in records})
+    devices = sorted(
+        {str(d.get("name", "?") if isinstance(d := r["provenance"]["device"], dict) else d) for r in records}
+    )
     return [
         f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
         f"- Model(s): {', '.join(models)}; seeds: {', '.join(map(str, seeds))}; {len(records)} run records",
@@ -184,7 +204,9 @@ def provenance_lines(records: Sequence[dict[str, Any]], profile: str) -> list[st
     ]
 
 
-def write_outputs(df: pd.DataFrame, csv_path: str | os.PathLike, markdown: str, latex: str | None = None) -> None:
+def write_outputs(
+    df: pd.DataFrame, csv_path: str | os.PathLike, markdown: str, latex: str | None = None
+) -> None:
     csv_path = Path(csv_path)
     atomic_write_text(csv_path, df.to_csv(index=False))  # full precision: cells equal the records
     atomic_write_text(csv_path.with_suffix(".md"), markdown.rstrip() + "\n")
@@ -192,14 +214,30 @@ def write_outputs(df: pd.DataFrame, csv_path: str | os.PathLike, markdown: str, 
         atomic_write_text(csv_path.with_suffix(".tex"), latex)
 
 
-def glue_markdown(table: pd.DataFrame, records: Sequence[dict[str, Any]], *, profile: str,
-                  paper_csv: str | os.PathLike | None, plots: Sequence[str] = (), which: str = "best") -> str:
+def glue_markdown(
+    table: pd.DataFrame,
+    records: Sequence[dict[str, Any]],
+    *,
+    profile: str,
+    paper_csv: str | os.PathLike | None,
+    plots: Sequence[str] = (),
+    which: str = "best",
+) -> str:
     tasks = [t for t in GLUE_ORDER if t in table.columns]
     cols = [*tasks, "avg"]
     header = ["Method", *[t.upper() if t != "stsb" else "STS-B" for t in tasks], "Avg"]
     body = [[r["label"], *[fmt(r[c], r.get(f"{c}_std")) for c in cols]] for _, r in table.iterrows()]
-    majority = {t: next((r["majority_baseline"] for r in records if r["task"].endswith("/" + t)
-                         and r.get("majority_baseline") is not None), None) for t in tasks}
+    majority = {
+        t: next(
+            (
+                r["majority_baseline"]
+                for r in records
+                if r["task"].endswith("/" + t) and r.get("majority_baseline") is not None
+            ),
+            None,
+        )
+        for t in tasks
+    }
     if all(v is not None for v in majority.values()):
         vals = [majority[t] for t in tasks]
         body.append(["*Majority class (reference)*", *[fmt(v) for v in vals], fmt(sum(vals) / len(vals))])
@@ -211,7 +249,9 @@ def glue_markdown(table: pd.DataFrame, records: Sequence[dict[str, Any]], *, pro
         f"- Cells: median over seeds of each run's score at its {which} epoch (LoRA protocol: best epoch on the "
         "validation split, which is also the split reported), ± sample std over seeds. Avg: mean of the task "
         "medians (± std over seeds of the per-seed average).",
-        "- Metrics: " + ", ".join(f"{t}: {m}" for t, m in metric_names.items()) + " (x100). MNLI: validation_matched "
+        "- Metrics: "
+        + ", ".join(f"{t}: {m}" for t, m in metric_names.items())
+        + " (x100). MNLI: validation_matched "
         "(mismatched is in the records; the LoRA paper's MNLI column is the overall matched+mismatched accuracy).",
         "",
         "## This run",
@@ -221,16 +261,22 @@ def glue_markdown(table: pd.DataFrame, records: Sequence[dict[str, Any]], *, pro
     pbody, notes = paper_rows(paper_csv, cols)
     lora_dropouts = {r["config"]["hp"].get("dropout") for r in records if r.get("row") == "lora"}
     if lora_dropouts == {0.0} and "lora_nodrop" not in set(table["row"]):
-        lines += ["", "- LoRA runs without dropout here (as microsoft/LoRA's GLUE scripts do), so the "
-                  "\"LoRA without dropout\" control is the LoRA row itself."]
+        lines += [
+            "",
+            "- LoRA runs without dropout here (as microsoft/LoRA's GLUE scripts do), so the "
+            '"LoRA without dropout" control is the LoRA row itself.',
+        ]
     lines += ["", "## Reported in the papers (for reference; RoBERTa-base on the real GLUE data)", ""]
     if pbody:
         lines.append(markdown_table(["Row [source]", *header[1:]], pbody))
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     if profile != "paper":
-        lines += ["", f"> The {profile} profile's numbers come from small proxies and a small model; they are not "
-                  "comparable with the paper rows above. Run the paper profile for that."]
+        lines += [
+            "",
+            f"> The {profile} profile's numbers come from small proxies and a small model; they are not "
+            "comparable with the paper rows above. Run the paper profile for that.",
+        ]
     if plots:
         lines += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots if p.endswith(".png")]]
     return "\n".join(lines)
@@ -241,10 +287,24 @@ def glue_latex(table: pd.DataFrame, profile: str) -> str:
     cols = [*tasks, "avg"]
     head = " & ".join(["Method", *[t.upper() for t in tasks], "Avg"]) + r" \\"
     body = "\n".join(
-        " & ".join([str(r["label"]).replace("_", r"\_"), *[fmt(r[c], r.get(f"{c}_std")).replace("±", r"$\pm$")
-                                                            for c in cols]]) + r" \\"
+        " & ".join(
+            [
+                str(r["label"]).replace("_", r"\_"),
+                *[fmt(r[c], r.get(f"{c}_std")).replace("±", r"$\pm$") for c in cols],
+            ]
+        )
+        + r" \\"
         for _, r in table.iterrows()
     )
-    return ("% generated by deltalora collect; " + smoke.label(profile) + "\n"
-            + r"\begin{tabular}{l" + "r" * len(cols) + "}\n\\toprule\n" + head + "\n\\midrule\n" + body
-            + "\n\\bottomrule\n\\end{tabular}\n")
+    return (
+        "% generated by deltalora collect; "
+        + smoke.label(profile)
+        + "\n"
+        + r"\begin{tabular}{l"
+        + "r" * len(cols)
+        + "}\n\\toprule\n"
+        + head
+        + "\n\\midrule\n"
+        + body
+        + "\n\\bottomrule\n\\end{tabular}\n"
+    )

@@ -57,9 +57,7 @@ class FoldedLoRAFunction(torch.autograd.Function):
                 h1 = h[..., :r]
                 g_a = s * torch.matmul(h1.reshape(-1, r).t(), x.reshape(-1, x.shape[-1]))
             if need_x:
-                coeff = torch.cat(
-                    (h.new_full((r,), s * (1.0 + lam)), h.new_full((r,), -s * lam))
-                )
+                coeff = torch.cat((h.new_full((r,), s * (1.0 + lam)), h.new_full((r,), -s * lam)))
                 gx = torch.matmul(h * coeff, a_cat.to(h.dtype))
         if g_a is not None:
             g_a = g_a.to(a_cat.dtype)

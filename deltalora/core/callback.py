@@ -45,13 +45,19 @@ class DeltaLoRACallback(TrainerCallback):
         _check_number("start_step", start_step, integer=True)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
-        self.kwargs = dict(update_ratio=update_ratio, start_step=start_step, engine=engine,
-                           allow_dropout=allow_dropout, allow_low_precision=allow_low_precision)
+        self.kwargs = dict(
+            update_ratio=update_ratio,
+            start_step=start_step,
+            engine=engine,
+            allow_dropout=allow_dropout,
+            allow_low_precision=allow_low_precision,
+        )
         self.export_dir = Path(export_dir) if export_dir is not None else None
         self.delta_lora: DeltaLoRA | None = None
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None, **kwargs: Any
+    ) -> None:
         if self.delta_lora is None:
             self.delta_lora = DeltaLoRA(model, optimizer, **self.kwargs)
         else:  # a second train() call: the Trainer may have built a new optimizer

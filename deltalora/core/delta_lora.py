@@ -69,7 +69,12 @@ def _check_number(name: str, value: Any, *, integer: bool) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer (optimizer steps); got {value!r}")
     else:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
 
 
@@ -113,7 +118,9 @@ class DeltaLoRA:
             raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
         model = unwrap_model(model)
         if getattr(model, "_deltalora_attached", False):
-            raise ValueError("model: a DeltaLoRA is already attached to this model; call .detach() on it first")
+            raise ValueError(
+                "model: a DeltaLoRA is already attached to this model; call .detach() on it first"
+            )
         self.model = model
         self.update_ratio = float(update_ratio)
         self.start_step = int(start_step)
@@ -123,7 +130,9 @@ class DeltaLoRA:
         self.step = 0  # optimizer steps that ran
         self.slots = self._find_slots()
         if self.engine == "inplace":
-            refuse_inplace(self.slots)  # a quantized W cannot hold Algorithm 1's updates (deltalora/core/quantized.py)
+            refuse_inplace(
+                self.slots
+            )  # a quantized W cannot hold Algorithm 1's updates (deltalora/core/quantized.py)
             for slot in self.slots:
                 self._check_inplace_weight(slot)
                 slot.prev_A = torch.empty_like(slot.A, memory_format=torch.contiguous_format).detach()
@@ -179,12 +188,22 @@ class DeltaLoRA:
             if getattr(module, "merged", False):
                 raise ValueError(f"model: adapters are merged in {name}; call model.unmerge_adapter() first")
             if module.use_dora.get(adapter, False) or adapter in getattr(module, "lora_variant", {}):
-                raise ValueError(f"model: {name} uses a LoRA variant (e.g. DoRA); Delta-LoRA needs plain LoRA")
+                raise ValueError(
+                    f"model: {name} uses a LoRA variant (e.g. DoRA); Delta-LoRA needs plain LoRA"
+                )
             if module.lora_bias.get(adapter, False):
-                raise ValueError(f"model: {name} has lora_bias=True; Delta-LoRA is defined for bias-free factors")
+                raise ValueError(
+                    f"model: {name} has lora_bias=True; Delta-LoRA is defined for bias-free factors"
+                )
             lora_a, lora_b = module.lora_A[adapter], module.lora_B[adapter]
-            check_not_sharded(name, {"W": module.get_base_layer().weight, "lora_A": getattr(lora_a, "weight", None),
-                                     "lora_B": getattr(lora_b, "weight", None)})
+            check_not_sharded(
+                name,
+                {
+                    "W": module.get_base_layer().weight,
+                    "lora_A": getattr(lora_a, "weight", None),
+                    "lora_B": getattr(lora_b, "weight", None),
+                },
+            )
             if not isinstance(getattr(module, "lora_variant", None), dict):
                 raise ValueError(
                     f"model: {name} has no `lora_variant` table; the folded engine needs peft>=0.16 (installed: "
@@ -216,7 +235,9 @@ class DeltaLoRA:
                 )
             )
         if len(active) > 1:
-            raise ValueError(f"model: more than one adapter is active ({sorted(active)}); Delta-LoRA needs one")
+            raise ValueError(
+                f"model: more than one adapter is active ({sorted(active)}); Delta-LoRA needs one"
+            )
         if not slots:
             raise ValueError(
                 "model: no PEFT LoRA layers found; wrap it first with peft.get_peft_model(model, LoraConfig(...))"
@@ -332,14 +353,20 @@ class DeltaLoRA:
 
     def extra_updated_params(self) -> int:
         """W entries that Algorithm 1 updates without gradients (the paper's 'extra updatable parameters')."""
-        return sum(weight_numel(slot.layer) for slot in self.slots)  # unpacked: 4-bit storage holds two a byte
+        return sum(
+            weight_numel(slot.layer) for slot in self.slots
+        )  # unpacked: 4-bit storage holds two a byte
 
     def iter_weight_updates(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(layer name, W_t - W_0) for every adapted layer, computed from the telescoped form."""
         for slot in self.slots:
             if slot.snap_A is None or self.update_ratio == 0.0:
-                yield slot.name, torch.zeros(weight_shape(slot.layer), dtype=compute_dtype(slot.weight),
-                                             device=slot.weight.device)
+                yield (
+                    slot.name,
+                    torch.zeros(
+                        weight_shape(slot.layer), dtype=compute_dtype(slot.weight), device=slot.weight.device
+                    ),
+                )
                 continue
             dt = compute_dtype(slot.weight)
             b, a = stacked_factors(slot.B.detach(), slot.A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
@@ -389,7 +416,9 @@ class DeltaLoRA:
                 if f"{slot.name}.weight" in tensors:
                     slot.weight.data.copy_(tensors[f"{slot.name}.weight"])
         if self.step >= self.start_step + 1 and not self.switched:
-            raise ValueError(f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot")
+            raise ValueError(
+                f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot"
+            )
 
     def _optimizer_state_index(self, optimizer: torch.optim.Optimizer) -> int | None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -496,8 +525,11 @@ class DeltaLoRA:
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
         try:
             config.save_pretrained(str(tmp))
-            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
-                      str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in state.items()},
+                str(tmp / "adapter_model.safetensors"),
+                metadata={"format": "pt"},
+            )
             (tmp / "deltalora.json").write_text(
                 json.dumps(
                     {
@@ -548,7 +580,7 @@ def _widen_config(config: Any) -> Any:
     # scale = alpha/r (or alpha/sqrt(r)); for each layer, r -> 2r needs alpha -> 2 alpha (sqrt(2) alpha).
     default_alpha = cfg.lora_alpha
     alpha_pattern = dict(cfg.alpha_pattern or {})
-    for key in (cfg.rank_pattern or {}):
+    for key in cfg.rank_pattern or {}:
         alpha_pattern.setdefault(key, default_alpha)
     cfg.alpha_pattern = {k: widen_alpha(v) for k, v in alpha_pattern.items()}
     cfg.rank_pattern = {k: 2 * v for k, v in (cfg.rank_pattern or {}).items()}
@@ -564,4 +596,3 @@ def _peft_version() -> str:
         return version("peft")
     except PackageNotFoundError:  # pragma: no cover
         return "unknown"
-

@@ -32,8 +32,11 @@ def bnb_status() -> tuple[bool, str]:
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # ImportError, or a backend that fails to initialise (macOS without one)
-        return False, f"bitsandbytes is not usable here ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); " \
-                      "install it with `pip install -e .[suite]` (the quantized-base targets and tests need it)"
+        return (
+            False,
+            f"bitsandbytes is not usable here ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "install it with `pip install -e .[suite]` (the quantized-base targets and tests need it)",
+        )
     return True, ""
 
 
@@ -85,8 +88,10 @@ def dequantized_weight(layer: nn.Module) -> torch.Tensor:
     if getattr(qs, "packing_format_for_cpu", False):
         # bitsandbytes repacks a 4-bit weight for its bf16 CPU inference kernel the first time the layer
         # runs in eval mode on CPU; the packed layout no longer dequantizes with the standard routine.
-        raise ValueError(f"{type(base).__name__}: this 4-bit weight was repacked by bitsandbytes for CPU inference "
-                         "(a forward in eval mode); dequantize it before that, or train in model.train() mode")
+        raise ValueError(
+            f"{type(base).__name__}: this 4-bit weight was repacked by bitsandbytes for CPU inference "
+            "(a forward in eval mode); dequantize it before that, or train in model.train() mode"
+        )
     with torch.no_grad():
         w = dequantize_module_weight(base) if quantization_of(layer) is not None else base.weight
         return w.detach().to(torch.float32).clone()
@@ -125,15 +130,21 @@ def quantized_storage_bytes(model: nn.Module) -> int:
     return total
 
 
-def bnb_config(quantize: str, *, skip_modules: tuple[str, ...] = ("classifier", "score", "lm_head"),
-               compute_dtype: torch.dtype = torch.float32) -> Any:
+def bnb_config(
+    quantize: str,
+    *,
+    skip_modules: tuple[str, ...] = ("classifier", "score", "lm_head"),
+    compute_dtype: torch.dtype = torch.float32,
+) -> Any:
     """The transformers BitsAndBytesConfig for a model_options.quantize value (None for "none").
 
     The task head stays in full precision (it is trained in full, as QLoRA does); compute runs in
     `compute_dtype` (float32 on CPU, so the exactness test compares like with like).
     """
     if quantize not in QUANTIZE_CHOICES:
-        raise ValueError(f"model_options.quantize must be one of {', '.join(QUANTIZE_CHOICES)}; got {quantize!r}")
+        raise ValueError(
+            f"model_options.quantize must be one of {', '.join(QUANTIZE_CHOICES)}; got {quantize!r}"
+        )
     if quantize == "none":
         return None
     ok, reason = bnb_status()
@@ -144,8 +155,13 @@ def bnb_config(quantize: str, *, skip_modules: tuple[str, ...] = ("classifier", 
     if quantize == "int8":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
     kind, _, dq = quantize.partition("-")
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=kind, bnb_4bit_use_double_quant=dq == "dq",
-                              bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=list(skip_modules))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=kind,
+        bnb_4bit_use_double_quant=dq == "dq",
+        bnb_4bit_compute_dtype=compute_dtype,
+        llm_int8_skip_modules=list(skip_modules),
+    )
 
 
 def keep_training_kernel(model: nn.Module) -> int:
@@ -173,9 +189,22 @@ def load_kwargs(quantize: str | None) -> dict[str, Any]:
     # float32 compute: under the Trainer's fp16/bf16 autocast the matmuls run in that precision anyway, and
     # on CPU it keeps the dequantized base exact (the exactness test relies on it).
     on_gpu = torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
-    return {"quantization_config": bnb_config(quantize, compute_dtype=torch.float32),
-            "device_map": {"": torch.cuda.current_device()} if on_gpu else {"": "cpu"}}
+    return {
+        "quantization_config": bnb_config(quantize, compute_dtype=torch.float32),
+        "device_map": {"": torch.cuda.current_device()} if on_gpu else {"": "cpu"},
+    }
 
 
-__all__ = ["QUANTIZE_CHOICES", "bnb_config", "bnb_status", "dequantized_weight", "load_kwargs", "quantization_of",
-           "keep_training_kernel", "quantized_storage_bytes", "refuse_inplace", "weight_numel", "weight_shape"]
+__all__ = [
+    "QUANTIZE_CHOICES",
+    "bnb_config",
+    "bnb_status",
+    "dequantized_weight",
+    "load_kwargs",
+    "quantization_of",
+    "keep_training_kernel",
+    "quantized_storage_bytes",
+    "refuse_inplace",
+    "weight_numel",
+    "weight_shape",
+]

@@ -15,7 +15,9 @@ from .lora import peft_lora
 
 class DoRA(Method):
     name: ClassVar[str] = "dora"
-    description: ClassVar[str] = "DoRA (Liu et al. 2024): LoRA on the direction plus a trained magnitude vector (PEFT use_dora)"
+    description: ClassVar[str] = (
+        "DoRA (Liu et al. 2024): LoRA on the direction plus a trained magnitude vector (PEFT use_dora)"
+    )
     defaults: ClassVar[dict[str, Any]] = {"r": 8, "alpha": 8.0, "dropout": 0.1, "rslora": False}
 
     def apply(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> nn.Module:

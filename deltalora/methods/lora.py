@@ -30,7 +30,9 @@ def peft_lora(model: nn.Module, hp: dict[str, Any], ctx: MethodContext, **extra:
 
 class LoRA(Method):
     name: ClassVar[str] = "lora"
-    description: ClassVar[str] = "PEFT LoRA (Hu et al. 2021): frozen W, trained low-rank B A with scale alpha/r"
+    description: ClassVar[str] = (
+        "PEFT LoRA (Hu et al. 2021): frozen W, trained low-rank B A with scale alpha/r"
+    )
     # r=8, alpha=8: LoRA protocol for RoBERTa-base GLUE (LoRA paper Table 9). Dropout 0.1 follows the
     # LoRA GPT-2 protocol (Table 11); the "LoRA without dropout" control sets it to 0.
     defaults: ClassVar[dict[str, Any]] = {"r": 8, "alpha": 8.0, "dropout": 0.1, "rslora": False}

@@ -18,8 +18,16 @@ from .lora import peft_lora
 
 class LoRAScaled(Method):
     name: ClassVar[str] = "lora_scaled"
-    description: ClassVar[str] = "Control: LoRA without dropout at scale (1+lambda)*alpha/r (Delta-LoRA's post-switch scale)"
-    defaults: ClassVar[dict[str, Any]] = {"r": 8, "alpha": 8.0, "dropout": 0.0, "update_ratio": 2.0, "rslora": False}
+    description: ClassVar[str] = (
+        "Control: LoRA without dropout at scale (1+lambda)*alpha/r (Delta-LoRA's post-switch scale)"
+    )
+    defaults: ClassVar[dict[str, Any]] = {
+        "r": 8,
+        "alpha": 8.0,
+        "dropout": 0.0,
+        "update_ratio": 2.0,
+        "rslora": False,
+    }
 
     def apply(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> nn.Module:
         scaled = {**hp, "alpha": float(hp["alpha"]) * (1.0 + float(hp["update_ratio"]))}

@@ -38,9 +38,15 @@ def dev_count(n_train: int, dev_size: float, dev_max: int = 0) -> int:
     dev_size >= 1: that many; 0 < dev_size < 1: that fraction (rounded, at least 1); 0: none.
     The result is capped by ``dev_max`` (0: no cap) and must leave at least one training example.
     """
-    if not isinstance(dev_size, (int, float)) or isinstance(dev_size, bool) or dev_size < 0 \
-            or not math.isfinite(dev_size):
-        raise ValueError(f"data.dev_size must be a number >= 0 (a count, or a fraction < 1), got {dev_size!r}")
+    if (
+        not isinstance(dev_size, (int, float))
+        or isinstance(dev_size, bool)
+        or dev_size < 0
+        or not math.isfinite(dev_size)
+    ):
+        raise ValueError(
+            f"data.dev_size must be a number >= 0 (a count, or a fraction < 1), got {dev_size!r}"
+        )
     if dev_size >= 1 and dev_size != int(dev_size):
         raise ValueError(f"data.dev_size >= 1 is a count and must be a whole number, got {dev_size!r}")
     if not isinstance(dev_max, int) or dev_max < 0:
@@ -61,22 +67,27 @@ def carve_tail(dd: datasets.DatasetDict, n_dev: int, *, train_split: str = "trai
 
     train = dd[train_split]
     if not 0 < n_dev < len(train):
-        raise ValueError(f"dev split of {n_dev} rows needs a training split larger than that (has {len(train)})")
+        raise ValueError(
+            f"dev split of {n_dev} rows needs a training split larger than that (has {len(train)})"
+        )
     out = dict(dd)
     out[train_split] = train.select(range(len(train) - n_dev))
     out[DEV_SPLIT] = train.select(range(len(train) - n_dev, len(train)))
     return datasets.DatasetDict(out)
 
 
-def carve_random(dd: datasets.DatasetDict, n_dev: int, seed: int, *,
-                 train_split: str = "train") -> datasets.DatasetDict:
+def carve_random(
+    dd: datasets.DatasetDict, n_dev: int, seed: int, *, train_split: str = "train"
+) -> datasets.DatasetDict:
     """Move a seeded random ``n_dev`` rows of train into ``dev`` (real data, possibly ordered)."""
     import datasets
     import numpy as np
 
     train = dd[train_split]
     if not 0 < n_dev < len(train):
-        raise ValueError(f"dev split of {n_dev} rows needs a training split larger than that (has {len(train)})")
+        raise ValueError(
+            f"dev split of {n_dev} rows needs a training split larger than that (has {len(train)})"
+        )
     perm = np.random.default_rng(seed).permutation(len(train))
     dev_idx = np.sort(perm[:n_dev])
     keep = np.sort(perm[n_dev:])

@@ -308,8 +308,11 @@ def load_glue(
         return dd
     if profile == "default":
         n_train = n_train if n_train is not None else DEFAULT_N_TRAIN
-        n_dev = dev_split.dev_count(n_train, dev_size, dev_max) if dev_size >= 1 else \
-            dev_split.dev_count(round(n_train / (1 - dev_size)), dev_size, dev_max)
+        n_dev = (
+            dev_split.dev_count(n_train, dev_size, dev_max)
+            if dev_size >= 1
+            else dev_split.dev_count(round(n_train / (1 - dev_size)), dev_size, dev_max)
+        )
         files = write_glue_proxy(
             spec.name,
             data_dir if data_dir is not None else default_data_dir(),

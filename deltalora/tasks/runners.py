@@ -48,8 +48,11 @@ class GlueRunner:
         """The majority-class baseline of this data (train-set majority scored on the scored split)."""
         from ..metrics.glue import majority_baseline
 
-        return majority_baseline(self.spec.name, list(data[self.spec.train_split][self.spec.label_column]),
-                                 list(data[self.spec.eval_split][self.spec.label_column]))
+        return majority_baseline(
+            self.spec.name,
+            list(data[self.spec.train_split][self.spec.label_column]),
+            list(data[self.spec.eval_split][self.spec.label_column]),
+        )
 
     def _load_data(self):
         from .glue import load_glue
@@ -62,9 +65,16 @@ class GlueRunner:
             if missing:
                 raise DataError(f"data.files: task {self.spec.name} needs files for splits {missing}")
             return load_glue_files(self.spec.name, {s: d.files[s] for s in self.spec.splits})
-        return load_glue(self.spec.name, profile=self.cfg.profile, data_dir=d.data_dir,
-                         n_train=d.n_train or None, n_val=d.n_val or None, seed=d.seed,
-                         dev_size=d.dev_size, dev_max=d.dev_max)
+        return load_glue(
+            self.spec.name,
+            profile=self.cfg.profile,
+            data_dir=d.data_dir,
+            n_train=d.n_train or None,
+            n_val=d.n_val or None,
+            seed=d.seed,
+            dev_size=d.dev_size,
+            dev_max=d.dev_max,
+        )
 
     def load_model(self):
         from transformers import AutoModelForSequenceClassification
@@ -78,8 +88,10 @@ class GlueRunner:
         auto = AutoModelForSequenceClassification
         if self.cfg.model_options.pooling == "mean":
             if self.model_config.model_type != "bert":
-                raise ValueError(f"model_options.pooling=mean is implemented for BERT models; {self.cfg.model!r} "
-                                 f"is {self.model_config.model_type!r} (use pooling: cls)")
+                raise ValueError(
+                    f"model_options.pooling=mean is implemented for BERT models; {self.cfg.model!r} "
+                    f"is {self.model_config.model_type!r} (use pooling: cls)"
+                )
             from ..heads import BertMeanPoolForSequenceClassification as auto
         options = self.cfg.model_options.to_dict()
         model = load_pretrained(self.cfg.model, auto, options, **kw)
@@ -143,8 +155,9 @@ class GlueRunner:
             return enc
 
         def prep(ds):
-            return ds.map(encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True,
-                          desc=None)
+            return ds.map(
+                encode, batched=True, remove_columns=ds.column_names, keep_in_memory=True, desc=None
+            )
 
         train = prep(data[self.spec.train_split])
         # the dev split (carved from train, deltalora/tasks/dev_split.py) is evaluated beside validation
@@ -179,20 +192,26 @@ class GlueRunner:
                     if key.startswith(prefix):
                         e = by_epoch[round(h["epoch"])]
                         e["step"] = h.get("step")
-                        name = key[len(prefix):]
+                        name = key[len(prefix) :]
                         if name in ("runtime", "samples_per_second", "steps_per_second"):
                             continue
                         target = e["metrics"] if split == main else e["extra_splits"].setdefault(split, {})
                         target[name] = value
-        return [{"epoch": ep, "step": v.get("step"), "metrics": v["metrics"], "extra_splits": v["extra_splits"]}
-                for ep, v in sorted(by_epoch.items()) if v["metrics"]]
+        return [
+            {"epoch": ep, "step": v.get("step"), "metrics": v["metrics"], "extra_splits": v["extra_splits"]}
+            for ep, v in sorted(by_epoch.items())
+            if v["metrics"]
+        ]
 
     def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, float] | None:
         self.record_extra = {"majority_baseline": self.majority(data)}
         if DEV_SPLIT in data:  # which examples selection was made on: the same for every method and seed
             from .dev_split import fingerprint
 
-            self.record_extra["dev_split"] = {"n": len(data[DEV_SPLIT]), "sha256": fingerprint(data[DEV_SPLIT])}
+            self.record_extra["dev_split"] = {
+                "n": len(data[DEV_SPLIT]),
+                "sha256": fingerprint(data[DEV_SPLIT]),
+            }
         return None
 
 

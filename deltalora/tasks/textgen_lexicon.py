@@ -141,13 +141,16 @@ class Category:
     props: tuple[Prop, ...]
 
 
-
 def _categories() -> tuple[Category, ...]:
     """The categories of the data file; a property given by name is one of its ``shared_props``."""
     shared = {k: Prop(**v) for k, v in _DATA["shared_props"].items()}
     return tuple(
-        Category(c["name"], c["subject"], c["pronoun"],
-                 tuple(shared[p] if isinstance(p, str) else Prop(**p) for p in c["props"]))
+        Category(
+            c["name"],
+            c["subject"],
+            c["pronoun"],
+            tuple(shared[p] if isinstance(p, str) else Prop(**p) for p in c["props"]),
+        )
         for c in _DATA["categories"]
     )
 
@@ -219,7 +222,7 @@ def article(word: str) -> str:
 
 
 def join_and(items: Sequence[str]) -> str:
-    """"a", "a and b", "a, b and c": how the realisers list phrases."""
+    """ "a", "a and b", "a, b and c": how the realisers list phrases."""
     items = list(items)
     if len(items) <= 1:
         return "".join(items)

@@ -35,17 +35,25 @@ class NLGRunner:
         info = self.mod.TASK
         self.info = info
         self.spec = TaskSpec(
-            name=info.name, family="nlg", input_columns=(), metric_name=MAIN_METRIC[info.name],
-            hub_id=info.hub_id, hub_config=info.hub_config, train_split=info.train_split,
-            eval_split=info.eval_split, extra_metrics=tuple(m for m in info.metrics if m != MAIN_METRIC[info.name]),
+            name=info.name,
+            family="nlg",
+            input_columns=(),
+            metric_name=MAIN_METRIC[info.name],
+            hub_id=info.hub_id,
+            hub_config=info.hub_config,
+            train_split=info.train_split,
+            eval_split=info.eval_split,
+            extra_metrics=tuple(m for m in info.metrics if m != MAIN_METRIC[info.name]),
             description=info.notes,
         )
         self.model_config = load_config(cfg.model, cfg.model_options.to_dict())
         self.family: Family = family_of(self.model_config.model_type)
         self.kind = "bart" if self.family.kind == "seq2seq" else "gpt2"
         if self.kind != info.kind:
-            raise ValueError(f"task {info.name} uses a {info.kind} model; {cfg.model!r} is a "
-                             f"{self.model_config.model_type} model")
+            raise ValueError(
+                f"task {info.name} uses a {info.kind} model; {cfg.model!r} is a "
+                f"{self.model_config.model_type} model"
+            )
         self.peft_task_type = "SEQ_2_SEQ_LM" if self.kind == "bart" else "CAUSAL_LM"
 
     @property
@@ -89,10 +97,20 @@ class NLGRunner:
         from ..textgen.features import build_features
 
         src, tgt = self._lengths()
-        train = build_features(tokenizer, self.mod.train_pairs(data[self.info.train_split]), kind=self.kind,
-                               max_source_length=src, max_target_length=tgt)
-        valid = build_features(tokenizer, self.mod.train_pairs(data[self.info.valid_split]), kind=self.kind,
-                               max_source_length=src, max_target_length=tgt)
+        train = build_features(
+            tokenizer,
+            self.mod.train_pairs(data[self.info.train_split]),
+            kind=self.kind,
+            max_source_length=src,
+            max_target_length=tgt,
+        )
+        valid = build_features(
+            tokenizer,
+            self.mod.train_pairs(data[self.info.valid_split]),
+            kind=self.kind,
+            max_source_length=src,
+            max_target_length=tgt,
+        )
         if not train:
             raise ValueError(f"{self.info.name}: the training split is empty")
         return train, ({"validation": valid} if valid else {})
@@ -111,8 +129,10 @@ class NLGRunner:
                 e = by_epoch[round(h["epoch"])]
                 e["step"] = h.get("step")
                 e["metrics"]["validation_loss"] = h["eval_validation_loss"]
-        return [{"epoch": ep, "step": v.get("step"), "metrics": v["metrics"], "extra_splits": {}}
-                for ep, v in sorted(by_epoch.items())]
+        return [
+            {"epoch": ep, "step": v.get("step"), "metrics": v["metrics"], "extra_splits": {}}
+            for ep, v in sorted(by_epoch.items())
+        ]
 
     # ------------------------------------------------------------------ generation and scoring
     def final_evaluation(self, trainer, model, tokenizer, data, out: Path) -> dict[str, Any]:
@@ -130,8 +150,15 @@ class NLGRunner:
             groups = groups[:limit]
         gen = {**dict(self.info.gen), **self.cfg.generation.decoding()}
         src_len, _ = self._lengths()
-        hyps = generate(model, tokenizer, [g.source for g in groups], kind=self.kind,
-                        batch_size=self.cfg.generation.batch_size, max_source_length=src_len, **gen)
+        hyps = generate(
+            model,
+            tokenizer,
+            [g.source for g in groups],
+            kind=self.kind,
+            batch_size=self.cfg.generation.batch_size,
+            max_source_length=src_len,
+            **gen,
+        )
         refs = [g.references for g in groups]
         if self.info.name == "e2e":
             from ..metrics.e2e import e2e_metrics
@@ -145,11 +172,20 @@ class NLGRunner:
             from ..metrics.rouge import rouge_metrics
 
             scores = rouge_metrics(hyps, refs)
-        lines = [json.dumps({"source": g.source, "hypothesis": h, "references": g.references, "meta": g.meta})
-                 for g, h in zip(groups, hyps)]
+        lines = [
+            json.dumps({"source": g.source, "hypothesis": h, "references": g.references, "meta": g.meta})
+            for g, h in zip(groups, hyps, strict=False)
+        ]
         atomic_write_text(out / "generations.jsonl", "\n".join(lines) + "\n")
-        self.record_extra = {"generation": {"decoding": gen, "n_eval": len(groups), "file": "generations.jsonl",
-                                            "samples": [{"source": g.source, "hypothesis": h,
-                                                         "references": g.references[:3]}
-                                                        for g, h in list(zip(groups, hyps))[:3]]}}
+        self.record_extra = {
+            "generation": {
+                "decoding": gen,
+                "n_eval": len(groups),
+                "file": "generations.jsonl",
+                "samples": [
+                    {"source": g.source, "hypothesis": h, "references": g.references[:3]}
+                    for g, h in list(zip(groups, hyps, strict=False))[:3]
+                ],
+            }
+        }
         return {k: v for k, v in scores.items()}

@@ -136,8 +136,13 @@ def median_or_none(vals: Sequence[float]) -> float | None:
     return float(statistics.median(vals)) if vals else None
 
 
-def compare(ev: Evidence, s: Settings, strata: dict[str, dict[Any, float]], label: str,
-            extra: dict[str, Any] | None = None) -> PairedComparison:
+def compare(
+    ev: Evidence,
+    s: Settings,
+    strata: dict[str, dict[Any, float]],
+    label: str,
+    extra: dict[str, Any] | None = None,
+) -> PairedComparison:
     """The seed-paired comparison (bootstrap CI and exact test) of per-task paired differences, per ``s``."""
     return paired_comparison(
         strata,

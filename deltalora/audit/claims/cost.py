@@ -14,10 +14,12 @@ from ..evidence import Evidence
 from .common import AuditRow, Claim, ClaimFamily, Settings, absent_evidence, audit_row, fmt
 
 CLAIM_2 = Claim(
-    "2", 'Memory and compute "comparable" to LoRA (W needs no gradient and no optimizer moments)',
+    "2",
+    'Memory and compute "comparable" to LoRA (W needs no gradient and no optimizer moments)',
     "abstract (docs/sources.md §0)",
     "peak memory and median step time relative to LoRA, from the memory table, for Algorithm 1 as "
-    "written (inplace engine); folded and naive implementations and full fine-tuning alongside")
+    "written (inplace engine); folded and naive implementations and full fine-tuning alongside",
+)
 
 
 def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
@@ -25,9 +27,18 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
     df = ev.memory
     if df is None:
         for eng, lvl in (("inplace", "claim"), ("folded", "detail"), ("naive", "detail")):
-            rows.append(audit_row(ev, CLAIM_2, "" if lvl == "claim" else eng, lvl,
-                                  f"{eng} engine: {CLAIM_2.test}", absent_evidence(ev, "memory"),
-                                  rules.rule_comparable_cost([]), "no measurement"))
+            rows.append(
+                audit_row(
+                    ev,
+                    CLAIM_2,
+                    "" if lvl == "claim" else eng,
+                    lvl,
+                    f"{eng} engine: {CLAIM_2.test}",
+                    absent_evidence(ev, "memory"),
+                    rules.rule_comparable_cost([]),
+                    "no measurement",
+                )
+            )
         return rows
     models = sorted(set(df["model"].astype(str)))
     dtypes = sorted(set(df["dtype"].astype(str)))
@@ -69,14 +80,26 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
             if pr is None and sr is None:
                 continue
             ratios += [(pr, fp), (sr, fs)]
-            parts.append(f"{m} {d}: peak x{fmt(pr, 3)}, step x{fmt(sr, 3)} of LoRA (full FT: "
-                         f"x{fmt(fp, 3)}, x{fmt(fs, 3)})")
+            parts.append(
+                f"{m} {d}: peak x{fmt(pr, 3)}, step x{fmt(sr, 3)} of LoRA (full FT: "
+                f"x{fmt(fp, 3)}, x{fmt(fs, 3)})"
+            )
         evid = "; ".join(parts) if parts else f"no evidence: the memory table has no '{eng}' rows"
-        rows.append(audit_row(ev, CLAIM_2, "" if lvl == "claim" else eng, lvl,
-                              f"{eng} engine{' (Algorithm 1 as written)' if eng == 'inplace' else ''}: peak "
-                              "memory and median step time relative to "
-                              "LoRA", evid, rules.rule_comparable_cost(ratios), scale,
-                              {"table": table}))
+        rows.append(
+            audit_row(
+                ev,
+                CLAIM_2,
+                "" if lvl == "claim" else eng,
+                lvl,
+                f"{eng} engine{' (Algorithm 1 as written)' if eng == 'inplace' else ''}: peak "
+                "memory and median step time relative to "
+                "LoRA",
+                evid,
+                rules.rule_comparable_cost(ratios),
+                scale,
+                {"table": table},
+            )
+        )
     return rows
 
 

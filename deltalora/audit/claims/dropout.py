@@ -31,43 +31,79 @@ from .common import (
 )
 
 CLAIM_3A = Claim(
-    "3a", "Dropout must be removed from the low-rank branch for gradient equivalence dL/dW = dL/d(AB)",
+    "3a",
+    "Dropout must be removed from the low-rank branch for gradient equivalence dL/dW = dL/d(AB)",
     "method section (4.1 per ICLR reviewer 3); sciencestack/paperium summaries (docs/sources.md §0, §1.2)",
-    "cosine between dL/dW and dL/d(BA) during training, with and without dropout")
+    "cosine between dL/dW and dL/d(BA) during training, with and without dropout",
+)
 CLAIM_3B = Claim(
-    "3b", "Delta-LoRA works better with dropout removed (the reason the method drops it)",
+    "3b",
+    "Delta-LoRA works better with dropout removed (the reason the method drops it)",
     "implied by the method's design; dropout ablation (docs/sources.md §3, values unconfirmed)",
-    "seed-paired score of Delta-LoRA without dropout minus with dropout p, per task and pooled")
+    "seed-paired score of Delta-LoRA without dropout minus with dropout p, per task and pooled",
+)
 
 
 def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
     rows: list[AuditRow] = []
     cos = ev.cosines
     if cos is None:
-        rows.append(audit_row(ev, CLAIM_3A, "", "claim", CLAIM_3A.test, absent_evidence(ev, "cosines"),
-                              rules.rule_dropout_cosine([], []), "no measurement"))
+        rows.append(
+            audit_row(
+                ev,
+                CLAIM_3A,
+                "",
+                "claim",
+                CLAIM_3A.test,
+                absent_evidence(ev, "cosines"),
+                rules.rule_dropout_cosine([], []),
+                "no measurement",
+            )
+        )
     else:
+
         def summary(sub) -> str:
             c = sub["cosine"]
             return f"median {c.median():.6f}, min {c.min():.6f} ({len(c)} step-layers)"
 
         without, with_ = cos[cos["dropout"] == 0], cos[cos["dropout"] > 0]
         ps = sorted(set(with_["dropout"]))
-        evid = (f"without dropout: {summary(without) if len(without) else 'not measured'}; with dropout "
-                f"p={'/'.join(f'{p:g}' for p in ps) or '-'}: "
-                f"{summary(with_) if len(with_) else 'not measured'}")
-        rows.append(audit_row(ev, CLAIM_3A, "", "claim", CLAIM_3A.test, evid,
-                              rules.rule_dropout_cosine(list(without["cosine"]), list(with_["cosine"])),
-                              f"{ev.profile} profile, gradients measured during training (methods: "
-                              f"{', '.join(sorted(set(cos['method'].astype(str))))})", {"cosines": cos}))
+        evid = (
+            f"without dropout: {summary(without) if len(without) else 'not measured'}; with dropout "
+            f"p={'/'.join(f'{p:g}' for p in ps) or '-'}: "
+            f"{summary(with_) if len(with_) else 'not measured'}"
+        )
+        rows.append(
+            audit_row(
+                ev,
+                CLAIM_3A,
+                "",
+                "claim",
+                CLAIM_3A.test,
+                evid,
+                rules.rule_dropout_cosine(list(without["cosine"]), list(with_["cosine"])),
+                f"{ev.profile} profile, gradients measured during training (methods: "
+                f"{', '.join(sorted(set(cos['method'].astype(str))))})",
+                {"cosines": cos},
+            )
+        )
         for method in sorted(set(cos["method"].astype(str))):
             sub = cos[cos["method"].astype(str) == method]
             a, b = sub[sub["dropout"] == 0], sub[sub["dropout"] > 0]
-            rows.append(audit_row(ev, CLAIM_3A, method, "detail", f"{method}: {CLAIM_3A.test}",
-                                  f"without dropout: {summary(a) if len(a) else 'not measured'}; with "
-                                  f"dropout: {summary(b) if len(b) else 'not measured'}",
-                                  rules.rule_dropout_cosine(list(a["cosine"]), list(b["cosine"])),
-                                  f"{ev.profile} profile", {}))
+            rows.append(
+                audit_row(
+                    ev,
+                    CLAIM_3A,
+                    method,
+                    "detail",
+                    f"{method}: {CLAIM_3A.test}",
+                    f"without dropout: {summary(a) if len(a) else 'not measured'}; with "
+                    f"dropout: {summary(b) if len(b) else 'not measured'}",
+                    rules.rule_dropout_cosine(list(a["cosine"]), list(b["cosine"])),
+                    f"{ev.profile} profile",
+                    {},
+                )
+            )
 
     # 3b: scores with and without dropout (paired by seed) from the ablation's run records
     by: dict[tuple[str, float], list[str]] = {}
@@ -75,12 +111,14 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
         m = DROPOUT_ROW.match(row)
         if m:
             by.setdefault((m.group("method"), float(m.group("p"))), []).append(task)
-    ps = sorted({p for (meth, p) in by if meth == DELTA and p > 0},
-                key=lambda p: (-len(by[(DELTA, p)]), -p))
+    ps = sorted({p for (meth, p) in by if meth == DELTA and p > 0}, key=lambda p: (-len(by[(DELTA, p)]), -p))
     zero_row = _dropout_row(ev, DELTA, 0.0)
     if not ps or zero_row is None:
-        why = ("no ablation run records (rows dropout_delta_lora_p0 and dropout_delta_lora_p<p>)"
-               if not by else "the ablation lacks Delta-LoRA runs with and without dropout")
+        why = (
+            "no ablation run records (rows dropout_delta_lora_p0 and dropout_delta_lora_p<p>)"
+            if not by
+            else "the ablation lacks Delta-LoRA runs with and without dropout"
+        )
         if ev.dropout_summary is not None:
             why += f"; the summary {ev.sources.get('dropout_summary')} has no per-seed scores to pair"
             why += "; " + _dropout_summary_text(ev.dropout_summary)
@@ -113,21 +151,43 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
             ctx = {"lora_diffs": ld, "did": pair_by_seed(d, ld)}
         cmp = compare(ev, s, {task: d}, f"{task_label(task)} {what}", ctx)
         metric = ev.main_metric(task)
-        lora_txt = (f"; LoRA's own no-dropout gain {np.mean(list(ctx['lora_diffs'].values())):+.2f}"
-                    if ctx.get("lora_diffs") else "")
-        details.append(audit_row(ev, CLAIM_3B, task, "detail", f"{task_label(task)} ({metric}): {what}",
-                                 cmp.describe() + lora_txt,
-                                 rules.rule_paired_gain(cmp, alpha=s.alpha, what=what),
-                                 records_scale(ev, task_records(ev, task, [zero_row, p_row])),
-                                 {"cmp": cmp, "task": task, "metric": metric}))
+        lora_txt = (
+            f"; LoRA's own no-dropout gain {np.mean(list(ctx['lora_diffs'].values())):+.2f}"
+            if ctx.get("lora_diffs")
+            else ""
+        )
+        details.append(
+            audit_row(
+                ev,
+                CLAIM_3B,
+                task,
+                "detail",
+                f"{task_label(task)} ({metric}): {what}",
+                cmp.describe() + lora_txt,
+                rules.rule_paired_gain(cmp, alpha=s.alpha, what=what),
+                records_scale(ev, task_records(ev, task, [zero_row, p_row])),
+                {"cmp": cmp, "task": task, "metric": metric},
+            )
+        )
     pooled = compare(ev, s, strata, f"pooled {what}")
-    evid = (f"pooled over {len(strata)} task(s): {pooled.describe()}" if strata else
-            "no evidence: no task with both ablation rows on the same seeds")
-    rows.append(audit_row(ev, CLAIM_3B, "", "claim", f"{CLAIM_3B.test} (p={p:g})", evid,
-                          rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha, what=what),
-                          records_scale(ev, [r for t in strata
-                                             for r in task_records(ev, t, [zero_row, p_row])]),
-                          {"cmp": pooled, "details": [d.id for d in details]}))
+    evid = (
+        f"pooled over {len(strata)} task(s): {pooled.describe()}"
+        if strata
+        else "no evidence: no task with both ablation rows on the same seeds"
+    )
+    rows.append(
+        audit_row(
+            ev,
+            CLAIM_3B,
+            "",
+            "claim",
+            f"{CLAIM_3B.test} (p={p:g})",
+            evid,
+            rules.rule_paired_gain(pooled if strata else None, alpha=s.alpha, what=what),
+            records_scale(ev, [r for t in strata for r in task_records(ev, t, [zero_row, p_row])]),
+            {"cmp": pooled, "details": [d.id for d in details]},
+        )
+    )
     rows += details
     return rows
 

@@ -19,13 +19,17 @@ DELTA_INPLACE = "delta_lora_inplace"
 ENGINE_TOL_FALLBACK = 0.1  # points, when a record does not say how many validation examples it scored
 
 CLAIM_6A = Claim(
-    "6a", "The folded and inplace engines are the same method (exact reparametrization)",
+    "6a",
+    "The folded and inplace engines are the same method (exact reparametrization)",
     "docs/design.md §3-§4 (this suite's claim, tested on real runs)",
-    "main metric of row delta_lora (folded) vs delta_lora_inplace, same task and seed")
+    "main metric of row delta_lora (folded) vs delta_lora_inplace, same task and seed",
+)
 CLAIM_6B = Claim(
-    "6b", "Algorithm 1's in-place W update survives W stored in bf16",
+    "6b",
+    "Algorithm 1's in-place W update survives W stored in bf16",
     "implicit in Algorithm 1 (W is written every step; docs/sources.md §3, derived cost notes)",
-    "fraction of the intended W update lost to bf16 rounding (memory benchmark)")
+    "fraction of the intended W update lost to bf16 rounding (memory benchmark)",
+)
 
 
 def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
@@ -42,8 +46,10 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
                 continue
             diff_cfg = _config_differences(a["config"], b["config"])
             if diff_cfg:
-                notes.append(f"{task_label(task)} seed {seed}: settings differ beyond the engine "
-                             f"({', '.join(diff_cfg[:3])})")
+                notes.append(
+                    f"{task_label(task)} seed {seed}: settings differ beyond the engine "
+                    f"({', '.join(diff_cfg[:3])})"
+                )
                 continue
             va, vb = metric_value(a), metric_value(b)
             if va is None or vb is None:
@@ -53,25 +59,45 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
             tol = 100.0 / n if n else ENGINE_TOL_FALLBACK
             pairs.append((abs(va - vb), tol))
             recs_used += [a, b]
-            data.append({"task": task, "seed": seed, "folded": va, "inplace": vb, "tol": tol,
-                         "w_rel": _w_norm_rel_diff(a, b)})
+            data.append(
+                {
+                    "task": task,
+                    "seed": seed,
+                    "folded": va,
+                    "inplace": vb,
+                    "tol": tol,
+                    "w_rel": _w_norm_rel_diff(a, b),
+                }
+            )
     if pairs:
         worst = max(data, key=lambda x: abs(x["folded"] - x["inplace"]))
         ok = sum(d <= t for d, t in pairs)
         wr = [x["w_rel"] for x in data if x["w_rel"] is not None]
-        evid = (f"{len(pairs)} (task, seed) pairs; {ok}/{len(pairs)} within tolerance; max |diff| "
-                f"{abs(worst['folded'] - worst['inplace']):.3g} ({task_label(worst['task'])} seed "
-                f"{worst['seed']}, tolerance {worst['tol']:.3g} = 100/n_val); median |diff| "
-                f"{statistics.median(d for d, _ in pairs):.3g}")
+        evid = (
+            f"{len(pairs)} (task, seed) pairs; {ok}/{len(pairs)} within tolerance; max |diff| "
+            f"{abs(worst['folded'] - worst['inplace']):.3g} ({task_label(worst['task'])} seed "
+            f"{worst['seed']}, tolerance {worst['tol']:.3g} = 100/n_val); median |diff| "
+            f"{statistics.median(d for d, _ in pairs):.3g}"
+        )
         if wr:
             evid += f"; ||W_T - W_0||_F relative difference between engines: max {max(wr):.2e}"
     else:
         evid = "no evidence: no (task, seed) with both rows delta_lora (folded) and delta_lora_inplace"
     if notes:
         evid += "; skipped: " + "; ".join(notes[:5])
-    rows.append(audit_row(ev, CLAIM_6A, "", "claim", CLAIM_6A.test, evid,
-                          rules.rule_engine_equivalence(pairs), records_scale(ev, recs_used),
-                          {"pairs": data}))
+    rows.append(
+        audit_row(
+            ev,
+            CLAIM_6A,
+            "",
+            "claim",
+            CLAIM_6A.test,
+            evid,
+            rules.rule_engine_equivalence(pairs),
+            records_scale(ev, recs_used),
+            {"pairs": data},
+        )
+    )
 
     lost = folded_lost = None
     if ev.memory is not None and "bf16_inplace_lost_fraction" in ev.memory.columns:
@@ -84,16 +110,33 @@ def assess_engines(ev: Evidence, s: Settings) -> list[AuditRow]:
         evid = f"inplace (W written in bf16): {lost:.4f} of the intended W update lost"
         if folded_lost is not None:
             evid += f"; folded (W never written): {folded_lost:.2e}"
-        model = ev.memory["bf16_model"].dropna().iloc[0] if "bf16_model" in ev.memory.columns and \
-            ev.memory["bf16_model"].notna().any() else "?"
+        model = (
+            ev.memory["bf16_model"].dropna().iloc[0]
+            if "bf16_model" in ev.memory.columns and ev.memory["bf16_model"].notna().any()
+            else "?"
+        )
         scale = f"bf16 rounding measurement on {model}"
     else:
-        evid = (absent_evidence(ev, "memory") if ev.memory is None else
-                "no evidence: the memory table has no bf16_inplace_lost_fraction column (run the bf16 "
-                "measurement)")
+        evid = (
+            absent_evidence(ev, "memory")
+            if ev.memory is None
+            else "no evidence: the memory table has no bf16_inplace_lost_fraction column (run the bf16 "
+            "measurement)"
+        )
         scale = "no measurement"
-    rows.append(audit_row(ev, CLAIM_6B, "", "claim", CLAIM_6B.test, evid, rules.rule_bf16_update_kept(lost),
-                          scale, {"inplace": lost, "folded": folded_lost}))
+    rows.append(
+        audit_row(
+            ev,
+            CLAIM_6B,
+            "",
+            "claim",
+            CLAIM_6B.test,
+            evid,
+            rules.rule_bf16_update_kept(lost),
+            scale,
+            {"inplace": lost, "folded": folded_lost},
+        )
+    )
     return rows
 
 

@@ -20,14 +20,18 @@ HEADLINE_KEY = f"{rules.HEADLINE_RANK_THRESHOLD:g}"  # "0.001", as deltalora.ana
 RANK_KEYS = ("0.01", "0.001", "0.0001", "1e-06")
 
 CLAIM_1A = Claim(
-    "1a", 'Delta-LoRA "fine-tunes high-rank parameters": the update of W is high-rank',
+    "1a",
+    'Delta-LoRA "fine-tunes high-rank parameters": the update of W is high-rank',
     "paper title (docs/sources.md §0)",
     "numerical rank of W_T - W_0 per adapted layer (SVD; thresholds 1e-2, 1e-3, 1e-4, 1e-6 relative to "
-    "sigma_1; headline 1e-3) against 2r and against full fine-tuning's update rank")
+    "sigma_1; headline 1e-3) against 2r and against full fine-tuning's update rank",
+)
 CLAIM_1B = Claim(
-    "1b", "Telescoping identity: W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), of rank <= 2r",
+    "1b",
+    "Telescoping identity: W_T - W_0 = lambda s (B_T A_T - B_(K+1) A_(K+1)), of rank <= 2r",
     "our derivation (docs/design.md §2, docs/sources.md §7.2); checked numerically on inplace-engine runs",
-    "relative Frobenius error between the measured W_T - W_0 and the telescoped form, per layer")
+    "relative Frobenius error between the measured W_T - W_0 and the telescoped form, per layer",
+)
 
 
 def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
@@ -67,8 +71,14 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
                     t["ranks"][k].append(int(w["ranks"][k]))
                 if k in ((L.get("effective") or {}).get("ranks") or {}):
                     t["eff_ranks"][k].append(int(L["effective"]["ranks"][k]))
-            t["spectra"].append({"run": f"{rec.get('row')} seed {rec['seed']}", "layer": name, "two_r": two_r,
-                                 "sv": w.get("singular_values") or []})
+            t["spectra"].append(
+                {
+                    "run": f"{rec.get('row')} seed {rec['seed']}",
+                    "layer": name,
+                    "two_r": two_r,
+                    "sv": w.get("singular_values") or [],
+                }
+            )
     ft_tasks: dict[str, dict[str, Any]] = {}
     for rec in ft:
         f = ft_tasks.setdefault(
@@ -94,11 +104,13 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         if not task_layers:
             return "no measured layer"
         above = sum(r > tr for r, tr in task_layers)
-        parts = [f"rank of W_T - W_0 at {HEADLINE_KEY}: median "
-                 f"{median_or_none([r for r, _ in task_layers]):g} (min {min(r for r, _ in task_layers)}, "
-                 f"max {max(r for r, _ in task_layers)}) over "
-                 f"{len(task_layers)} layer-runs; 2r = {'/'.join(map(str, sorted(two_rs)))}; "
-                 f"{above}/{len(task_layers)} layers above 2r"]
+        parts = [
+            f"rank of W_T - W_0 at {HEADLINE_KEY}: median "
+            f"{median_or_none([r for r, _ in task_layers]):g} (min {min(r for r, _ in task_layers)}, "
+            f"max {max(r for r, _ in task_layers)}) over "
+            f"{len(task_layers)} layer-runs; 2r = {'/'.join(map(str, sorted(two_rs)))}; "
+            f"{above}/{len(task_layers)} layers above 2r"
+        ]
         other = [f"{k}: {median_or_none(ranks[k]):g}" for k in RANK_KEYS if k != HEADLINE_KEY and ranks[k]]
         if other:
             parts.append("median rank at other thresholds " + ", ".join(other))
@@ -113,8 +125,10 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         dims = sorted({d for t in tasks if t in ft_tasks for d in ft_tasks[t]["dims"]})
         if not vals:
             return "full fine-tuning update rank: not measured (no full_ft record with analysis.update_rank)"
-        return (f"full fine-tuning's W_T - W_0 median rank at {HEADLINE_KEY}: {median_or_none(vals):g} "
-                f"(min(out, in) = {'/'.join(map(str, dims))})")
+        return (
+            f"full fine-tuning's W_T - W_0 median rank at {HEADLINE_KEY}: {median_or_none(vals):g} "
+            f"(min(out, in) = {'/'.join(map(str, dims))})"
+        )
 
     for task in sorted(per_task, key=task_sort_key):
         t = per_task[task]
@@ -147,11 +161,25 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         evid = describe(layers_all, all_ranks, two_rs, ft_text(list(per_task)), all_eff)
         evid = f"{len(dl)} Delta-LoRA run(s) in {len(per_task)} task(s); " + evid
     else:
-        evid = ("no evidence: no Delta-LoRA record with analysis.update_rank (run with --set "
-                "analysis.update_rank=true)"
-                + (f"; {len(skipped)} run(s) never switched the W update on" if skipped else ""))
-    rows.insert(0, audit_row(ev, CLAIM_1A, "", "claim", CLAIM_1A.test, evid, rules.rule_high_rank(layers_all),
-                             records_scale(ev, dl), {"tasks": list(per_task)}))
+        evid = (
+            "no evidence: no Delta-LoRA record with analysis.update_rank (run with --set "
+            "analysis.update_rank=true)"
+            + (f"; {len(skipped)} run(s) never switched the W update on" if skipped else "")
+        )
+    rows.insert(
+        0,
+        audit_row(
+            ev,
+            CLAIM_1A,
+            "",
+            "claim",
+            CLAIM_1A.test,
+            evid,
+            rules.rule_high_rank(layers_all),
+            records_scale(ev, dl),
+            {"tasks": list(per_task)},
+        ),
+    )
 
     # 1b: telescoping identity on inplace runs
     errs: list[tuple[float, int]] = []
@@ -169,21 +197,36 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
         tol = min(rules.telescoping_tolerance(tr) for _, tr in errs)
         es = [e for e, _ in errs]
         n_runs = len({id(r) for r in err_runs})
-        evid = (f"{len(errs)} layers of {n_runs} inplace run(s): relative error median "
-                f"{statistics.median(es):.2e}, max {max(es):.2e}; tolerance {tol:.2e} "
-                f"({rules.HEADLINE_RANK_THRESHOLD:g}/sqrt(2r))")
+        evid = (
+            f"{len(errs)} layers of {n_runs} inplace run(s): relative error median "
+            f"{statistics.median(es):.2e}, max {max(es):.2e}; tolerance {tol:.2e} "
+            f"({rules.HEADLINE_RANK_THRESHOLD:g}/sqrt(2r))"
+        )
     else:
-        evid = ("no evidence: no inplace-engine record with telescoping_rel_err (row delta_lora_inplace with "
-                "analysis.update_rank=true, run past K)")
-    rows.insert(1, audit_row(ev, CLAIM_1B, "", "claim", CLAIM_1B.test, evid, rules.rule_telescoping(errs),
-                             records_scale(ev, list({id(r): r for r in err_runs}.values())),
-                             {"errors": [e for e, _ in errs]}))
+        evid = (
+            "no evidence: no inplace-engine record with telescoping_rel_err (row delta_lora_inplace with "
+            "analysis.update_rank=true, run past K)"
+        )
+    rows.insert(
+        1,
+        audit_row(
+            ev,
+            CLAIM_1B,
+            "",
+            "claim",
+            CLAIM_1B.test,
+            evid,
+            rules.rule_telescoping(errs),
+            records_scale(ev, list({id(r): r for r in err_runs}.values())),
+            {"errors": [e for e, _ in errs]},
+        ),
+    )
     return rows
 
 
 FAMILY = ClaimFamily(
     section="1",
-    title="Claim 1: \"fine-tunes high-rank parameters\"",
+    title='Claim 1: "fine-tunes high-rank parameters"',
     claims=(CLAIM_1A, CLAIM_1B),
     assess=assess_rank,
 )

@@ -1,6 +1,5 @@
 """Pieces shared by the ablation collectors: record fields, frames, Markdown sections."""
 
-
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..tables import (
 
 LORA_METHODS = ("lora", "delta_lora")
 RANK_THRESHOLD = "0.001"  # the headline threshold of deltalora.analysis (relative to sigma_1)
+
 
 # --------------------------------------------------------------------------- shared pieces
 def _hp(rec: dict[str, Any], key: str) -> Any:
@@ -105,4 +105,3 @@ def _keys(df: pd.DataFrame, param: str) -> list[tuple[str, Any]]:
     """The (method, param) pairs present, LoRA first, then by the parameter's value."""
     pairs = {(m, v) for m, v in zip(df["method"], df[param], strict=True)}
     return sorted(pairs, key=lambda k: (_order(k[0]), k[1]))
-

@@ -1,6 +1,5 @@
 """The dropout ablation: LoRA and Delta-LoRA with and without dropout, and the cosines."""
 
-
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...records import atomic_write_text
 from ... import smoke
+from ...records import atomic_write_text
 from ..tables import (
     ROW_LABELS,
     _std,
@@ -60,7 +59,9 @@ def dropout_table(records: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
     keys = _keys(df, "dropout")
     for method, p in keys:
         sub = df[(df["method"] == method) & (df["dropout"] == p)]
-        rows.append({"row": _dropout_label(method, p), "method": method, "dropout": p, **seed_stats(sub, tasks)})
+        rows.append(
+            {"row": _dropout_label(method, p), "method": method, "dropout": p, **seed_stats(sub, tasks)}
+        )
     return pd.DataFrame(rows), df
 
 

@@ -1,6 +1,5 @@
 """The lambda x K ablation of Delta-LoRA: a grid of scores and its heatmap."""
 
-
 import math
 import os
 from collections.abc import Sequence

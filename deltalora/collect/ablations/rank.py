@@ -1,6 +1,5 @@
 """The rank ablation: scores over r, and the measured rank of the update beside 2r."""
 
-
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -8,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ...records import RecordError
 from ... import smoke
+from ...records import RecordError
 from ..tables import (
     ROW_LABELS,
     fmt,

@@ -81,7 +81,6 @@ def held_out_words(task: str) -> dict[str, tuple[frozenset[str], frozenset[str]]
     return result
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------------
@@ -143,7 +142,18 @@ def generate_task(task: str, n_train: int, n_val: int, seed: int = 0) -> dict[st
         for split in proxy_splits(task)
     }
 
+
 __all__ = [
-    "FUNCTION_WORDS", "GENERATOR_VERSION", "NUM_CLASSES", "STSB_SCORE_NOISE", "TRAIN_LABEL_NOISE", "VOCAB",
-    "Pool", "Row", "generate_split", "generate_task", "held_out_words", "proxy_splits",
+    "FUNCTION_WORDS",
+    "GENERATOR_VERSION",
+    "NUM_CLASSES",
+    "STSB_SCORE_NOISE",
+    "TRAIN_LABEL_NOISE",
+    "VOCAB",
+    "Pool",
+    "Row",
+    "generate_split",
+    "generate_task",
+    "held_out_words",
+    "proxy_splits",
 ]

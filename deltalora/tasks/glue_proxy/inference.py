@@ -227,4 +227,3 @@ def rte(rng: random.Random, part: str) -> Row:
             }[0 if label == 0 else wrong]
         )
     return {"sentence1": premise, "sentence2": hyp, "label": label}
-

@@ -178,4 +178,3 @@ def stsb(rng: random.Random, part: str) -> Row:
         s2 = f"In the {pl2}, {with_article(p2)} is {a2} {with_article(o2)}."
     score = min(5.0, max(0.0, score + rng.gauss(0.0, STSB_SCORE_NOISE)))
     return {"sentence1": s1, "sentence2": s2, "label": round(score, 2)}
-

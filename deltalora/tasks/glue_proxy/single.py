@@ -113,4 +113,3 @@ def cola(rng: random.Random, part: str) -> Row:
         else:
             text = f"a {pl}{attractor} {verb} the {obj}."
     return {"sentence": cap(text), "label": 0}
-

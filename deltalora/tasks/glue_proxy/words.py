@@ -62,4 +62,3 @@ class Words:
     def two(self, pool: str) -> tuple[Any, Any]:
         a, b = self.rng.sample(list(self.all(pool)), 2)
         return a, b
-

@@ -19,5 +19,11 @@ from .webnlg import Triple, webnlg_sample, webnlg_text
 from .xsum import STORY_FRAMES, xsum_story
 
 __all__ = [
-    "STORY_FRAMES", "Triple", "e2e_mr_string", "e2e_reference", "webnlg_sample", "webnlg_text", "xsum_story",
+    "STORY_FRAMES",
+    "Triple",
+    "e2e_mr_string",
+    "e2e_reference",
+    "webnlg_sample",
+    "webnlg_text",
+    "xsum_story",
 ]

@@ -66,7 +66,6 @@ def e2e_reference(mr: dict[str, str], rng: random.Random) -> str:
     return text
 
 
-
 def e2e_mr_string(mr: dict[str, str]) -> str:
     """The E2E data set's MR notation: ``name[The Vaults], eatType[pub], ...`` in canonical slot order."""
     return ", ".join(f"{s}[{mr[s]}]" for s in E2E_SLOTS if s in mr)

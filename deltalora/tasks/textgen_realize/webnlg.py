@@ -83,4 +83,3 @@ def webnlg_text(cat: Category, triples: Sequence[Triple], gender: str, rng: rand
                 text += f" {s} {vp}."
             sents = [text]
     return " ".join(sents)
-

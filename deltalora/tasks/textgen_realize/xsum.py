@@ -12,7 +12,6 @@ from ..textgen_lexicon import Pool
 _WORDS: dict = load_data("xsum_words.json")
 
 
-
 class _Story:
     """Sentences of one story by role; the summary paraphrases the key event (never copies it)."""
 
@@ -147,7 +146,6 @@ def _story_council(rng: random.Random, pool: Pool) -> _Story:
         f'Council leader {person} said the {facility} would "bring new life" to the area.',
     ]
     return _Story(key, summary, background, details)
-
 
 
 def _story_research(rng: random.Random, pool: Pool) -> _Story:
