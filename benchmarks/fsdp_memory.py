@@ -37,7 +37,11 @@ def _model() -> torch.nn.Module:
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=256, n_positions=32, n_embd=HIDDEN, n_layer=BLOCKS, n_head=16)
     lora = LoraConfig(
-        r=R, lora_alpha=2 * R, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True
+        r=R,
+        lora_alpha=2 * R,
+        lora_dropout=0.0,
+        target_modules=["c_attn", "c_proj", "c_fc"],
+        fan_in_fan_out=True,
     )
     return get_peft_model(GPT2LMHeadModel(cfg), lora)
 
@@ -50,7 +54,13 @@ def _local_bytes(t: torch.Tensor | None) -> int:
 
 
 def _count(handle: DeltaLoRA, opt: torch.optim.Optimizer) -> dict[str, int]:
-    rows = {"W": 0, "A, B": 0, "AdamW state of A, B": 0, "snapshots S_A, S_B": 0, "pre-step copies of A, B": 0}
+    rows = {
+        "W": 0,
+        "A, B": 0,
+        "AdamW state of A, B": 0,
+        "snapshots S_A, S_B": 0,
+        "pre-step copies of A, B": 0,
+    }
     for s in handle.slots:
         rows["W"] += _local_bytes(s.weight)
         rows["A, B"] += _local_bytes(s.A) + _local_bytes(s.B)

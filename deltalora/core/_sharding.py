@@ -79,8 +79,8 @@ def sharding_refusal(t: torch.Tensor | None) -> str | None:
         bad = [p for p in t.placements if type(p).__name__ not in ("Shard", "Replicate")]
         if bad:
             return (
-                f"a DTensor with placement {bad[0]} (tensor parallel?); only FSDP2's Shard/Replicate "
-                "placements are supported"
+                f"a DTensor with placement {type(bad[0]).__name__} ({bad[0]}; tensor parallel?), not "
+                "supported: Delta-LoRA supports FSDP2's Shard/Replicate placements"
             )
         return None
     if hasattr(t, "ds_id") or hasattr(t, "ds_status"):

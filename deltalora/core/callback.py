@@ -28,7 +28,8 @@ class DeltaLoRACallback(TrainerCallback):
     - `trainer.save_model()` saves PEFT's rank-r adapter only, which is not the trained Delta-LoRA
       model. `export_dir=` writes the rank-2r adapter that is (`DeltaLoRA.export_adapter`) at the end
       of training, from the process that saves (the Trainer's `should_save`).
-    - Multi-GPU: DDP works (every process holds the same state); FSDP and DeepSpeed ZeRO-3 are refused.
+    - Multi-GPU: DDP works (every process holds the same state); FSDP1 and DeepSpeed ZeRO are refused.
+      FSDP2 works in a custom loop (docs/sharding.md); under the Trainer it is untested.
     """
 
     def __init__(
