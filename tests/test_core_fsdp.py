@@ -16,7 +16,9 @@ processes importing torch, transformers and peft.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,7 +28,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from tiny_models import VOCAB, randomize_lora
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-from deltalora import DeltaLoRA
+from deltalora import DeltaLoRA, DeltaLoRACallback
 
 STEPS, K, BATCH, HALFWAY = 6, 2, 4, 4
 ENGINES = ("inplace", "folded")
@@ -167,6 +169,16 @@ def _sharded_run(kind, engine, mesh, rank, world, out: Path) -> dict:
     rec.update(_record(model, handle, kind))
     handle.export_adapter(out / f"adapter-{kind}-{engine}")  # every rank calls it; rank 0 writes
     handle.export_adapter(out / f"adapter-{kind}-{engine}-rank{rank}")
+    # the Trainer callback's export at train end: the Trainer's should_save is True on rank 0 only
+    cb = DeltaLoRACallback(export_dir=out / f"callback-{kind}-{engine}")
+    cb.delta_lora = handle
+    cb.on_train_end(SimpleNamespace(should_save=rank == 0), None, None)
+    # DeltaLoRA.save: folded state (step, whole snapshots) is written by rank 0; inplace's sharded W refused
+    try:
+        handle.save(out / f"state-{kind}-{engine}.safetensors")
+        rec["save"] = "written"
+    except ValueError as e:
+        rec["save"] = str(e)
     dist.barrier()
     # resume in a fresh sharded model from this rank's checkpoint written by the sharded run
     model2 = lora(kind)
@@ -204,7 +216,10 @@ def _worker(rank: int, world: int, out: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=world)
+    # a collective that one rank skips fails after 2 minutes instead of hanging the test run
+    dist.init_process_group(
+        "gloo", init_method=f"file://{out}/store", rank=rank, world_size=world, timeout=timedelta(seconds=120)
+    )
     try:
         mesh = init_device_mesh("cpu", (world,))
         results = {(k, e): _sharded_run(k, e, mesh, rank, world, Path(out)) for k in KINDS for e in ENGINES}
@@ -219,7 +234,7 @@ def _single(kind, engine) -> dict:
     opt = _optimizer(model)
     handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=K, engine=engine)
     _train(model, opt, kind, data(kind, STEPS))
-    return _record(model, handle, kind)
+    return {**_record(model, handle, kind), "handle_state": handle.state_dict()}
 
 
 def _maxdiff(a: dict, b: dict) -> float:
@@ -267,12 +282,25 @@ def test_fsdp2_two_ranks_on_half_batches_match_one_process(ranks, kind, engine):
     last_w = one["W"][list(one["W"])[-1]]
     assert s["W_local_rows"] + b["sharded"]["W_local_rows"] == last_w.shape[0]
     assert b["sharded"]["W_local_rows"] < last_w.shape[0]  # bert classifier: 1 row / 0 rows
+    if engine == "folded":  # the file rank 0 wrote restores the unsharded run's state
+        assert a["save"] == b["save"] == "written"
+        fresh = lora(kind)
+        single = DeltaLoRA(fresh, _optimizer(fresh), update_ratio=2.0, start_step=K, engine=engine)
+        single.load(out / f"state-{kind}-{engine}.safetensors")
+        assert single.step == STEPS
+        assert _maxdiff(single.state_dict()["tensors"], one["handle_state"]["tensors"]) < 1e-9
+    else:
+        assert "engine='inplace' on an FSDP2 model" in a["save"] and "optimizer.state_dict()" in a["save"]
     # rank 0 wrote the rank-2r adapter alone; vanilla PEFT loads it on an unsharded base
     assert (out / f"adapter-{kind}-{engine}-rank0").is_dir()
     assert not (out / f"adapter-{kind}-{engine}-rank1").exists()
-    loaded = PeftModel.from_pretrained(base(kind), str(out / f"adapter-{kind}-{engine}"))
-    assert loaded.peft_config["default"].r == 2 * lora(kind).peft_config["default"].r
-    assert (logits(loaded, kind) - a["logits"]).abs().max().item() < 1e-9
+    for written in (
+        f"adapter-{kind}-{engine}",
+        f"callback-{kind}-{engine}",
+    ):  # DeltaLoRA's and the callback's
+        loaded = PeftModel.from_pretrained(base(kind), str(out / written))
+        assert loaded.peft_config["default"].r == 2 * lora(kind).peft_config["default"].r
+        assert (logits(loaded, kind) - a["logits"]).abs().max().item() < 1e-9
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -61,6 +61,11 @@ def to_sharded(model: Any) -> None:
             m.reshard()
 
 
+def is_sharded(slots: list[Any]) -> bool:
+    """True when any adapted layer holds FSDP2 shards (then export and state gather: every rank calls)."""
+    return any(is_dtensor(t) for s in slots for t in (s.weight, s.A, s.B))
+
+
 def whole(t: torch.Tensor) -> torch.Tensor:
     """The whole tensor behind a DTensor (a collective: every rank must call it), else `t` itself."""
     return t.full_tensor() if is_dtensor(t) else t
