@@ -169,3 +169,75 @@ def test_trainer_fp16_with_callback(tmp_path):
     )
     Trainer(model=model, args=args, train_dataset=ds, callbacks=[cb]).train()
     assert 6 <= cb.delta_lora.step <= 8  # fp16 scaler may skip the first steps while it calibrates
+
+
+# ---------------------------------------------------------------------------- two GPUs: FSDP2 (issue 26)
+def _fsdp2_nccl_worker(rank: int, world: int, out: str) -> None:
+    """FSDP2 over NCCL, bf16 compute with fp32 sharded master weights, both engines."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"file://{out}/store", rank=rank, world_size=world)
+    try:
+        mesh = init_device_mesh("cuda", (world,))
+        mp_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        res = {}
+        for eng in ("inplace", "folded"):
+            model = lora_model("gpt2", dtype=torch.float32).to("cuda")
+            w0 = {
+                n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("base_layer.weight")
+            }
+            for block in model.base_model.model.transformer.h:
+                fully_shard(block, mesh=mesh, mp_policy=mp_policy)
+            fully_shard(model, mesh=mesh, mp_policy=mp_policy)
+            opt = make_optimizer(model)
+            h = DeltaLoRA(model, opt, update_ratio=2.0, start_step=2, engine=eng)
+            for b in batches("gpt2", 8):
+                half = {k: v[rank * 2 : (rank + 1) * 2].to("cuda") for k, v in b.items()}
+                model(**half).loss.backward()
+                opt.step()
+                opt.zero_grad()
+            delta = dict(h.iter_weight_updates())
+            # master weights and factors are fp32 shards; the update is computed in fp32 from them
+            written = {s.name: s.weight.full_tensor() - w0[f"{s.name}.base_layer.weight"] for s in h.slots}
+            if eng == "inplace":  # written W - W_0 = the telescoped change; folded: W never written
+                written = {n: w - delta[n] for n, w in written.items()}
+            dev = max(w.abs().max().item() for w in written.values())
+            dtypes = {str(s.weight.dtype) for s in h.slots} | {str(s.A.dtype) for s in h.slots}
+            h.export_adapter(f"{out}/adapter-{eng}")  # every rank calls it; rank 0 writes
+            res[eng] = {"step": h.step, "dev": dev, "dtypes": sorted(dtypes), "logits": logits(model, "gpt2")}
+        dist.barrier()
+        torch.save(res, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp2_two_gpus_nccl_bf16_mixed_precision(tmp_path):
+    """Two GPUs: W - W_0 equals the telescoped change (fp32 masters), folded never writes W, ranks agree,
+    and the exported adapter reproduces the bf16-computed sharded model on an unsharded fp32 base."""
+    if torch.cuda.device_count() < 2:
+        pytest.skip(f"needs two CUDA devices (found {torch.cuda.device_count()})")
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+    from peft import PeftModel
+    from tiny_models import base_model
+
+    if not dist.is_nccl_available():
+        pytest.skip("torch was built without NCCL")
+    mp.spawn(_fsdp2_nccl_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    for eng in ("inplace", "folded"):
+        a, b = r0[eng], r1[eng]
+        assert a["step"] == b["step"] == 8
+        assert a["dtypes"] == ["torch.float32"]
+        assert torch.equal(a["logits"], b["logits"])
+        # inplace: written W = W_0 + telescoped change (fp32); folded: W untouched
+        assert a["dev"] < 1e-5 if eng == "inplace" else a["dev"] == 0.0, (eng, a["dev"])
+        loaded = PeftModel.from_pretrained(
+            base_model("gpt2", dtype=torch.float32), str(tmp_path / f"adapter-{eng}")
+        )
+        ref = logits(loaded.to(DEV), "gpt2")
+        # the sharded model computed in bf16; the reloaded one in fp32
+        assert (ref - a["logits"]).abs().max().item() < 5e-2 * max(1.0, ref.abs().max().item())

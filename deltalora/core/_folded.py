@@ -68,9 +68,13 @@ class FoldedLoRAFunction(torch.autograd.Function):
         return gx, g_a, g_b, None, None, None, None
 
 
-def folded_extra(x: torch.Tensor, slot: Slot) -> torch.Tensor:
-    """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout."""
-    b_cat, a_cat = stacked_factors(slot.B.detach(), slot.A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
+def folded_extra(x: torch.Tensor, slot: Slot, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout.
+
+    A and B are the layer's weights as the forward holds them (whole under FSDP2, where `slot.A` is
+    this rank's shard).
+    """
+    b_cat, a_cat = stacked_factors(B.detach(), A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
     return F.linear(F.linear(x, a_cat.to(x.dtype)), b_cat.to(x.dtype)) * (slot.lam * slot.scaling)
 
 
@@ -101,8 +105,9 @@ class FoldedVariant:
         if slot.has_dropout and module.training:
             # Algorithm 1 as written with dropout (the dropout ablation): the branch sees dropout(x),
             # the part folded from W sees x.
-            branch = module.lora_B[active_adapter](module.lora_A[active_adapter](dropout(x))) * slot.scaling
-            return result + branch + folded_extra(x, slot)
+            lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
+            branch = lora_b(lora_a(dropout(x))) * slot.scaling
+            return result + branch + folded_extra(x, slot, lora_a.weight, lora_b.weight)
         A = module.lora_A[active_adapter].weight
         B = module.lora_B[active_adapter].weight
         y = FoldedLoRAFunction.apply(

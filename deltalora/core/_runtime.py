@@ -3,8 +3,9 @@
 Delta-LoRA's state is a step counter and a few factor copies per layer. It stays exact only if
 (1) it sees the PEFT model inside whatever wraps it (DDP, torch.compile, accelerate), so that layer
 names and the exported adapter do not depend on the wrapper; (2) each process holds whole W, A and B
-(data parallelism, not sharding); (3) it counts the optimizer steps that really ran, including when a
-fused optimizer skips a step inside its kernel for an AMP grad scaler; and (4) one process writes files.
+(data parallelism), or FSDP2 shards of them (`_sharding.py`: the one sharding it supports); (3) it
+counts the optimizer steps that really ran, including when a fused optimizer skips a step inside its
+kernel for an AMP grad scaler; and (4) one process writes files.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._sharding import is_fsdp2, refuse_fsdp1, refuse_zero_optimizer, to_sharded
+
 # Wrappers that hold the real model in `.module` and change nothing about its parameters.
 _DATA_PARALLEL_WRAPPERS = ("DistributedDataParallel", "DataParallel", "DeepSpeedEngine")
-_SHARDING_WRAPPERS = ("FullyShardedDataParallel",)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -24,14 +26,14 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
     accelerate's `prepare` returns either the model itself (its forward wrapped for mixed
     precision), a DDP wrapper, or a compiled module, so these cases cover it without importing it.
+    FSDP2's `fully_shard` wraps nothing (it changes the model's class), so an FSDP2 model is returned
+    as it is; FSDP1 is refused.
     """
     for _ in range(16):
         name = type(model).__name__
-        if name in _SHARDING_WRAPPERS or any(c.__name__ == "FSDPModule" for c in type(model).__mro__):
-            raise ValueError(
-                f"model: it is wrapped by FSDP ({name}), which shards the weights; Delta-LoRA needs every process "
-                "to hold whole W, A and B. Use DistributedDataParallel (or DeepSpeed ZeRO-1/2) instead"
-            )
+        refuse_fsdp1(model)
+        if is_fsdp2(model):  # its own class; slots must hold the shards that the optimizer steps
+            to_sharded(model)
         inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
         if isinstance(inner, nn.Module):
             model = inner
@@ -49,39 +51,17 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     # accelerate's AcceleratedOptimizer subclasses Optimizer but its step() may not run the inner
     # optimizer's step (skipped AMP steps, accumulation); hooks belong on the innermost optimizer.
     for _ in range(8):
+        refuse_zero_optimizer(optimizer)
         inner = getattr(optimizer, "optimizer", None)
         if inner is None or inner is optimizer:
             break
         optimizer = inner
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(
-            f"optimizer must be a torch.optim.Optimizer (or a wrapper with .optimizer); got {type(optimizer).__name__}"
+            "optimizer must be a torch.optim.Optimizer (or a wrapper with .optimizer); "
+            f"got {type(optimizer).__name__}"
         )
     return optimizer
-
-
-def sharding_of(t: torch.Tensor) -> str | None:
-    """Why this parameter is a shard rather than a whole tensor (FSDP, ZeRO-3), or None."""
-    if any(c.__name__ == "DTensor" for c in type(t).__mro__):
-        return "a DTensor (FSDP2 / tensor parallel)"
-    if hasattr(t, "ds_id") or hasattr(t, "ds_status"):
-        return "partitioned by DeepSpeed ZeRO-3"
-    if getattr(t, "_is_flat_param", False):
-        return "an FSDP flat parameter"
-    if t.numel() == 0:
-        return "empty on this process (a sharded parameter's local shard)"
-    return None
-
-
-def check_not_sharded(name: str, tensors: dict[str, torch.Tensor]) -> None:
-    for what, t in tensors.items():
-        why = sharding_of(t)
-        if why is not None:
-            raise ValueError(
-                f"model: {what} of {name} is {why}. FSDP and DeepSpeed ZeRO-3 shard the weights and are not "
-                "supported: Delta-LoRA needs every process to hold whole W, A and B. Use DistributedDataParallel "
-                "(or ZeRO-1/2)"
-            )
 
 
 def is_main_process() -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._sharding import whole
 from .telescoping import telescoped_factors
 
 
@@ -45,7 +46,10 @@ class Slot:
 
     def low_rank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(B', A') with B'A' = (1+lam) B A - lam S_B S_A: the whole change from W_0, rank <= 2r."""
-        return telescoped_factors(self.B.detach(), self.A.detach(), self.snap_B, self.snap_A, self.lam)
+        # FSDP2: A and B are gathered (a collective: every rank calls this, e.g. in export_adapter)
+        return telescoped_factors(
+            whole(self.B.detach()), whole(self.A.detach()), self.snap_B, self.snap_A, self.lam
+        )
 
     def effective_delta(self) -> torch.Tensor:
         """s*[(1+lam) B A - lam S_B S_A], laid out like W (transposed for Conv1D)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ._sharding import is_sharded
 from .delta_lora import ENGINES, DeltaLoRA, _check_number
 
 
@@ -27,8 +28,10 @@ class DeltaLoRACallback(TrainerCallback):
       `trainer.train(resume_from_checkpoint=<any checkpoint path>)` continues exactly.
     - `trainer.save_model()` saves PEFT's rank-r adapter only, which is not the trained Delta-LoRA
       model. `export_dir=` writes the rank-2r adapter that is (`DeltaLoRA.export_adapter`) at the end
-      of training, from the process that saves (the Trainer's `should_save`).
-    - Multi-GPU: DDP works (every process holds the same state); FSDP and DeepSpeed ZeRO-3 are refused.
+      of training, from the process that saves (the Trainer's `should_save`); under FSDP2 every rank
+      takes part (the export gathers the shards) and rank 0 writes.
+    - Multi-GPU: DDP works (every process holds the same state); FSDP1 and DeepSpeed ZeRO are refused.
+      FSDP2 works in a custom loop (docs/sharding.md); under the Trainer it is untested.
     """
 
     def __init__(
@@ -71,5 +74,9 @@ class DeltaLoRACallback(TrainerCallback):
                 )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.export_dir is not None and self.delta_lora is not None and args.should_save:
+        if self.export_dir is None or self.delta_lora is None:
+            return
+        if is_sharded(self.delta_lora.slots):  # FSDP2: export gathers (a collective); rank 0 writes
+            self.delta_lora.export_adapter(self.export_dir)
+        elif args.should_save:
             self.delta_lora.export_adapter(self.export_dir, main_process_only=False)

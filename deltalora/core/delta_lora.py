@@ -37,8 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import _sharding
 from ._folded import FoldedVariant
-from ._runtime import check_not_sharded, is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
+from ._runtime import is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
 from ._slot import Slot, compute_dtype
 from .quantized import refuse_inplace, weight_numel, weight_shape
 from .telescoping import stacked_factors
@@ -85,8 +86,8 @@ class DeltaLoRA:
         model: a `peft.PeftModel` (or any module holding PEFT LoRA layers) with one active LoRA adapter
             on Linear or GPT-2 Conv1D targets, as the user holds it: bare, or wrapped by
             DistributedDataParallel, accelerate or `torch.compile`. Wrappers are looked through, so
-            state keys and the exported adapter are the same either way. FSDP and DeepSpeed ZeRO-3
-            (sharded weights) are refused.
+            state keys and the exported adapter are the same either way. FSDP2 (`fully_shard`) shards
+            are supported (docs/sharding.md); FSDP1 and DeepSpeed ZeRO are refused.
         optimizer: the optimizer that updates the adapter's A and B (AdamW in the paper; plain,
             foreach or fused, with or without an AMP grad scaler).
         update_ratio: lambda, the paper's update ratio (default 2).
@@ -196,7 +197,7 @@ class DeltaLoRA:
                     f"model: {name} has lora_bias=True; Delta-LoRA is defined for bias-free factors"
                 )
             lora_a, lora_b = module.lora_A[adapter], module.lora_B[adapter]
-            check_not_sharded(
+            _sharding.check_shardable(
                 name,
                 {
                     "W": module.get_base_layer().weight,
@@ -294,6 +295,9 @@ class DeltaLoRA:
         t = self.step
         self.step += 1
         if self.engine == "inplace" and t > self.start_step and self.update_ratio != 0.0:
+            _sharding.to_sharded(
+                self.model
+            )  # FSDP2: write W's shard, not a whole copy left by an eval forward
             with torch.no_grad():
                 for slot in self.slots:
                     self._write_w(slot)
@@ -304,24 +308,26 @@ class DeltaLoRA:
         """W += lam*s*(B'A' - BA), as B'(A'-A) + (B'-B)A: one rank-2r addmm, in float32 or better."""
         W = slot.weight
         dt = compute_dtype(W)
-        A1, B1 = slot.A.detach(), slot.B.detach()
-        A0, B0 = slot.prev_A, slot.prev_B
+        # FSDP2: this rank's block of W, the matching rows of B and columns of A (whole W: unchanged)
+        target, A1, B1, A0, B0 = _sharding.block_factors(
+            W, slot.fan_in_fan_out, slot.A.detach(), slot.B.detach(), slot.prev_A, slot.prev_B
+        )
         b_cat = torch.cat((B1, B1 - B0), 1).to(dt)  # (out, 2r)
         a_cat = torch.cat((A1 - A0, A0), 0).to(dt)  # (2r, in)
         m1, m2 = (a_cat.T, b_cat.T) if slot.fan_in_fan_out else (b_cat, a_cat)
         alpha = slot.lam * slot.scaling
         if W.dtype == dt:
-            W.data.addmm_(m1, m2, alpha=alpha)
+            target.addmm_(m1, m2, alpha=alpha)
         else:  # low-precision W: accumulate in float32, round once
-            acc = W.data.to(dt)
+            acc = target.to(dt)
             acc.addmm_(m1, m2, alpha=alpha)
-            W.data.copy_(acc)
+            target.copy_(acc)
 
     def _take_snapshot(self) -> None:
         with torch.no_grad():
             for slot in self.slots:
-                slot.snap_A = slot.A.detach().clone()
-                slot.snap_B = slot.B.detach().clone()
+                slot.snap_A = _sharding.whole(slot.A.detach()).clone()  # FSDP2: gathered, kept whole
+                slot.snap_B = _sharding.whole(slot.B.detach()).clone()
 
     def _install_fold(self, slot: Slot) -> None:
         """Register the folded branch in PEFT's per-layer variant table (the one code path: forward and merge).
@@ -369,7 +375,8 @@ class DeltaLoRA:
                 )
                 continue
             dt = compute_dtype(slot.weight)
-            b, a = stacked_factors(slot.B.detach(), slot.A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
+            B, A = (_sharding.whole(t.detach()) for t in (slot.B, slot.A))  # noqa: N806
+            b, a = stacked_factors(B, A, slot.snap_B, slot.snap_A, 1.0, -1.0)
             d = (b.to(dt) @ a.to(dt)) * (slot.lam * slot.scaling)
             yield slot.name, (d.T if slot.fan_in_fan_out else d)
 
@@ -377,6 +384,7 @@ class DeltaLoRA:
     def state_dict(self) -> dict[str, Any]:
         """Step counter and snapshots (and, for `inplace`, the written W): enough to resume exactly."""
         tensors: dict[str, torch.Tensor] = {}
+        _sharding.to_sharded(self.model)  # FSDP2: the written W as this rank's shard
         for slot in self.slots:
             if slot.snap_A is not None:
                 tensors[f"{slot.name}.snap_A"] = slot.snap_A
@@ -414,7 +422,7 @@ class DeltaLoRA:
                     slot.snap_A = tensors[f"{slot.name}.snap_A"].to(slot.A.device, slot.A.dtype).clone()
                     slot.snap_B = tensors[f"{slot.name}.snap_B"].to(slot.B.device, slot.B.dtype).clone()
                 if f"{slot.name}.weight" in tensors:
-                    slot.weight.data.copy_(tensors[f"{slot.name}.weight"])
+                    _sharding.copy_weight(slot.weight, tensors[f"{slot.name}.weight"])
         if self.step >= self.start_step + 1 and not self.switched:
             raise ValueError(
                 f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot"
@@ -460,6 +468,7 @@ class DeltaLoRA:
         """
         from safetensors.torch import save_file
 
+        _sharding.refuse_sharded_save(self.engine, self.slots)
         if main_process_only and not is_main_process():
             return
         state = self.state_dict()
@@ -507,7 +516,8 @@ class DeltaLoRA:
             raise ValueError("model: export_adapter needs a peft.PeftModel (it reads the LoRA config)")
         adapter = self.adapter_name
         config = self.model.peft_config[adapter]
-        state = get_peft_model_state_dict(self.model, adapter_name=adapter)
+        # FSDP2: gathered on every rank (a collective) before only rank 0 writes
+        state = _sharding.whole_state(get_peft_model_state_dict(self.model, adapter_name=adapter))
         widen = self.switched and self.update_ratio != 0.0
         if widen:
             for slot in self.slots:
@@ -555,6 +565,7 @@ class DeltaLoRA:
 
     def merge_and_unload(self) -> nn.Module:
         """A plain transformers model whose weights are the effective Delta-LoRA weights."""
+        _sharding.refuse_sharded_merge(self.slots)
         for h in self._hooks:
             h.remove()
         self._hooks = []

@@ -1,0 +1,192 @@
+"""Delta-LoRA on sharded models: FSDP2 (`torch.distributed.fsdp.fully_shard`) runs; the rest is refused.
+
+Under FSDP2 every parameter is a DTensor whose local tensor is this rank's block (`Shard(0)`: a slice
+of rows). During the forward the layers hold ordinary, whole parameters; between steps only shards.
+Both engines stay exact without ever holding a whole W:
+
+* ``folded`` never writes W. The snapshot (S_A, S_B) at the switch is gathered once (r x (in+out)
+  numbers, like A and B) and kept whole, so the forward adds the folded term to the whole A and B that
+  FSDP2 gathered anyway; there is no collective in the forward.
+* ``inplace`` adds lam*s*(B'A' - BA) to this rank's block of W only: rows o0:o1 and columns i0:i1 of
+  W need rows o0:o1 of B and columns i0:i1 of A. A and B (and their pre-step copies, kept sharded)
+  are gathered in the optimizer's post-step hook (small), and the update block is as large as the
+  local shard.
+
+Gathering (`DTensor.full_tensor`) is a collective: it is done only where every rank runs the same code
+(optimizer-step hooks, `export_adapter`, state), never under "rank 0 only".
+
+Refused, with the reason: FSDP1 (`FullyShardedDataParallel`, flat parameters; it keeps no per-layer
+parameter Delta-LoRA could hook), DeepSpeed ZeRO (its optimizer steps flat fp32 copies and writes them
+back after the inner optimizer's step, so step hooks would see stale factors), DTensors with
+placements other than `Shard`/`Replicate` (tensor parallel's `Partial`, FSDP2+TP's strided shards),
+and plain tensors that are empty on this process (a partitioned parameter of another framework).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+_FSDP1_HINT = (
+    "Delta-LoRA supports FSDP2: shard the PEFT model with torch.distributed.fsdp.fully_shard (torch>=2.6; "
+    "accelerate: fsdp_version=2) instead, or use DistributedDataParallel"
+)
+_ZERO_OPTIMIZERS = (
+    "DeepSpeedZeroOptimizer",
+    "DeepSpeedZeroOptimizer_Stage3",
+    "BF16_Optimizer",
+    "FP16_Optimizer",
+    "FP16_UnfusedOptimizer",
+)
+
+
+def is_dtensor(t: Any) -> bool:
+    return any(c.__name__ == "DTensor" for c in type(t).__mro__)
+
+
+def is_fsdp2(model: Any) -> bool:
+    """True for a module that `fully_shard` wrapped (its class gains FSDPModule)."""
+    return any(c.__name__ == "FSDPModule" for c in type(model).__mro__)
+
+
+def to_sharded(model: Any) -> None:
+    """Register the sharded parameters again wherever FSDP2 left whole ones (not a collective).
+
+    After a forward that no backward follows (evaluation), FSDP2's root module keeps its all-gathered
+    parameters registered; W read then would be a temporary copy, and a write into it would be lost.
+    """
+    for m in model.modules():
+        if is_fsdp2(m):
+            m.reshard()
+
+
+def is_sharded(slots: list[Any]) -> bool:
+    """True when any adapted layer holds FSDP2 shards (then export and state gather: every rank calls)."""
+    return any(is_dtensor(t) for s in slots for t in (s.weight, s.A, s.B))
+
+
+def whole(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor behind a DTensor (a collective: every rank must call it), else `t` itself."""
+    return t.full_tensor() if is_dtensor(t) else t
+
+
+def whole_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with every DTensor gathered (a collective, in key order on every rank)."""
+    return {k: whole(v) for k, v in state.items()}
+
+
+def sharding_refusal(t: torch.Tensor | None) -> str | None:
+    """Why this parameter cannot be used by Delta-LoRA as it is sharded, or None (whole or FSDP2 shard)."""
+    if t is None:
+        return None
+    if is_dtensor(t):
+        bad = [p for p in t.placements if type(p).__name__ not in ("Shard", "Replicate")]
+        if bad:
+            return (
+                f"a DTensor with placement {type(bad[0]).__name__} ({bad[0]}; tensor parallel?), not "
+                "supported: Delta-LoRA supports FSDP2's Shard/Replicate placements"
+            )
+        return None
+    if hasattr(t, "ds_id") or hasattr(t, "ds_status"):
+        return (
+            "partitioned by DeepSpeed ZeRO-3, which is not supported (its optimizer steps flat fp32 "
+            f"partitions outside the model's parameters). {_FSDP1_HINT}"
+        )
+    if getattr(t, "_is_flat_param", False):
+        return f"an FSDP1 flat parameter, which is not supported. {_FSDP1_HINT}"
+    if t.numel() == 0:
+        return (
+            "empty on this process (a parameter partitioned by a framework other than FSDP2), which is not "
+            f"supported. {_FSDP1_HINT}"
+        )
+    return None
+
+
+def check_shardable(name: str, tensors: dict[str, torch.Tensor | None]) -> None:
+    for what, t in tensors.items():
+        why = sharding_refusal(t)
+        if why is not None:
+            raise ValueError(f"model: {what} of {name} is {why}")
+
+
+def refuse_fsdp1(model: Any) -> None:
+    name = type(model).__name__
+    if name == "FullyShardedDataParallel":
+        raise ValueError(
+            f"model: it is wrapped by FSDP1 ({name}, flat parameters), which is not supported. {_FSDP1_HINT}"
+        )
+
+
+def refuse_zero_optimizer(optimizer: Any) -> None:
+    name = type(optimizer).__name__
+    if name in _ZERO_OPTIMIZERS:
+        raise ValueError(
+            f"optimizer: {name} is DeepSpeed's (ZeRO or mixed-precision) optimizer, which is not supported: "
+            "it steps flat fp32 copies of the parameters and writes them back into the model after its inner "
+            "optimizer's step, so Delta-LoRA's step hooks would read stale A and B. Shard with FSDP2 "
+            "(torch.distributed.fsdp.fully_shard) or use DistributedDataParallel"
+        )
+
+
+def local_block(w: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """(this rank's block of W, the (rows, cols) of W it covers)."""
+    if not is_dtensor(w):
+        return w.data, (slice(None), slice(None))
+    try:
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    except ImportError:  # pragma: no cover - torch < 2.5
+        from torch.distributed._tensor._utils import compute_local_shape_and_global_offset
+    local = w.to_local()
+    shape, offset = compute_local_shape_and_global_offset(w.shape, w.device_mesh, w.placements)
+    if tuple(shape) != tuple(local.shape):  # pragma: no cover - a placement torch itself lays out otherwise
+        raise RuntimeError(f"local shard of shape {tuple(local.shape)}, expected {tuple(shape)}")
+    return local, tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
+
+
+def block_factors(
+    w: torch.Tensor,
+    fan_in_fan_out: bool,
+    A1: torch.Tensor,  # noqa: N803 (math names)
+    B1: torch.Tensor,  # noqa: N803
+    A0: torch.Tensor,  # noqa: N803
+    B0: torch.Tensor,  # noqa: N803
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(target, A1, B1, A0, B0): this rank's block of W and the rows of B / columns of A it needs.
+
+    Called from the inplace engine's post-step hook on every rank (the factors are gathered here).
+    Unsharded W: the inputs unchanged.
+    """
+    A1, B1, A0, B0 = (whole(t) for t in (A1, B1, A0, B0))  # noqa: N806
+    target, (rows, cols) = local_block(w)
+    out_idx, in_idx = (cols, rows) if fan_in_fan_out else (rows, cols)  # Conv1D stores W as (in, out)
+    return target, A1[:, in_idx], B1[out_idx], A0[:, in_idx], B0[out_idx]
+
+
+def copy_weight(w: torch.Tensor, src: torch.Tensor) -> None:
+    """Restore a saved W into `w`, whether each is a whole tensor or an FSDP2 shard."""
+    if is_dtensor(src) and is_dtensor(w) and src.placements == w.placements and src.shape == w.shape:
+        w.to_local().copy_(src.to_local())
+        return
+    target, (rows, cols) = local_block(w)
+    src = whole(src)  # a shard saved under another layout: gather (every rank restores its state)
+    if tuple(src.shape) != tuple(w.shape):
+        raise ValueError(f"state: saved weight has shape {tuple(src.shape)}, the model's is {tuple(w.shape)}")
+    target.copy_(src[rows, cols])
+
+
+def refuse_sharded_merge(slots: list[Any]) -> None:
+    if any(is_dtensor(s.weight) for s in slots):
+        raise ValueError(
+            "model: its weights are FSDP2 shards, so merging would need the whole W on one process; "
+            "export_adapter() (rank-2r, every rank calls it) and merge it into the unsharded base model"
+        )
+
+
+def refuse_sharded_save(engine: str, slots: list[Any]) -> None:
+    if engine == "inplace" and any(is_dtensor(s.weight) for s in slots):
+        raise ValueError(
+            "engine='inplace' on an FSDP2 model: the state includes the written W, which is sharded; "
+            "checkpoint it with each rank's optimizer.state_dict() (Delta-LoRA's state travels there, W as "
+            "this rank's shard) or with torch.distributed.checkpoint, not with DeltaLoRA.save"
+        )
