@@ -2,16 +2,24 @@
 # seeds the power analysis asks for and steps enough that the training loss flattens
 # (deltalora/audit/decisive.py, docs/audit.md). Configured by the `decisive:` section; optional.
 
-import sys
+import json
+import subprocess
 
-# The seed plan is the package's (tested) power analysis: import it from this checkout, as the rules run it.
-sys.path.insert(0, str(workflow.basedir))
-from deltalora.audit.power import plan_seeds  # noqa: E402
+
+def plan_seeds(spec):
+    """The seed plan of the package's (tested) power analysis, from its command, run like the rules run
+    theirs: Snakemake's own Python needs neither the package nor scipy."""
+    cmd = ["python3", "-m", "deltalora", "plan-seeds", json.dumps(spec), "--field", "decisive.seeds"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ValueError(f"decisive.seeds: `{shlex.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
 
 DEC = config.get("decisive")
 if DEC:
     DEC_PLAN = plan_seeds(DEC["seeds"])
-    DEC_SEEDS = DEC_PLAN.seeds
+    DEC_SEEDS = DEC_PLAN["seeds"]
     DEC_JOBS = max(1, min(int(DEC.get("jobs_per_row", 1)), len(DEC_SEEDS)))
     # seeds of each job of a row: contiguous chunks, so that a row's jobs fill the cores evenly
     DEC_CHUNKS = [DEC_SEEDS[k * len(DEC_SEEDS) // DEC_JOBS:(k + 1) * len(DEC_SEEDS) // DEC_JOBS] for k in range(DEC_JOBS)]
@@ -54,7 +62,7 @@ if DEC:
         params:
             profile=PROFILE,
             max_drop=DEC.get("max_drop", 0.05),
-            plan=shlex.quote(DEC_PLAN.text),
+            plan=shlex.quote(DEC_PLAN["text"]),
         log:
             "results/logs/audit_decisive.log",
         conda:
