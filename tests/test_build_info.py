@@ -29,6 +29,7 @@ def test_each_output_gets_its_entry_with_commit_and_versions(tmp_path):
     entry = data["outputs"]["glue_table.csv"]
     assert entry["command"] == "deltalora collect glue"
     assert entry["git_commit"] == git_commit()["commit"] and entry["versions"]["python"]
+    assert entry["versions"]["matplotlib"] and entry["versions"]["pandas"]  # what wrote the tables and plots
     assert entry["built_at"][:2] == "20" and "T" in entry["built_at"]
 
 

@@ -70,6 +70,19 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _table_versions() -> dict[str, str | None]:
+    """The libraries that write tables and plots (the records list the training stack)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in ("matplotlib", "pandas", "scipy", "snakemake"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def note(out: str | os.PathLike, command: str) -> Path:
     """Record that ``out`` was just built by ``command`` (time, commit, versions); return the file's path."""
     path = path_for(out)
@@ -80,7 +93,7 @@ def note(out: str | os.PathLike, command: str) -> Path:
         "command": command,
         "git_commit": g["commit"],
         "git_dirty": g["dirty"],
-        "versions": versions(),
+        "versions": versions() | _table_versions(),
     }
     with _locked(path.parent):
         data = _read(path)
