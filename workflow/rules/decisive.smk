@@ -1,20 +1,6 @@
-# The decisive proxy-scale study (results/audit_decisive.md): claims 4 and 5 at equal tuning, with the
+# The decisive proxy-scale study (results/audit_decisive.md): claims 8 and 5 (equal tuning), with the
 # seeds the power analysis asks for and steps enough that the training loss flattens
 # (deltalora/audit/decisive.py, docs/audit.md). Configured by the `decisive:` section; optional.
-
-import json
-import subprocess
-
-
-def plan_seeds(spec):
-    """The seed plan of the package's (tested) power analysis, from its command, run like the rules run
-    theirs: Snakemake's own Python needs neither the package nor scipy."""
-    cmd = ["python3", "-m", "deltalora", "plan-seeds", json.dumps(spec), "--field", "decisive.seeds"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise ValueError(f"decisive.seeds: `{shlex.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()}")
-    return json.loads(r.stdout)
-
 
 DEC = config.get("decisive")
 if DEC:
