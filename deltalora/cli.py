@@ -28,6 +28,11 @@ TASK_DESCRIPTIONS = {
 }
 
 
+# Commands that write tables: each output's build time and commit go to build_info.json beside it, so
+# that the tables themselves carry no wall-clock stamp and rebuild byte for byte.
+BUILD_COMMANDS = frozenset({"collect", "audit", "bench"})
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
     from .models import ModelError
@@ -224,7 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        builds = args.command in BUILD_COMMANDS
+        if builds:
+            from .collect import build_info
+
+            build_info.check(args.out)
+        rc = args.func(args)
+        if builds and rc == 0:
+            what = getattr(args, "table", None) or getattr(args, "bench", None) or ""
+            build_info.note(args.out, f"deltalora {args.command} {what}".rstrip())
+        return rc
     except KeyboardInterrupt:
         print("deltalora: interrupted", file=sys.stderr)
         return 130

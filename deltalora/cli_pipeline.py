@@ -101,6 +101,23 @@ def _collect_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_seeds(args: argparse.Namespace) -> int:
+    import json
+
+    from .audit.power import plan_seeds
+    from .errors import UserError
+
+    try:
+        spec = json.loads(args.spec)
+        plan = plan_seeds(spec, field=args.field)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{args.field}: not JSON ({e}): {args.spec!r}") from None
+    except (TypeError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(json.dumps({"seeds": plan.seeds, "needed": plan.needed, "text": plan.text}))
+    return 0
+
+
 def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     c = sub.add_parser("collect", help="build a table (CSV + Markdown + LaTeX) and plots from run records")
     csub = c.add_subparsers(dest="table", metavar="TABLE")
@@ -168,6 +185,16 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_pretrain)
+    s = sub.add_parser(
+        "plan-seeds",
+        help="the decisive study's seeds: a list as given, or the count a power plan asks for (JSON out)",
+        description="Print {seeds, needed, text} as JSON for a seed list or a power plan "
+        "{paired_sd, effect, power, alpha, test, max} (deltalora.audit.power.plan_seeds). The workflow "
+        "calls it to lay out the decisive study, so Snakemake itself needs neither scipy nor the package.",
+    )
+    s.add_argument("spec", help='JSON: [0, 1, 2] or {"paired_sd": 1.66, "effect": 1, "max": 20}')
+    s.add_argument("--field", default="decisive.seeds", help="the config field named in error messages")
+    s.set_defaults(func=_plan_seeds)
     from .audit import add_audit_command
 
     add_audit_command(sub)

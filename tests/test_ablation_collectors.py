@@ -255,6 +255,35 @@ def test_lambda_k_grid_cells_equal_records(tmp_path):
     assert plots_written(tmp_path / "plots", "ablation_lambda_k_heatmap")
 
 
+def test_lambda_k_heatmap_colour_bar_names_the_metric(tmp_path, monkeypatch):
+    """The colour bar says which metric the cells average (accuracy, or each task's where they differ)."""
+    from deltalora.collect import plots as plots_mod
+
+    labels = []
+
+    def capture(fig, base):
+        labels.append(fig.axes[-1].get_ylabel())  # the colour bar's own axes
+        plots_mod._plt().close(fig)
+        return []
+
+    monkeypatch.setattr(plots_mod, "save", capture)
+    for tasks, expected in (
+        (("sst2",), "mean best-epoch accuracy over tasks and seeds"),
+        (("sst2", "mrpc"), "mean over tasks and seeds of the best-epoch sst2 accuracy, mrpc f1"),
+    ):
+        recs = [
+            make_record(
+                task=t, method="delta_lora", seed=s, value=70.0 + s, hp={"update_ratio": 2.0, "start_step": 0}
+            )
+            for t in tasks
+            for s in (0, 1)
+        ]
+        d = tmp_path / "_".join(tasks)
+        d.mkdir()
+        collect_lambda_k(write(d, recs), d / "l.csv", profile="default", plots_dir=d / "plots")
+        assert labels[-1] == expected
+
+
 def test_lambda_k_refuses_other_methods(tmp_path):
     recs = [make_record(task="sst2", method="lora", seed=0, hp={}, value=1.0)]
     with pytest.raises(RecordError, match="delta_lora"):

@@ -4,13 +4,14 @@ selected on dev, and the report files."""
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
 from test_audit_selection import NOISE, SEEDS, _rec
 
 from deltalora.audit import decisive
-from deltalora.audit.claims import Settings
+from deltalora.audit.claims import Settings, assess_equal_tuning
 from deltalora.audit.evidence import Evidence
 from deltalora.audit.rules import SUPPORTED
 
@@ -61,13 +62,11 @@ def test_claim4_at_equal_tuning_selects_each_learning_rate_on_dev():
         "lora_lr0.001": (50.0, 75.0),
     }
     recs = [_rec(r, s, v, d) for r, (v, d) in planted.items() for s in SEEDS]
-    rows = {
-        r.id: r for r in decisive.assess_tuned_vs_lora(Evidence("default", recs), Settings(n_resamples=500))
-    }
-    cmp = rows["4a.tuned.glue/rte"].data["cmp"]
+    rows = {r.id: r for r in assess_equal_tuning(Evidence("default", recs), Settings(n_resamples=500))}
+    cmp = rows["8.glue/rte"].data["cmp"]
     assert cmp.extra["best_delta"] == "delta_lora_lr0.001" and cmp.extra["best_lora"] == "lora_lr0.001"
     assert cmp.ci.estimate == pytest.approx(10.0)
-    assert rows["4a.tuned"].verdict == SUPPORTED
+    assert rows["8"].verdict == SUPPORTED
 
 
 def test_build_writes_both_files_with_power_and_convergence(tmp_path):
@@ -93,10 +92,14 @@ def test_build_writes_both_files_with_power_and_convergence(tmp_path):
     out, csv = tmp_path / "d.md", tmp_path / "d.csv"
     decisive.build(paths, profile="default", out=out, csv=csv, read=lambda p: json.loads(open(p).read()))
     df = pd.read_csv(csv, keep_default_na=False).set_index("id")
-    assert {"4a.tuned", "5", "5.scale"} <= set(df.index)
-    assert df.loc["4a.tuned", "mde"] != "" and df.loc["4a.tuned", "seeds_needed"] != ""
+    assert {"8", "5", "5.scale"} <= set(df.index)
+    assert df.loc["8", "mde"] != "" and df.loc["8", "seeds_needed"] != ""
     md = out.read_text()
     assert "20/20 runs converged" in md and "0.500 s per optimizer step" in md
+    # built again from the same records: the same bytes (no build duration or time stamp in the report)
+    first = (out.read_bytes(), csv.read_bytes())
+    decisive.build(paths, profile="default", out=out, csv=csv, read=lambda p: json.loads(open(p).read()))
+    assert (out.read_bytes(), csv.read_bytes()) == first
 
 
 @pytest.mark.parametrize(
@@ -139,6 +142,56 @@ def test_decisive_dry_run_lists_the_study_at_the_seeds_the_power_plan_asks_for(
         for cmd in re.findall(r"deltalora train [^>]*", text):
             sets = re.findall(r"--set (\S+)", cmd)
             assert all(s.startswith(("train.lr=", "train.threads=", "hp.", "analysis.")) for s in sets), cmd
+
+
+def test_plan_seeds_command_prints_the_power_plan_and_names_a_bad_field(capsys):
+    """`deltalora plan-seeds` is what the workflow calls to lay out the study: the function's own plan."""
+    from deltalora.audit.power import plan_seeds
+    from deltalora.cli import main
+
+    spec = {"paired_sd": 1.66, "effect": 1, "max": 20}
+    assert main(["plan-seeds", json.dumps(spec)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = plan_seeds(spec)
+    assert got == {"seeds": want.seeds, "needed": want.needed, "text": want.text} and len(got["seeds"]) == 20
+    assert main(["plan-seeds", "[3, 5]"]) == 0 and json.loads(capsys.readouterr().out)["seeds"] == [3, 5]
+    assert main(["plan-seeds", json.dumps({"paired_sd": -1, "effect": 1})]) == 2
+    assert "decisive.seeds.paired_sd = -1: must be" in capsys.readouterr().err
+
+
+def test_workflow_plans_seeds_by_the_command_not_by_importing_the_package(tmp_path):
+    """The DAG's seeds come from `python3 -m deltalora plan-seeds` (run like the rules run theirs), not from
+    importing the package into Snakemake (which made scipy a requirement of Snakemake itself); when the
+    command fails, the DAG fails naming the field and the command. A `python3` shim on PATH logs each call.
+    ~20 s."""
+    import shutil
+    import sys
+
+    from test_pipeline import REPO, copy_workflow, snakemake, workflow_env
+
+    for smk in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        text = smk.read_text()
+        assert "sys.path" not in text and "import deltalora" not in text and "from deltalora" not in text, smk
+    (tmp_path / "wd").mkdir()
+    wd = copy_workflow(tmp_path / "wd")
+    shim, log = tmp_path / "bin" / "python3", tmp_path / "calls.log"
+    shim.parent.mkdir()
+    args = ("-n", "-p", "results/audit_decisive.md", "--configfile", "workflow/config/test.yaml")
+    for works in (True, False):
+        run = f'exec {sys.executable} "$@"' if works else 'echo "no deltalora here" >&2; exit 7'
+        shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\n{run}\n')
+        shim.chmod(0o755)
+        env = workflow_env(wd, PATH=f"{shim.parent}:{os.environ['PATH']}")
+        r = snakemake(wd, *args, env=env)
+        text = r.stdout + r.stderr
+        if works:
+            assert r.returncode == 0, text[-3000:]
+            assert "-m deltalora plan-seeds [0, 1] --field decisive.seeds" in log.read_text()
+            assert "2 seeds, listed in the configuration" in text  # the plan's text reaches the rule
+        else:
+            assert r.returncode != 0
+            assert "decisive.seeds: `python3 -m deltalora plan-seeds" in text and "no deltalora here" in text
+    assert shutil.which("python3", path=env["PATH"]) == str(shim)
 
 
 def test_the_mean_curve_over_seeds_shows_a_fall_that_single_noisy_runs_hide():

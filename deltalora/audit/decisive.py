@@ -1,4 +1,4 @@
-"""The decisive proxy-scale study: claims 4 and 5 with equal tuning, enough seeds and converged runs.
+"""The decisive proxy-scale study: claims 8 and 5 (equal tuning), enough seeds and converged runs.
 
 Why: the default audit runs 3 seeds of 32 optimizer steps, which no exact test can decide and which
 stop while the loss still falls (a larger effective learning rate then wins whatever the method). This
@@ -6,9 +6,9 @@ study (``results/audit_decisive.md`` / ``.csv``, workflow/rules/decisive.smk) tr
 proxies with the seed count the power analysis asks for and enough steps for the loss to flatten, and
 tests
 
-* claim 4 at equal tuning: Delta-LoRA at its dev-selected learning rate (``delta_lora`` and its
-  ``delta_lora_lr*`` rows) against LoRA at its dev-selected learning rate (``lora`` and ``lora_lr*``),
-  compared on validation;
+* claim 8, claim 4a at equal tuning (:mod:`deltalora.audit.claims.equal_tuning`): Delta-LoRA at its
+  dev-selected learning rate (``delta_lora`` and its ``delta_lora_lr*`` rows) against LoRA at its
+  dev-selected learning rate (``lora`` and ``lora_lr*``), compared on validation;
 * claim 5: against the dev-selected best LoRA control, and at matched effective scale
   (:func:`deltalora.audit.claims.lr_objection.assess_lr_objection`).
 
@@ -34,7 +34,6 @@ import argparse
 import math
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +42,13 @@ from typing import Any
 import pandas as pd
 
 from .. import smoke
+from ..collect import build_info
 from ..collect.tables import markdown_table
 from ..records import atomic_write_text, read_record
-from . import power, rules, selection
-from .claims import (
-    CLAIMS,
-    AuditRow,
-    Settings,
-    assess_lr_objection,
-    audit_row,
-    compare,
-    records_scale,
-    task_records,
-)
-from .evidence import LR_ROW, Evidence, task_label
+from . import power
+from .claims import AuditRow, Settings, assess_equal_tuning, assess_lr_objection
+from .evidence import Evidence, task_label
 from .report import CSV_COLUMNS, power_cells
-from .stats import pair_by_seed
 
 MAX_DROP = 0.05
 TAIL = 0.25
@@ -158,80 +148,6 @@ def row_convergence(
     return out
 
 
-def assess_tuned_vs_lora(ev: Evidence, s: Settings) -> list[AuditRow]:
-    """Claim 4 at equal tuning: each method at its own dev-selected learning rate, compared on validation."""
-    strata: dict[str, dict[Any, float]] = {}
-    details: list[AuditRow] = []
-    used: list[dict[str, Any]] = []
-    for task in ev.tasks("delta_lora"):
-        d_rows = selection.sweep_rows(ev, task, "delta_lora", selection.DELTA_LR_ROW)
-        l_rows = selection.sweep_rows(ev, task, "lora", LR_ROW)
-        if not l_rows:
-            continue
-        sel = selection.selection_split(ev, task, [*d_rows, *l_rows])
-        bd, dmed = selection.select_best(ev, task, d_rows, sel)
-        bl, lmed = selection.select_best(ev, task, l_rows, sel)
-        if bd is None or bl is None:
-            continue
-        d = pair_by_seed(ev.scores(task, bd), ev.scores(task, bl))
-        if not d:
-            continue
-        strata[task] = d
-        used += task_records(ev, task, [bd, bl])
-        cmp = compare(
-            ev,
-            s,
-            {task: d},
-            f"{task_label(task)} {bd} - {bl}",
-            {"best_delta": bd, "best_lora": bl, "selected_on": sel or "validation"},
-        )
-        evid = (
-            "Delta-LoRA "
-            + selection.describe_selection(sel, dmed, bd)
-            + "; LoRA "
-            + selection.describe_selection(sel, lmed, bl)
-            + "; compared on validation: "
-            + cmp.describe()
-        )
-        details.append(
-            audit_row(
-                ev,
-                CLAIMS["4a"],
-                f"tuned.{task}",
-                "detail",
-                f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA ({bd}) - LoRA ({bl}), each "
-                "at its dev-selected learning rate",
-                evid,
-                rules.rule_paired_gain(cmp, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"),
-                records_scale(ev, task_records(ev, task, [*d_rows, *l_rows])),
-                {"cmp": cmp, "task": task, "metric": ev.main_metric(task)},
-            )
-        )
-    pooled = compare(ev, s, strata, "pooled Delta-LoRA - LoRA (equal tuning)")
-    evid = (
-        f"{len(strata)} task(s), each method at its own dev-selected learning rate, compared on validation: "
-        f"{pooled.describe()}"
-        if strata
-        else "no evidence: no task has Delta-LoRA and LoRA runs (with their learning-rate sweeps) "
-        "on the same seeds"
-    )
-    head = audit_row(
-        ev,
-        CLAIMS["4a"],
-        "tuned",
-        "claim",
-        "seed-paired Delta-LoRA - LoRA at equal tuning "
-        "(learning rate selected on dev for each), per task and pooled",
-        evid,
-        rules.rule_paired_gain(
-            pooled if strata else None, alpha=s.alpha, what="Delta-LoRA - LoRA (equal tuning)"
-        ),
-        records_scale(ev, used),
-        {"cmp": pooled},
-    )
-    return [head, *details]
-
-
 def seconds_per_step(records: Sequence[dict[str, Any]]) -> float | None:
     """Median measured training seconds per optimizer step (train_runtime / steps) over the records."""
     v = [
@@ -296,7 +212,6 @@ def render(
     conv: Sequence[Convergence],
     ev: Evidence,
     *,
-    seconds: float | None,
     max_drop: float,
     cmd: str,
     seed_plan: str | None = None,
@@ -310,7 +225,7 @@ def render(
     n_conv = sum(c.converged is True for c in conv)
     n_unk = sum(c.converged is None for c in conv)
     lines = [
-        f"# Decisive study: claims 4 and 5 at equal tuning ({smoke.label(ev.profile)})",
+        f"# Decisive study: claims 8 and 5, against LoRA at equal tuning ({smoke.label(ev.profile)})",
         "",
         f"- {len(ev.records)} runs: tasks {', '.join(task_label(t) for t in tasks)}; rows "
         f"{', '.join(ev.rows())}; seeds {', '.join(map(str, seeds))} ({len(seeds)})",
@@ -331,7 +246,7 @@ def render(
             if row_conv
             else "."
         ),
-        f"- Regenerate: `{cmd}`" + (f" (report built in {seconds:.1f} s)" if seconds is not None else ""),
+        f"- Regenerate: `{cmd}` (when it was built, and from which commit: build_info.json beside it)",
     ]
     b = budget_line(rows, ev.records)
     if b:
@@ -382,7 +297,6 @@ def build(
     read: Callable[[str], dict[str, Any]] = read_record,
 ) -> list[AuditRow]:
     """Write the study's report and CSV from run records (``read`` checks each; tests pass a plain reader)."""
-    t0 = time.perf_counter()
     recs = []
     for p in paths:
         rec = read(p)
@@ -391,7 +305,7 @@ def build(
         recs.append(rec)
     ev = Evidence(profile, recs)
     s = settings or Settings()
-    rows = [*assess_tuned_vs_lora(ev, s), *assess_lr_objection(ev, s)]
+    rows = [*assess_equal_tuning(ev, s), *assess_lr_objection(ev, s)]
     rows = [r for r in rows if r.level == "claim"] + [r for r in rows if r.level != "claim"]
     power.annotate(rows, alpha=s.alpha)
     conv = sorted(
@@ -406,7 +320,6 @@ def build(
             rows,
             conv,
             ev,
-            seconds=time.perf_counter() - t0,
             max_drop=max_drop,
             cmd=cmd,
             seed_plan=seed_plan,
@@ -441,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("no records given")
     if not 0 < a.max_drop < 1:
         ap.error(f"--max-drop must be in (0, 1), got {a.max_drop}")
+    build_info.check(a.out)
     rows = build(paths, profile=a.profile, out=a.out, csv=a.csv, max_drop=a.max_drop, seed_plan=a.seed_plan)
+    build_info.note(a.out, "python -m deltalora.audit.decisive")
     for r in rows:
         if r.level == "claim":
             print(f"{r.id}: {r.verdict}")

@@ -24,8 +24,17 @@ def _plt():
     return plt
 
 
+# Fixed file metadata: matplotlib stamps a PDF with its creation time (and both formats with its
+# version), so two builds from the same records would differ; when and with what a plot was built is
+# in build_info.json (deltalora/collect/build_info.py).
+METADATA = {
+    "png": {"Software": "deltalora (matplotlib)"},
+    "pdf": {"Creator": "deltalora (matplotlib)", "Producer": "deltalora (matplotlib)", "CreationDate": None},
+}
+
+
 def save(fig: Any, base: str | os.PathLike) -> list[str]:
-    """Write base.png and base.pdf atomically; return their paths."""
+    """Write base.png and base.pdf atomically, byte-identical from build to build; return their paths."""
     base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -33,7 +42,7 @@ def save(fig: Any, base: str | os.PathLike) -> list[str]:
         final = base.with_suffix(f".{ext}")
         smoke.mark_figure(fig)
         with atomic_path(final, suffix=f".{ext}") as tmp:
-            fig.savefig(tmp, dpi=130, bbox_inches="tight")
+            fig.savefig(tmp, dpi=130, bbox_inches="tight", metadata=METADATA[ext])
         paths.append(str(final))
     _plt().close(fig)
     return paths

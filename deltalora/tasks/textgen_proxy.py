@@ -17,8 +17,9 @@ budget (a few hundred training inputs, 60 evaluation inputs).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .textgen_lexicon import (
     CATEGORY_BY_NAME,
@@ -39,6 +40,20 @@ WEBNLG_PROXY_VERSION = 1
 XSUM_PROXY_VERSION = 1
 
 Rows = dict[str, list[dict[str, Any]]]
+T = TypeVar("T")
+
+
+def _draw_distinct(draw: Callable[[], T], key: Callable[[T], Hashable], n: int, seen: set) -> list[T]:
+    """``n`` new inputs from ``draw``, none whose key is in ``seen`` (shared across splits, so that inputs
+    never repeat across them); drawing the evaluation splits first keeps them independent of n_train."""
+    got: list[T] = []
+    while len(got) < n:
+        item = draw()
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            got.append(item)
+    return got
 
 
 def _distinct_refs(make, n: int, rng: random.Random, tries: int = 30) -> list[str]:
@@ -89,14 +104,10 @@ def e2e_proxy_rows(cfg: E2EProxyConfig) -> Rows:
     rng = random.Random(f"e2e-proxy-mrs-{cfg.seed}")
     sizes = {"test": cfg.n_test, "validation": cfg.n_validation, "train": cfg.n_train}
     seen: set[str] = set()
-    mrs: dict[str, list[dict[str, str]]] = {s: [] for s in sizes}
-    for split, n in sizes.items():  # evaluation MRs first, so their count never depends on n_train
-        while len(mrs[split]) < n:
-            mr = sample_e2e_mr(rng)
-            key = e2e_mr_string(mr)
-            if key not in seen:
-                seen.add(key)
-                mrs[split].append(mr)
+    mrs = {
+        split: _draw_distinct(lambda: sample_e2e_mr(rng), e2e_mr_string, n, seen)
+        for split, n in sizes.items()
+    }
     out: Rows = {}
     for split in ("train", "validation", "test"):
         lo, hi = cfg.refs_train if split == "train" else cfg.refs_eval
@@ -155,14 +166,8 @@ def webnlg_proxy_rows(cfg: WebNLGProxyConfig) -> Rows:
     seen_keys: set[tuple] = set()
 
     def draw(cats: tuple[str, ...], n: int):
-        got = []
-        while len(got) < n:
-            cat, triples, gender = _webnlg_entry(rng.choice(cats), rng, cfg.max_triples)
-            key = tuple(sorted(triples))
-            if key not in seen_keys:
-                seen_keys.add(key)
-                got.append((cat, triples, gender))
-        return got
+        entry = lambda: _webnlg_entry(rng.choice(cats), rng, cfg.max_triples)  # noqa: E731
+        return _draw_distinct(entry, lambda e: tuple(sorted(e[1])), n, seen_keys)
 
     test_seen = draw(cfg.seen_categories, cfg.n_test_seen)
     test_unseen = draw(cfg.unseen_categories, cfg.n_test_unseen)
@@ -226,14 +231,10 @@ def xsum_proxy_rows(cfg: XSumProxyConfig) -> Rows:
     out: Rows = {}
     next_id = 30_000_000 + 1_000 * (cfg.seed % 1000)
     for split, n in (("test", cfg.n_test), ("validation", cfg.n_validation), ("train", cfg.n_train)):
-        rows = []
-        while len(rows) < n:
-            sents, summary = xsum_story(rng, "proxy")
-            doc = "\n".join(sents)  # XSum documents keep one sentence/paragraph per line
-            if doc in seen:
-                continue
-            seen.add(doc)
+        # XSum documents keep one sentence/paragraph per line
+        stories = _draw_distinct(lambda: xsum_story(rng, "proxy"), lambda st: "\n".join(st[0]), n, seen)
+        out[split] = []
+        for sents, summary in stories:
             next_id += 1
-            rows.append({"document": doc, "summary": summary, "id": str(next_id)})
-        out[split] = rows
+            out[split].append({"document": "\n".join(sents), "summary": summary, "id": str(next_id)})
     return {s: out[s] for s in ("train", "validation", "test")}

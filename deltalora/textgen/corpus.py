@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from ..tasks.textgen_lexicon import CATEGORIES, all_names
 from ..tasks.textgen_proxy import sample_e2e_mr
@@ -71,30 +73,48 @@ def _label(prop: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", prop).lower()
 
 
-def _restaurant_doc(rng: random.Random, record_frac: float) -> str:
-    """Venue descriptions; some open with a guide-book record (``X - type: pub; price: cheap.``), the
-    kind of semi-structured text next to prose that gives a pretrained LM its copying ability."""
-    parts = []
-    for _ in range(rng.randint(1, 3)):
-        mr = sample_e2e_mr(rng, "corpus")
-        if rng.random() < record_frac:
-            fields = "; ".join(f"{_E2E_LABELS[k]}: {v}" for k, v in mr.items() if k != "name")
-            parts.append(f"{mr['name']} - {fields}.")
-        parts.append(e2e_reference(mr, rng))
-    return " ".join(parts)
+@dataclass(frozen=True)
+class _RecordDocs:
+    """A kind of document made of 1..max_items descriptions of things, each opened, at ``record_frac``,
+    by a guide-book record (``X - type: pub; price: cheap.``): the semi-structured text next to prose
+    that gives a pretrained LM its copying ability."""
+
+    max_items: int
+    sample: Callable[[random.Random], Any]  # one thing, drawn from the corpus pool
+    record: Callable[[Any], str]  # its record line
+    text: Callable[[Any, random.Random], str]  # one description of it
+
+    def __call__(self, rng: random.Random, record_frac: float) -> str:
+        parts = []
+        for _ in range(rng.randint(1, self.max_items)):
+            item = self.sample(rng)
+            if rng.random() < record_frac:
+                parts.append(self.record(item))
+            parts.append(self.text(item, rng))
+        return " ".join(parts)
 
 
-def _facts_doc(rng: random.Random, record_frac: float) -> str:
-    parts = []
-    for _ in range(rng.randint(1, 2)):
-        cat = rng.choice(CATEGORIES)
-        triples, gender = webnlg_sample(cat, rng.randint(1, 4), rng, "corpus")
-        if rng.random() < record_frac:
-            subj = triples[0][0]
-            fields = "; ".join(f"{_label(p)}: {o}" for s, p, o in triples if s == subj)
-            parts.append(f"{subj} - {fields}.")
-        parts.append(webnlg_text(cat, triples, gender, rng))
-    return " ".join(parts)
+def _venue_record(mr: dict[str, str]) -> str:
+    return (
+        f"{mr['name']} - " + "; ".join(f"{_E2E_LABELS[k]}: {v}" for k, v in mr.items() if k != "name") + "."
+    )
+
+
+def _facts_sample(rng: random.Random) -> tuple[Any, list, str]:
+    cat = rng.choice(CATEGORIES)
+    return (cat, *webnlg_sample(cat, rng.randint(1, 4), rng, "corpus"))
+
+
+def _facts_record(item: tuple[Any, list, str]) -> str:
+    subj = item[1][0][0]
+    return f"{subj} - " + "; ".join(f"{_label(p)}: {o}" for s, p, o in item[1] if s == subj) + "."
+
+
+# venue descriptions (E2E's domain) and encyclopedic facts (WebNLG's categories)
+_restaurant_doc = _RecordDocs(
+    3, lambda rng: sample_e2e_mr(rng, "corpus"), _venue_record, lambda mr, rng: e2e_reference(mr, rng)
+)
+_facts_doc = _RecordDocs(2, _facts_sample, _facts_record, lambda item, rng: webnlg_text(*item, rng))
 
 
 def _news_doc(rng: random.Random, record_frac: float) -> str:

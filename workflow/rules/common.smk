@@ -1,5 +1,7 @@
 # Shared definitions: config validation and the small functions the rules use.
+import json
 import shlex
+import subprocess
 
 from snakemake.utils import validate
 
@@ -219,3 +221,13 @@ def nlg_run_dir(wildcards):
 
 def nlg_records(wildcards):
     return expand(NLG_RECORD, nlg_task=wildcards.nlg_task, row=NLG_ROWS, seed=SEEDS)
+
+
+def plan_seeds(spec, field="decisive.seeds"):
+    """A study's seed plan from the package's (tested) power analysis, by its command, run like the rules
+    run theirs: Snakemake's own Python needs neither the package nor scipy."""
+    cmd = ["python3", "-m", "deltalora", "plan-seeds", json.dumps(spec), "--field", field]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ValueError(f"{field}: `{shlex.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout)

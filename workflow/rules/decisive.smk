@@ -1,17 +1,11 @@
-# The decisive proxy-scale study (results/audit_decisive.md): claims 4 and 5 at equal tuning, with the
+# The decisive proxy-scale study (results/audit_decisive.md): claims 8 and 5 (equal tuning), with the
 # seeds the power analysis asks for and steps enough that the training loss flattens
 # (deltalora/audit/decisive.py, docs/audit.md). Configured by the `decisive:` section; optional.
-
-import sys
-
-# The seed plan is the package's (tested) power analysis: import it from this checkout, as the rules run it.
-sys.path.insert(0, str(workflow.basedir))
-from deltalora.audit.power import plan_seeds  # noqa: E402
 
 DEC = config.get("decisive")
 if DEC:
     DEC_PLAN = plan_seeds(DEC["seeds"])
-    DEC_SEEDS = DEC_PLAN.seeds
+    DEC_SEEDS = DEC_PLAN["seeds"]
     DEC_JOBS = max(1, min(int(DEC.get("jobs_per_row", 1)), len(DEC_SEEDS)))
     # seeds of each job of a row: contiguous chunks, so that a row's jobs fill the cores evenly
     DEC_CHUNKS = [DEC_SEEDS[k * len(DEC_SEEDS) // DEC_JOBS:(k + 1) * len(DEC_SEEDS) // DEC_JOBS] for k in range(DEC_JOBS)]
@@ -54,7 +48,7 @@ if DEC:
         params:
             profile=PROFILE,
             max_drop=DEC.get("max_drop", 0.05),
-            plan=shlex.quote(DEC_PLAN.text),
+            plan=shlex.quote(DEC_PLAN["text"]),
         log:
             "results/logs/audit_decisive.log",
         conda:

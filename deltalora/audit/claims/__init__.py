@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from .. import power
 from ..evidence import Evidence
-from . import baselines, cost, dropout, engines, lr_objection, quantized, rank
+from . import baselines, cost, dropout, engines, equal_tuning, lr_objection, quantized, rank
 from .baselines import assess_baselines
 from .common import AuditRow, Claim, ClaimFamily, Settings, audit_row, compare, records_scale, task_records
 from .cost import assess_cost
 from .dropout import assess_dropout
 from .engines import assess_engines
+from .equal_tuning import assess_equal_tuning
 from .lr_objection import assess_lr_objection
 from .quantized import assess_quantized
 from .rank import assess_rank
@@ -52,6 +53,7 @@ register(baselines.FAMILY)  # 4: against LoRA, AdaLoRA, DyLoRA
 register(lr_objection.FAMILY)  # 5: not LoRA with another learning rate
 register(engines.FAMILY)  # 6: engine equivalence, bf16
 register(quantized.FAMILY)  # 7: 4-bit base
+register(equal_tuning.FAMILY)  # 8: against LoRA at equal tuning
 
 
 def assess(ev: Evidence, settings: Settings | None = None) -> list[AuditRow]:
@@ -76,6 +78,7 @@ __all__ = [
     "assess_cost",
     "assess_dropout",
     "assess_engines",
+    "assess_equal_tuning",
     "assess_lr_objection",
     "assess_quantized",
     "assess_rank",

@@ -87,7 +87,9 @@ def collect_lambda_k(
     metrics = _metric_names(df, tasks)
     plots: list[str] = []
     if plots_dir is not None:
-        plots += _heatmap(grid, tasks, profile=profile, base=Path(plots_dir) / f"{out_csv.stem}_heatmap")
+        plots += _heatmap(
+            grid, tasks, profile=profile, base=Path(plots_dir) / f"{out_csv.stem}_heatmap", metrics=metrics
+        )
     lams = sorted(set(grid["lambda"]))
     ks = sorted(set(grid["K"]))
     cell = {(r["lambda"], r["K"]): r for _, r in grid.iterrows()}
@@ -132,7 +134,17 @@ def collect_lambda_k(
     return out_csv
 
 
-def _heatmap(grid: pd.DataFrame, tasks: Sequence[str], *, profile: str, base: Path) -> list[str]:
+def colorbar_label(metrics: dict[str, str]) -> str:
+    """The heatmap's colour-bar label names the metric: one name, or each task's where they differ."""
+    names = sorted(set(metrics.values()))
+    if len(names) == 1:
+        return f"mean best-epoch {names[0]} over tasks and seeds"
+    return "mean over tasks and seeds of the best-epoch " + ", ".join(f"{t} {m}" for t, m in metrics.items())
+
+
+def _heatmap(
+    grid: pd.DataFrame, tasks: Sequence[str], *, profile: str, base: Path, metrics: dict[str, str]
+) -> list[str]:
     from ..plots import _plt, save
 
     plt = _plt()
@@ -160,7 +172,7 @@ def _heatmap(grid: pd.DataFrame, tasks: Sequence[str], *, profile: str, base: Pa
     ax.set_yticklabels([f"{lam:g}" for lam in lams])
     ax.set_xlabel("start step K (optimizer steps)")
     ax.set_ylabel("update ratio lambda")
-    fig.colorbar(im, ax=ax, label="mean best-epoch score over tasks and seeds")
+    fig.colorbar(im, ax=ax, label=colorbar_label(metrics))
     ax.set_title(
         f"Delta-LoRA lambda x K: mean ± seed std\ntasks {', '.join(tasks)} - {profile} profile", fontsize=9
     )

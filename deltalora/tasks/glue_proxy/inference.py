@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .words import Row, Words, cap, choose_label, title_name
+from .words import SENTENCES, Row, Words, cap, choose_label, premise_and_hypothesis, title_name
 
 # ---------------------------------------------------------------------------------------------------
 # MNLI: 3-way entailment; every class shares most words with the premise
@@ -18,56 +18,11 @@ def mnli_matched(rng: random.Random, part: str) -> Row:
     other = rng.choice([x for x in w.all("person") if x != person])
     past, base, pp, obj, hyper = w.pick("verb")
     place, extra = w.pick("place"), w.pick("extra")
-    if rng.random() < 0.35:
-        # negated premise: "did not" in the hypothesis now goes with entailment, and the
-        # positive sentence is the contradiction, so negation words alone do not give the label
-        # (no place in a negated premise: "did not buy it at the market" would not entail "did not buy it")
-        premise = f"The {person} did not {base} the {obj}."
-        hyp = rng.choice(
-            {
-                0: [
-                    f"The {obj} was not {pp} by the {person}.",
-                    f"The {person} did not {base} the {obj} {place}.",
-                ],
-                1: [
-                    f"The {other} did not {base} the {obj} either.",
-                    f"The {person} wanted to {base} the {obj}.",
-                    f"The {other} {past} the {obj}.",
-                ],
-                2: [
-                    f"The {person} {past} the {obj}.",
-                    f"The {obj} was {pp} by the {person}.",
-                    f"The {person} {past} the {obj} {place}.",
-                ],
-            }[label]
-        )
-        return {"premise": premise, "hypothesis": hyp, "label": label}
-    premise = f"The {person} {past} the {obj} {place}."
-    hyp = rng.choice(
-        {
-            0: [
-                f"The {person} {past} the {obj}.",
-                f"The {obj} was {pp} by the {person}.",
-                f"Someone {past} the {obj} {place}.",
-                f"The {person} {past} a {hyper}.",
-                "A person did something.",
-            ],
-            1: [
-                f"The {person} {past} the {obj} {extra}.",
-                f"The {person} {past} two {obj}s.",
-                f"The {other} {past} the {obj} too.",
-                f"The {person} wanted to {base} the {obj}.",
-                f"The {person} {past} the {obj} and left.",
-            ],
-            2: [
-                f"The {person} did not {base} the {obj}.",
-                f"Nobody {past} the {obj}.",
-                f"The {obj} was never {pp}.",
-                f"The {person} {past} nothing {place}.",
-                f"The {person} refused to {base} the {obj}.",
-            ],
-        }[label]
-    )
+    # A negated premise at 35%: "did not" in the hypothesis then goes with entailment, and the positive
+    # sentence is the contradiction, so negation words alone do not give the label (no place in a negated
+    # premise: "did not buy it at the market" would not entail "did not buy it").
+    kind = "negated" if rng.random() < 0.35 else "positive"
+    premise, hyp = premise_and_hypothesis(SENTENCES["mnli"][kind], locals(), label, rng)
     return {"premise": premise, "hypothesis": hyp, "label": label}
 
 
@@ -79,31 +34,8 @@ def mnli_mismatched(rng: random.Random, part: str) -> Row:
     past, base, obj = w.pick("report")
     num = rng.choice(("twelve", "fifteen", "twenty", "thirty"))  # all "more than ten"
     when = rng.choice(("last year", "last month", "in the spring"))
-    premise = f"{cap(when)}, {org} {past} {num} new {obj}."
-    if label == 0:
-        hyp = rng.choice(
-            [
-                f"{cap(org)} {past} some {obj}.",
-                f"{cap(org)} {past} more than ten {obj}.",
-                f"New {obj} were {past} {when}.",
-            ]
-        )
-    elif label == 1:
-        hyp = rng.choice(
-            [
-                f"{cap(org)} {past} {num} new {obj} to save money.",
-                f"{cap(org)} will {base} more {obj} next year.",
-                f"{cap(org)} {past} {num} new {obj} after a long debate.",
-            ]
-        )
-    else:
-        hyp = rng.choice(
-            [
-                f"{cap(org)} did not {base} any {obj} {when}.",
-                f"{cap(org)} {past} only two {obj} {when}.",
-                f"No {obj} were {past} {when}.",
-            ]
-        )
+    Org, When = cap(org), cap(when)  # noqa: N806 - the table's fields at the start of a sentence
+    premise, hyp = premise_and_hypothesis(SENTENCES["mnli"]["report"], locals(), label, rng)
     return {"premise": premise, "hypothesis": hyp, "label": label}
 
 
@@ -173,57 +105,11 @@ def rte(rng: random.Random, part: str) -> Row:
     if template == "person":
         name = title_name(w.pick("name"))
         job, job2 = w.two("job")
-        premise = f"{name}, who was born in {c1}, works as a {job} in {c2}."
-        hyp = rng.choice(
-            {
-                0: [
-                    f"{name} was born in {c1}.",
-                    f"{name} works in {c2}.",
-                    f"{name} is a {job}.",
-                    f"A {job} works in {c2}.",
-                    f"{name} has a job in {c2}.",
-                ],
-                "absent": [f"{name} is a {job2}.", f"{name} was born in {c3}.", f"{name} works in {c3}."],
-                "swap": [f"{name} was born in {c2}.", f"{name} works in {c1}.", f"A {job} was born in {c2}."],
-                "contradiction": [f"{name} is not a {job}.", f"{name} has never been to {c2}."],
-            }[0 if label == 0 else wrong]
-        )
     elif template == "company":
         a, b = (title_name(x) for x in w.two("company"))
         num, num2 = w.two("number")
-        premise = f"{a}, based in {c1}, bought {b} for {num} million dollars."
-        hyp = rng.choice(
-            {
-                0: [
-                    f"{a} bought {b}.",
-                    f"{a} is based in {c1}.",
-                    f"{b} was bought by {a}.",
-                    f"{a} paid {num} million dollars for {b}.",
-                ],
-                "absent": [f"{a} paid {num2} million dollars for {b}.", f"{a} is based in {c2}."],
-                "swap": [f"{b} bought {a}.", f"{b} is based in {c1}.", f"{a} was bought by {b}."],
-                "contradiction": [f"{a} sold {b}.", f"{a} did not buy {b}."],
-            }[0 if label == 0 else wrong]
-        )
     else:
         event = w.pick("event")
-        premise = f"The {event} in {c1} was cancelled because of the rain."
-        hyp = rng.choice(
-            {
-                0: [
-                    f"The {event} in {c1} did not take place.",
-                    f"It rained in {c1}.",
-                    f"There was rain in {c1}.",
-                ],
-                "absent": [
-                    f"The {event} in {c2} was cancelled.",
-                    f"The {event} was cancelled because of a strike.",
-                ],
-                "swap": [
-                    f"The rain in {c1} was cancelled because of the {event}.",
-                    f"The {event} caused the rain.",
-                ],
-                "contradiction": [f"The {event} in {c1} took place as planned.", f"It did not rain in {c1}."],
-            }[0 if label == 0 else wrong]
-        )
+    key = 0 if label == 0 else wrong
+    premise, hyp = premise_and_hypothesis(SENTENCES["rte"][template], locals(), key, rng)
     return {"sentence1": premise, "sentence2": hyp, "label": label}

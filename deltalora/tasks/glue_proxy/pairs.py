@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .words import Row, Words, cap, choose_label, title_name, with_article
+from .words import SENTENCES, Row, Words, cap, choose_label, sentence, title_name, with_article
 
 #: Standard deviation of the Gaussian "annotator" noise added to STS-B scores (both splits).
 STSB_SCORE_NOISE = 0.35
@@ -58,82 +58,21 @@ def mrpc(rng: random.Random, part: str) -> Row:
 def qqp(rng: random.Random, part: str) -> Row:
     w = Words("qqp", part, rng)
     label = choose_label(rng, (0.58, 0.42))  # real QQP is about 37% duplicate
-    frame = rng.choice(["skill", "skill", "order", "country", "compare", "goal"])
-    if frame == "skill":
+    frame = rng.choice(SENTENCES["qqp"]["frames"])
+    if frame in ("skill", "order"):  # in "order" the order of the two skills matters
         s, s2 = w.two("skill")
-        ways = [
-            f"How do I learn {s}?",
-            f"What is the best way to learn {s}?",
-            f"How can I get good at {s}?",
-            f"What should I do to learn {s} quickly?",
-            f"Where should a beginner start with {s}?",
-            f"Any tips for someone new to {s}?",
-            f"How can I teach myself {s}?",
-        ]
-        q1, q2 = rng.sample(ways, 2)
-        if label == 0:  # mostly the same wording about another skill; sometimes another intent
-            q2 = rng.choice(
-                [
-                    q2.replace(s, s2),
-                    q1.replace(s, s2),
-                    f"Why should I learn {s}?",
-                    f"How long does it take to learn {s}?",
-                    f"How do I teach {s} to children?",
-                ]
-            )
-    elif frame == "order":  # the order of the two skills matters here
-        s, s2 = w.two("skill")
-        ways = [
-            f"Should I learn {s} before {s2}?",
-            f"Is it better to learn {s} first and then {s2}?",
-            f"Should I start with {s} and then learn {s2}?",
-        ]
-        q1, q2 = rng.sample(ways, 2)
-        if label == 0:
-            q2 = rng.choice(
-                [f"Should I learn {s2} before {s}?", f"Should I start with {s2} and then learn {s}?"]
-            )
     elif frame == "country":
         c, c2 = (title_name(x) for x in w.two("country"))
-        ways = [
-            f"What is the capital of {c}?",
-            f"Which city is the capital of {c}?",
-            f"What is the capital city of {c}?",
-            f"Which city is {c}'s capital?",
-        ]
-        q1, q2 = rng.sample(ways, 2)
-        if label == 0:
-            q2 = rng.choice([q2.replace(c, c2), q2.replace(c, c2), f"What is the largest city in {c}?"])
     elif frame == "compare":  # here the order does not matter: "x or y" asks the same as "y or x"
         (x, y), (u, v) = w.two("thing")
-        ways = [
-            f"Which is better, {x} or {y}?",
-            f"Is {x} better than {y}?",
-            f"Should I choose {y} or {x}?",
-            f"Which do you prefer, {y} or {x}?",
-        ]
-        q1, q2 = rng.sample(ways, 2)
-        if label == 0:
-            q2 = rng.choice(
-                [
-                    f"Which is better, {x} or {v}?",
-                    f"Is {u} better than {y}?",
-                    f"What is the difference between {x} and {y}?",
-                    f"Why do people like {x}?",
-                ]
-            )
     else:
         g = w.pick("goal")
         g2 = rng.choice([x for x in w.all("goal") if x != g])
-        ways = [
-            f"How can I {g}?",
-            f"What are some good ways to {g}?",
-            f"What is the easiest way to {g}?",
-            f"Any advice on how to {g}?",
-        ]
-        q1, q2 = rng.sample(ways, 2)
-        if label == 0:
-            q2 = rng.choice([q2.replace(g, g2), q2.replace(g, g2), f"Why is it so hard to {g}?"])
+    table, words = SENTENCES["qqp"][frame], locals()
+    q1, q2 = (way.format_map(words) for way in rng.sample(table["ways"], 2))
+    if label == 0:  # mostly the same wording about something else; sometimes another intent
+        said = {"q1": q1, "q2": q2}
+        q2 = rng.choice([sentence(e, words, said) for e in table["non_duplicates"]])
     return {"question1": q1, "question2": q2, "label": label}
 
 

@@ -1,6 +1,7 @@
 """Vocabulary and small helpers shared by the GLUE proxy generators.
 
-The word pools and the SST-2 templates are data, read from ``deltalora/tasks/data/glue_proxy.json``:
+The word pools and the SST-2 templates are data, read from ``deltalora/tasks/data/glue_proxy.json``
+(the sentence tables of MNLI, RTE and QQP from ``glue_sentences.json``):
 every pool has a ``train`` part and a disjoint ``val`` part (see the package docstring for why). JSON
 lists are read back as tuples, the types the generators were written for.
 """
@@ -26,6 +27,25 @@ VOCAB: dict[str, dict[str, Pool]] = _DATA["vocab"]
 FUNCTION_WORDS: frozenset[str] = frozenset(_DATA["function_words"])
 #: SST-2 sentence templates per kind ("simple", "negated", "contrast") and split part.
 SST2_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = _DATA["sst2_templates"]
+#: Sentence tables of MNLI, RTE and QQP (``deltalora/tasks/data/glue_sentences.json``): the generators
+#: draw words; the tables say which sentences they make.
+SENTENCES: dict[str, Any] = load_data("glue_sentences.json")
+
+
+def premise_and_hypothesis(
+    table: dict[str, Any], words: dict[str, Any], key: Any, rng: random.Random
+) -> tuple[str, str]:
+    """A table's premise, then one of its hypotheses for ``key`` (a label, or a kind of non-entailment)."""
+    return table["premise"].format_map(words), rng.choice(table["hypotheses"][str(key)]).format_map(words)
+
+
+def sentence(entry: Any, words: dict[str, Any], said: dict[str, str]) -> str:
+    """A template, or ``{"replace": [sentence, field, by]}``: a sentence already said (``said``) with one
+    field's word replaced by another's."""
+    if isinstance(entry, str):
+        return entry.format_map(words)
+    name, field, by = entry["replace"]
+    return said[name].replace(words[field], words[by])
 
 
 def with_article(word: str) -> str:
