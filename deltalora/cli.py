@@ -42,6 +42,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (*errors, DataError)
 
 
+def _raised_by_core(e: BaseException) -> bool:
+    """A ValueError raised inside deltalora.core: the method's refusal of bad input (its documented contract).
+
+    Why: the core refuses bad input with a ValueError naming the field; the suite checks most of those
+    before training (Method.check), and any the configuration cannot foresee must still reach the user
+    as one message, not a traceback. A ValueError from anywhere else may be a bug and keeps its traceback.
+    """
+    if not isinstance(e, ValueError):
+        return False
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    core = Path(__file__).resolve().parent / "core"
+    return Path(tb.tb_frame.f_code.co_filename).resolve().parent == core
+
+
 def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -244,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, DivergenceError):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 3
-        if isinstance(e, _user_errors()):
+        if isinstance(e, _user_errors()) or _raised_by_core(e):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 2
         raise

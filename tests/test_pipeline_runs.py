@@ -154,3 +154,53 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
         "checkpoint": f"trainer/{ckpt.name}",
         "step": int(ckpt.name.split("-")[1]),
     }
+
+
+def test_killed_grouped_job_recovers_with_the_plain_command(workdir, env, tmp_path):
+    """The default profile's GLUE job trains every row and seed of a task in one process. Killed after
+    some of its records are written, it leaves complete-looking outputs marked incomplete: without the
+    repository's default workflow profile (profiles/default: rerun-incomplete) the documented recovery,
+    `--unlock` then the same command, stops with IncompleteFilesException."""
+    import signal
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    cfg.update(runs_dir="runs/test_kill_group", seeds=[0, 1])
+    cfg["overrides"] = [*cfg["overrides"], "data.n_train=64", "train.epochs=2"]
+    cfg["glue"].update(tasks=["sst2"], rows=["lora", "delta_lora"], group="task")
+    path = tmp_path / "kill_group.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    records = [
+        workdir / f"runs/test_kill_group/glue/sst2/{row}/seed{seed}/record.json"
+        for row in ("lora", "delta_lora")
+        for seed in (0, 1)
+    ]
+    target = str(records[0].relative_to(workdir))
+    cmd = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", str(path)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for(lambda: any(r.exists() for r in records), proc=proc, what="the job wrote its first record")
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training process together
+    proc.wait()
+    written = [r.exists() for r in records]
+    assert any(written) and not all(written), f"the kill did not land mid-job: {written}"
+    unlock = snakemake(workdir, "--unlock", "--cores", "1", "--configfile", str(path), env=env)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    # the failure the default profile prevents (Snakemake checks incomplete outputs in a dry run too)
+    bare = snakemake(workdir, *cmd[3:], "-n", "--workflow-profile", "none", env=env)
+    assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr, bare.stderr[
+        -2000:
+    ]
+    rerun = snakemake(workdir, *cmd[3:], env=env)  # the documented command, unchanged
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert all(r.exists() for r in records)
+    for r in records:
+        rec = json.loads(r.read_text())
+        assert rec["steps"] == 16 and rec["task"] == "glue/sst2"  # 64 examples, batch 8, 2 epochs

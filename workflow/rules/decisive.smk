@@ -41,7 +41,7 @@ if DEC:
             conda:
                 "../envs/deltalora.yaml"
             shell:
-                "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+                "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
                 "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
                 "{params.sets} > {log} 2>&1"
 
@@ -60,5 +60,5 @@ if DEC:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "python -m deltalora.audit.decisive {input} --profile {params.profile} --max-drop {params.max_drop} "
+            "python3 -m deltalora.audit.decisive {input} --profile {params.profile} --max-drop {params.max_drop} "
             "--seed-plan {params.plan} --out {output.md} --csv {output.csv} > {log} 2>&1"

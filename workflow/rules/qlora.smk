@@ -47,7 +47,7 @@ if QLORA:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
             "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
             "{params.sets} > {log} 2>&1"
 
@@ -67,7 +67,7 @@ if QLORA:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
+            "python3 -m deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
             "--quantize {params.quantize} --plots results/plots > {log} 2>&1"
 else:
     QLORA_RECORDS = []
