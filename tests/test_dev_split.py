@@ -89,9 +89,9 @@ def test_a_tie_on_dev_goes_to_the_lower_dev_loss_then_the_earlier_epoch():
         {
             "epoch": i + 1,
             "metrics": {"accuracy": 80.0, "loss": 0.1},
-            "extra_splits": {"dev": {"accuracy": a, "loss": l}},
+            "extra_splits": {"dev": {"accuracy": a, "loss": loss}},
         }
-        for i, (a, l) in enumerate(dev)
+        for i, (a, loss) in enumerate(dev)
     ]
     assert best_epoch(epochs, "accuracy")["epoch"] == 3
     no_loss = [

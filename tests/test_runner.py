@@ -104,7 +104,7 @@ def test_delta_lora_writes_w_only_after_k(tmp_path, w0, engine):
         rec = run(
             tiny_cfg("delta_lora", extra=[f"hp.start_step={k}", f"hp.engine={engine}"], tmp=tmp_path),
             tmp_path / f"run{k}",
-            on_trained=lambda m: seen.update(trained_weights(m)),
+            on_trained=lambda m, seen=seen: seen.update(trained_weights(m)),
         )
         changed = not torch.equal(seen[adapted], w0[adapted])
         assert changed == (should_change and engine == "inplace"), (engine, k)
