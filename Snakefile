@@ -53,5 +53,6 @@ rule all:
         "results/memory_table.csv",
         *(["results/qlora_table.csv"] if QLORA else []),
         "results/audit.md",
+        *(["results/audit_decisive.md"] if DEC else []),  # claims 4 and 5 at equal tuning (decisive.smk)
         "results/runtime_table.csv",
         report_inputs(),  # results that exist now, for `snakemake --report` (workflow/rules/report.smk)

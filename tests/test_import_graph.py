@@ -305,6 +305,7 @@ SUITE_LAYERS: list[tuple[str, set[str]]] = [
             "deltalora.cli_pipeline",
             "deltalora.report_html",
             "deltalora.workflow_schema",
+            "deltalora.docs_gen",
         },
     ),
 ]

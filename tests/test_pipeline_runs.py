@@ -204,3 +204,43 @@ def test_killed_grouped_job_recovers_with_the_plain_command(workdir, env, tmp_pa
     for r in records:
         rec = json.loads(r.read_text())
         assert rec["steps"] == 16 and rec["task"] == "glue/sst2"  # 64 examples, batch 8, 2 epochs
+
+
+def test_two_invocations_are_refused_only_when_their_outputs_overlap(workdir, env, tmp_path):
+    """What the README says of Snakemake's lock: while one invocation holds it, a second one with
+    overlapping outputs is refused and writes nothing, and one with disjoint outputs runs beside it."""
+    import signal
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    cfg.update(runs_dir="runs/test_lock", seeds=[0, 1])
+    cfg["glue"].update(tasks=["rte"], rows=["lora"], group="seed")
+    path = tmp_path / "lock.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    first_target, other_target = (f"runs/test_lock/glue/rte/lora/seed{s}/record.json" for s in (0, 1))
+    args = ["--cores", "1", "--configfile", str(path)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", first_target, *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    locks = workdir / ".snakemake" / "locks"
+    wait_for(lambda: locks.is_dir() and any(locks.iterdir()), proc=first, what="the first run took its lock")
+    os.killpg(first.pid, signal.SIGSTOP)  # it holds the lock and can change nothing meanwhile
+    try:
+        overlapping = snakemake(workdir, first_target, *args, env=env)
+        disjoint = snakemake(workdir, other_target, *args, env=env)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    out, _ = first.communicate()
+    assert first.returncode == 0, out[-3000:]
+    text = overlapping.stdout + overlapping.stderr
+    assert overlapping.returncode != 0 and ("cannot be locked" in text or "incomplete" in text.lower()), text
+    assert "Finished job" not in text
+    assert disjoint.returncode == 0, (disjoint.stdout + disjoint.stderr)[-3000:]
+    assert (workdir / other_target).is_file() and (workdir / first_target).is_file()

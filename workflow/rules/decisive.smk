@@ -51,6 +51,7 @@ if DEC:
         output:
             md="results/audit_decisive.md",
             csv="results/audit_decisive.csv",
+            html="results/audit_decisive.html",
         params:
             profile=PROFILE,
             max_drop=DEC.get("max_drop", 0.05),
@@ -61,4 +62,5 @@ if DEC:
             "../envs/deltalora.yaml"
         shell:
             "python3 -m deltalora.audit.decisive {input} --profile {params.profile} --max-drop {params.max_drop} "
-            "--seed-plan {params.plan} --out {output.md} --csv {output.csv} > {log} 2>&1"
+            "--seed-plan {params.plan} --out {output.md} --csv {output.csv} > {log} 2>&1 "
+            "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

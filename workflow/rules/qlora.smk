@@ -57,6 +57,7 @@ if QLORA:
         output:
             csv="results/qlora_table.csv",
             md="results/qlora_table.md",
+            html="results/qlora_table.html",
             plots=multiext("results/plots/qlora_scores", ".png", ".pdf"),
         params:
             profile=PROFILE,
@@ -68,6 +69,7 @@ if QLORA:
             "../envs/deltalora.yaml"
         shell:
             "python3 -m deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
-            "--quantize {params.quantize} --plots results/plots > {log} 2>&1"
+            "--quantize {params.quantize} --plots results/plots > {log} 2>&1 "
+            "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
 else:
     QLORA_RECORDS = []
