@@ -253,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         print("deltalora: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
-        # `pip install deltalora` is the method only; this command is the reproduction suite
+        # `pip install -e .` is the method only; this command is the reproduction suite
         if not (e.name or "").startswith("deltalora"):
             print(
                 f"deltalora: error: this command needs the suite's packages (missing: {e.name}); "
-                "install them with: pip install 'deltalora[suite]'",
+                "install them from the repository's clone with: pip install -e '.[suite]'",
                 file=sys.stderr,
             )
             return 2

@@ -74,6 +74,7 @@ with tempfile.TemporaryDirectory() as d:
     with torch.no_grad():
         err = (reloaded(**enc).logits - logits).abs().max().item()
     print(
-        f"exported adapter rank {reloaded.peft_config['default'].r}; max |logit difference| after reload: {err:.2e}"
+        f"exported adapter rank {reloaded.peft_config['default'].r}; "
+        f"max |logit difference| after reload: {err:.2e}"
     )
     assert err < 1e-4, err

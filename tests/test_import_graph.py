@@ -194,7 +194,10 @@ def _write(root: Path, files: dict[str, str]) -> Path:
             {
                 "__init__.py": "",
                 "a.py": "from . import b\n",
-                "b.py": "import importlib\n_LAZY = {'x': 'pkg.a'}\ndef f():\n    return importlib.import_module(_LAZY['x'])\n",
+                "b.py": (
+                    "import importlib\n_LAZY = {'x': 'pkg.a'}\n"
+                    "def f():\n    return importlib.import_module(_LAZY['x'])\n"
+                ),
             },
             [{"pkg.a", "pkg.b"}],
         ),
