@@ -497,6 +497,10 @@ def test_rule_all_builds_every_result_the_docs_list(dry):
     in_all = {j.rule for j in run.jobs}
     assert rules - in_all == set(), f"rules that `all` never runs: {sorted(rules - in_all)}"
     assert "results/audit_decisive.md" in next(j for j in run.jobs if j.rule == "all").inputs
+    # the README's stated exception: a smoke build leaves the power-planned decisive study out
+    smoke = dry("all", *PAPER, "workflow/config/smoke.yaml")
+    assert smoke.returncode == 0, smoke.text[-2000:]
+    assert not any(j.rule.startswith(("decisive_train", "audit_decisive")) for j in smoke.jobs)
 
 
 def test_every_table_rule_writes_html_and_the_report_holds_it(dry, tmp_path):
