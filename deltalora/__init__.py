@@ -8,7 +8,7 @@ reproduction suite built on it (run -> tasks and methods -> records -> collector
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["ENGINES", "DeltaLoRA", "DeltaLoRACallback", "__version__"]
 

@@ -47,6 +47,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (*errors, DataError)
 
 
+def _raised_by_core(e: BaseException) -> bool:
+    """A ValueError raised inside deltalora.core: the method's refusal of bad input (its documented contract).
+
+    Why: the core refuses bad input with a ValueError naming the field; the suite checks most of those
+    before training (Method.check), and any the configuration cannot foresee must still reach the user
+    as one message, not a traceback. A ValueError from anywhere else may be a bug and keeps its traceback.
+    """
+    if not isinstance(e, ValueError):
+        return False
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    core = Path(__file__).resolve().parent / "core"
+    return Path(tb.tb_frame.f_code.co_filename).resolve().parent == core
+
+
 def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -159,7 +177,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deltalora",
-        description="Delta-LoRA reproduction and audit suite: train runs, build tables, audit the paper's claims.",
+        description=(
+            "Delta-LoRA reproduction and audit suite: train runs, build tables, audit the paper's claims."
+        ),
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -167,12 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train and evaluate one (task, model, method, seed); write DIR/record.json",
-        description="Train and evaluate one configuration with transformers.Trainer (evaluation at the end of "
-        "every epoch) and write DIR/record.json atomically and last. Several seeds may share one process "
+        description="Train and evaluate one configuration with transformers.Trainer (evaluation at the end "
+        "of every epoch) and write DIR/record.json atomically and last. Several seeds may share one process "
         "(--seed 0,1,2 with {seed} in --out), which saves the ~5 s start-up per run.",
-        epilog="Examples:\n  deltalora train --task glue/rte --model embedded:minilm --method delta_lora --seed 0 "
-        "--out runs/rte\n  deltalora train --task glue/sst2 --method lora --seed 0,1,2 --out runs/sst2/seed{seed} "
-        "--set train.lr=5e-4 --set hp.r=16\n\n--set sections: model, model_options.*, data.*, train.*, "
+        epilog="Examples:\n  deltalora train --task glue/rte --model embedded:minilm --method delta_lora "
+        "--seed 0 --out runs/rte\n  deltalora train --task glue/sst2 --method lora --seed 0,1,2 "
+        "--out runs/sst2/seed{seed} --set train.lr=5e-4 --set hp.r=16\n\n"
+        "--set sections: model, model_options.*, data.*, train.*, "
         "hp.* (method hyper-parameters; see `deltalora methods`), generation.*, analysis.*",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -180,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--model",
         default=None,
-        help="hub id, embedded:minilm|gpt2|bart, or a local directory (default: the profile's model for the task)",
+        help=(
+            "hub id, embedded:minilm|gpt2|bart, or a local directory "
+            "(default: the profile's model for the task)"
+        ),
     )
     t.add_argument("--method", default=None, help="a registered method (see `deltalora methods`)")
     t.add_argument("--seed", required=True, help="training seed, or a comma-separated list")
@@ -243,11 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         print("deltalora: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
-        # `pip install deltalora` is the method only; this command is the reproduction suite
+        # `pip install -e .` is the method only; this command is the reproduction suite
         if not (e.name or "").startswith("deltalora"):
             print(
                 f"deltalora: error: this command needs the suite's packages (missing: {e.name}); "
-                "install them with: pip install 'deltalora[suite]'",
+                "install them from the repository's clone with: pip install -e '.[suite]'",
                 file=sys.stderr,
             )
             return 2
@@ -258,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, DivergenceError):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 3
-        if isinstance(e, _user_errors()):
+        if isinstance(e, _user_errors()) or _raised_by_core(e):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 2
         raise

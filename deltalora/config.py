@@ -329,6 +329,8 @@ def resolve_run(
     problems += validate_against(run["model_options"], "prop:model_options", "model_options.")
     problems += validate_against(run["analysis"], "prop:analysis", "analysis.")
     problems += check_hp(method, run["hp"], m.defaults)
+    if not problems:  # the method's own cross-field rules read well-typed values
+        problems += m.check(run)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return run

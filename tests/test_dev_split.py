@@ -89,9 +89,9 @@ def test_a_tie_on_dev_goes_to_the_lower_dev_loss_then_the_earlier_epoch():
         {
             "epoch": i + 1,
             "metrics": {"accuracy": 80.0, "loss": 0.1},
-            "extra_splits": {"dev": {"accuracy": a, "loss": l}},
+            "extra_splits": {"dev": {"accuracy": a, "loss": loss}},
         }
-        for i, (a, l) in enumerate(dev)
+        for i, (a, loss) in enumerate(dev)
     ]
     assert best_epoch(epochs, "accuracy")["epoch"] == 3
     no_loss = [
@@ -122,3 +122,19 @@ def test_runs_of_every_method_are_scored_on_the_same_dev_split(tmp_path):
         assert "accuracy" in rec["best"]["extra_splits"]["dev"] and "accuracy" in rec["best"]["metrics"]
         assert rec["dev_split"]["n"] == 16
     assert recs[0]["dev_split"]["sha256"] == recs[1]["dev_split"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("selected", "says", "never"),
+    [
+        (["dev", "dev"], "chosen on the dev split carved from train", "also the split reported"),
+        (["validation"], "on the validation split, which is also the split reported", "dev split"),
+        (["dev", "validation"], "1 on dev, 1 on validation", "also the split reported"),
+    ],
+)
+def test_glue_table_text_states_where_the_epoch_was_selected(selected, says, never):
+    """results/glue_table.md's text follows the records' `selected_on`, not a fixed sentence."""
+    from deltalora.collect.tables import epoch_selection_note
+
+    note = epoch_selection_note([{"selected_on": s} for s in selected])
+    assert says in note and never not in note, note

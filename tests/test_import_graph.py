@@ -194,7 +194,10 @@ def _write(root: Path, files: dict[str, str]) -> Path:
             {
                 "__init__.py": "",
                 "a.py": "from . import b\n",
-                "b.py": "import importlib\n_LAZY = {'x': 'pkg.a'}\ndef f():\n    return importlib.import_module(_LAZY['x'])\n",
+                "b.py": (
+                    "import importlib\n_LAZY = {'x': 'pkg.a'}\n"
+                    "def f():\n    return importlib.import_module(_LAZY['x'])\n"
+                ),
             },
             [{"pkg.a", "pkg.b"}],
         ),
@@ -305,6 +308,7 @@ SUITE_LAYERS: list[tuple[str, set[str]]] = [
             "deltalora.cli_pipeline",
             "deltalora.report_html",
             "deltalora.workflow_schema",
+            "deltalora.docs_gen",
         },
     ),
 ]

@@ -39,7 +39,7 @@ def snakemake(
 
 def copy_workflow(d: Path) -> Path:
     """A private copy of the workflow (runs, results and Snakemake's lock stay inside it)."""
-    for name in ("Snakefile", "workflow", "paper_tables"):
+    for name in ("Snakefile", "workflow", "paper_tables", "profiles"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, d / name)
     return d
@@ -151,6 +151,10 @@ def test_glue_table_shape_and_cells_equal_records(workdir, built):
         assert row["avg"] == pytest.approx(statistics.mean(row[t] for t in ("mnli", "rte", "stsb")), abs=1e-6)
     md = (workdir / "results" / "glue_table.md").read_text()
     assert "default profile" in md and "±" in md and "RoB-base LoRA" in md
+    # the text says where the best epoch was chosen, as the records do (the test config has a dev split)
+    assert {r["selected_on"] for r in records} == {"dev"}
+    assert "best epoch chosen on the dev split carved from train" in md
+    assert "also the split reported" not in md
     for plot in ("glue_scores.png", "glue_scores.pdf", "glue_training_curves.png"):
         assert (workdir / "results" / "plots" / plot).stat().st_size > 1000
 

@@ -154,3 +154,93 @@ def test_killed_pipeline_reruns_and_resumes_the_run_exactly(workdir, env, tmp_pa
         "checkpoint": f"trainer/{ckpt.name}",
         "step": int(ckpt.name.split("-")[1]),
     }
+
+
+def test_killed_grouped_job_recovers_with_the_plain_command(workdir, env, tmp_path):
+    """The default profile's GLUE job trains every row and seed of a task in one process. Killed after
+    some of its records are written, it leaves complete-looking outputs marked incomplete: without the
+    repository's default workflow profile (profiles/default: rerun-incomplete) the documented recovery,
+    `--unlock` then the same command, stops with IncompleteFilesException."""
+    import signal
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    cfg.update(runs_dir="runs/test_kill_group", seeds=[0, 1])
+    cfg["overrides"] = [*cfg["overrides"], "data.n_train=64", "train.epochs=2"]
+    cfg["glue"].update(tasks=["sst2"], rows=["lora", "delta_lora"], group="task")
+    path = tmp_path / "kill_group.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    records = [
+        workdir / f"runs/test_kill_group/glue/sst2/{row}/seed{seed}/record.json"
+        for row in ("lora", "delta_lora")
+        for seed in (0, 1)
+    ]
+    target = str(records[0].relative_to(workdir))
+    cmd = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", str(path)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for(lambda: any(r.exists() for r in records), proc=proc, what="the job wrote its first record")
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training process together
+    proc.wait()
+    written = [r.exists() for r in records]
+    assert any(written) and not all(written), f"the kill did not land mid-job: {written}"
+    unlock = snakemake(workdir, "--unlock", "--cores", "1", "--configfile", str(path), env=env)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    # the failure the default profile prevents (Snakemake checks incomplete outputs in a dry run too)
+    bare = snakemake(workdir, *cmd[3:], "-n", "--workflow-profile", "none", env=env)
+    assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr, bare.stderr[
+        -2000:
+    ]
+    rerun = snakemake(workdir, *cmd[3:], env=env)  # the documented command, unchanged
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert all(r.exists() for r in records)
+    for r in records:
+        rec = json.loads(r.read_text())
+        assert rec["steps"] == 16 and rec["task"] == "glue/sst2"  # 64 examples, batch 8, 2 epochs
+
+
+def test_two_invocations_are_refused_only_when_their_outputs_overlap(workdir, env, tmp_path):
+    """What the README says of Snakemake's lock: while one invocation holds it, a second one with
+    overlapping outputs is refused and writes nothing, and one with disjoint outputs runs beside it."""
+    import signal
+
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "workflow" / "config" / "test.yaml").read_text())
+    cfg.update(runs_dir="runs/test_lock", seeds=[0, 1])
+    cfg["glue"].update(tasks=["rte"], rows=["lora"], group="seed")
+    path = tmp_path / "lock.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    first_target, other_target = (f"runs/test_lock/glue/rte/lora/seed{s}/record.json" for s in (0, 1))
+    args = ["--cores", "1", "--configfile", str(path)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", first_target, *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    locks = workdir / ".snakemake" / "locks"
+    wait_for(lambda: locks.is_dir() and any(locks.iterdir()), proc=first, what="the first run took its lock")
+    os.killpg(first.pid, signal.SIGSTOP)  # it holds the lock and can change nothing meanwhile
+    try:
+        overlapping = snakemake(workdir, first_target, *args, env=env)
+        disjoint = snakemake(workdir, other_target, *args, env=env)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    out, _ = first.communicate()
+    assert first.returncode == 0, out[-3000:]
+    text = overlapping.stdout + overlapping.stderr
+    assert overlapping.returncode != 0 and ("cannot be locked" in text or "incomplete" in text.lower()), text
+    assert "Finished job" not in text
+    assert disjoint.returncode == 0, (disjoint.stdout + disjoint.stderr)[-3000:]
+    assert (workdir / other_target).is_file() and (workdir / first_target).is_file()

@@ -104,7 +104,7 @@ def test_delta_lora_writes_w_only_after_k(tmp_path, w0, engine):
         rec = run(
             tiny_cfg("delta_lora", extra=[f"hp.start_step={k}", f"hp.engine={engine}"], tmp=tmp_path),
             tmp_path / f"run{k}",
-            on_trained=lambda m: seen.update(trained_weights(m)),
+            on_trained=lambda m, seen=seen: seen.update(trained_weights(m)),
         )
         changed = not torch.equal(seen[adapted], w0[adapted])
         assert changed == (should_change and engine == "inplace"), (engine, k)
@@ -269,6 +269,62 @@ def test_cli_bad_input_is_one_clear_message(tmp_path, args, message, capsys, mon
     assert message in err, err
     assert err.startswith("deltalora: error: ") and "Traceback" not in err, err
     assert not (out / "record.json").exists()
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["hp.dropout=0.1"], "hp.dropout=0.1 (method delta_lora): Delta-LoRA needs dropout 0"),
+        (["model_options.quantize=nf4", "hp.engine=inplace"], "hp.engine=inplace (method delta_lora)"),
+    ],
+)
+def test_cli_refuses_what_the_core_would_refuse_before_loading_a_model(
+    tmp_path, sets, message, capsys, monkeypatch
+):
+    """A combination deltalora.core refuses is caught at validation: exit 2, one message, no model
+    loaded (the loader is made to fail) and nothing written in --out (not even the folder)."""
+    import deltalora.models
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded before the configuration was refused")
+
+    monkeypatch.setattr(deltalora.models, "load_pretrained", no_load)
+    monkeypatch.setattr(deltalora.models, "load_config", no_load)
+    out = tmp_path / "out"
+    args = ["train", "--task", "glue/rte", "--method", "delta_lora", "--seed", "0", "--out", str(out)]
+    code = main([*args, *sum((["--set", s] for s in sets), [])])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and err.startswith("deltalora: error: ") and "Traceback" not in err, err
+    assert not out.exists()
+    # the ablation's row that keeps dropout on purpose still validates
+    assert resolve_run(
+        task="glue/rte", method="delta_lora", seed=0, sets=["hp.dropout=0.1", "hp.allow_dropout=true"]
+    )
+
+
+def test_cli_reports_a_core_value_error_as_one_message(tmp_path, capsys, monkeypatch):
+    """Bad input only the core can see (here: a model without LoRA layers) reaches the user as one
+    message with exit 2; a ValueError raised outside the core is a bug and keeps its traceback."""
+    import deltalora.train
+    from deltalora.core import DeltaLoRA
+
+    def core_refuses(cfg, out):
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+        DeltaLoRA(model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+    monkeypatch.setattr(deltalora.train, "run", core_refuses)
+    args = ["train", "--task", "glue/rte", "--method", "lora", "--seed", "0", "--out", str(tmp_path / "o")]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("deltalora: error: model") and "Traceback" not in err, err
+
+    def suite_bug(cfg, out):
+        raise ValueError("a bug in the suite")
+
+    monkeypatch.setattr(deltalora.train, "run", suite_bug)
+    with pytest.raises(ValueError, match="a bug in the suite"):
+        main(args)
 
 
 def test_cli_bad_input_in_a_real_process(tmp_path):

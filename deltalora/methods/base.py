@@ -48,6 +48,15 @@ class Method:
         """Return the model to train (may wrap `model`); only parameters to train require grad."""
         raise NotImplementedError
 
+    def check(self, run: dict[str, Any]) -> list[str]:
+        """Problems with a resolved run configuration that each key alone cannot show (one per line).
+
+        Why: a combination the method refuses (Delta-LoRA with dropout on its branch) must be reported
+        when the configuration is validated, before a model is loaded or a file is written; found later,
+        inside training, it would cost a model load and leave a half-made run folder behind.
+        """
+        return []
+
     def callbacks(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> list:
         """transformers.TrainerCallback instances this method needs during training."""
         return []

@@ -16,7 +16,8 @@ class DeltaLoRAMethod(Method):
     description: ClassVar[str] = (
         "Delta-LoRA (Zi et al. 2023): LoRA whose frozen W also moves by lambda*s*delta(BA) after step K"
     )
-    # lambda=2, K=500, r=8 and no dropout: the paper's defaults (docs/sources.md §1.2). Profiles scale K to their run length.
+    # lambda=2, K=500, r=8 and no dropout: the paper's defaults (docs/sources.md §1.2). Profiles scale K to
+    # their run length.
     defaults: ClassVar[dict[str, Any]] = {
         "r": 8,
         "alpha": 8.0,
@@ -30,6 +31,23 @@ class DeltaLoRAMethod(Method):
 
     def apply(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> nn.Module:
         return peft_lora(model, hp, ctx)
+
+    def check(self, run: dict[str, Any]) -> list[str]:
+        """Refusals of deltalora.core that the run configuration alone decides (the core raises them too)."""
+        hp, problems = run["hp"], []
+        if float(hp["dropout"]) > 0 and not hp["allow_dropout"]:
+            problems.append(
+                f"hp.dropout={hp['dropout']} (method delta_lora): Delta-LoRA needs dropout 0 on the LoRA "
+                "branch (dropout breaks dL/dW == dL/d(BA)); set hp.dropout=0.0, or hp.allow_dropout=true "
+                "to apply Algorithm 1 with dropout anyway"
+            )
+        quantize = (run.get("model_options") or {}).get("quantize")
+        if quantize not in (None, "none") and hp["engine"] == "inplace":
+            problems.append(
+                f"hp.engine=inplace (method delta_lora): the in-place engine cannot write a quantized W "
+                f"(model_options.quantize={quantize}); use hp.engine=folded"
+            )
+        return problems
 
     def callbacks(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> list:
         return [

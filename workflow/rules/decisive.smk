@@ -35,7 +35,7 @@ if DEC:
             conda:
                 "../envs/deltalora.yaml"
             shell:
-                "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+                "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
                 "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
                 "{params.sets} > {log} 2>&1"
 
@@ -45,6 +45,7 @@ if DEC:
         output:
             md="results/audit_decisive.md",
             csv="results/audit_decisive.csv",
+            html="results/audit_decisive.html",
         params:
             profile=PROFILE,
             max_drop=DEC.get("max_drop", 0.05),
@@ -54,5 +55,6 @@ if DEC:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "python -m deltalora.audit.decisive {input} --profile {params.profile} --max-drop {params.max_drop} "
-            "--seed-plan {params.plan} --out {output.md} --csv {output.csv} > {log} 2>&1"
+            "python3 -m deltalora.audit.decisive {input} --profile {params.profile} --max-drop {params.max_drop} "
+            "--seed-plan {params.plan} --out {output.md} --csv {output.csv} > {log} 2>&1 "
+            "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

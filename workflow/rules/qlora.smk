@@ -47,7 +47,7 @@ if QLORA:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "DELTALORA_NO_PROGRESS=1 deltalora train --task glue/{wildcards.task} --method {params.method} "
+            "DELTALORA_NO_PROGRESS=1 python3 -m deltalora train --task glue/{wildcards.task} --method {params.method} "
             "--row {wildcards.row} --seed {params.seeds} --out '{params.out}' --profile {params.profile} "
             "{params.sets} > {log} 2>&1"
 
@@ -57,6 +57,7 @@ if QLORA:
         output:
             csv="results/qlora_table.csv",
             md="results/qlora_table.md",
+            html="results/qlora_table.html",
             plots=multiext("results/plots/qlora_scores", ".png", ".pdf"),
         params:
             profile=PROFILE,
@@ -67,7 +68,8 @@ if QLORA:
         conda:
             "../envs/deltalora.yaml"
         shell:
-            "deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
-            "--quantize {params.quantize} --plots results/plots > {log} 2>&1"
+            "python3 -m deltalora collect qlora {input} --out {output.csv} --profile {params.profile} --rows {params.rows} "
+            "--quantize {params.quantize} --plots results/plots > {log} 2>&1 "
+            "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"
 else:
     QLORA_RECORDS = []

@@ -52,6 +52,13 @@ def report_catalogue():
         _item("results/audit.html", "Audit", "Verdicts", "audit"),
         _item("results/plots/audit/audit_forest.png", "Audit", "Verdicts", "audit_forest"),
     ]
+    if QLORA:  # workflow/rules/qlora.smk
+        items += [
+            _item("results/qlora_table.html", "QLoRA", "Table", "qlora_table"),
+            _item("results/plots/qlora_scores.png", "QLoRA", "Figures", "qlora_table"),
+        ]
+    if DEC:  # workflow/rules/decisive.smk
+        items.append(_item("results/audit_decisive.html", "Audit", "Decisive study", "audit_decisive"))
     for name in ("rank_spectra", "memory", "dropout_cosines", "dropout_scores", "baselines", "controls",
                  "engines"):
         items.append(_item(f"results/plots/audit/audit_{name}.png", "Audit", "Evidence", "audit_plot"))
