@@ -22,6 +22,7 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/qlora.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/audit.smk"
 include: "workflow/rules/decisive.smk"
 include: "workflow/rules/report.smk"  # after the others: it reads their definitions
@@ -37,6 +38,7 @@ localrules:
     nlg_table,
     ablation_table,
     qlora_table,
+    baselines_table,
     runtime_table,
     audit,
     audit_decisive,
@@ -52,6 +54,7 @@ rule all:
         "results/ablation_rank.csv",
         "results/memory_table.csv",
         *(["results/qlora_table.csv"] if QLORA else []),
+        *(["results/baselines_table.csv"] if BL else []),
         "results/audit.md",
         "results/runtime_table.csv",
         report_inputs(),  # results that exist now, for `snakemake --report` (workflow/rules/report.smk)

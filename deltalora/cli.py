@@ -154,7 +154,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deltalora",
-        description="Delta-LoRA reproduction and audit suite: train runs, build tables, audit the paper's claims.",
+        description="Delta-LoRA reproduction and audit suite: train runs, build tables, "
+        "audit the paper's claims.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -162,20 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train and evaluate one (task, model, method, seed); write DIR/record.json",
-        description="Train and evaluate one configuration with transformers.Trainer (evaluation at the end of "
-        "every epoch) and write DIR/record.json atomically and last. Several seeds may share one process "
-        "(--seed 0,1,2 with {seed} in --out), which saves the ~5 s start-up per run.",
-        epilog="Examples:\n  deltalora train --task glue/rte --model embedded:minilm --method delta_lora --seed 0 "
-        "--out runs/rte\n  deltalora train --task glue/sst2 --method lora --seed 0,1,2 --out runs/sst2/seed{seed} "
-        "--set train.lr=5e-4 --set hp.r=16\n\n--set sections: model, model_options.*, data.*, train.*, "
-        "hp.* (method hyper-parameters; see `deltalora methods`), generation.*, analysis.*",
+        description="Train and evaluate one configuration with transformers.Trainer (evaluation at the "
+        "end of every epoch) and write DIR/record.json atomically and last. Several seeds may share one "
+        "process (--seed 0,1,2 with {seed} in --out), which saves the ~5 s start-up per run.",
+        epilog="Examples:\n  deltalora train --task glue/rte --model embedded:minilm --method delta_lora "
+        "--seed 0 --out runs/rte\n  deltalora train --task glue/sst2 --method lora --seed 0,1,2 "
+        "--out runs/sst2/seed{seed} --set train.lr=5e-4 --set hp.r=16\n\n--set sections: model, "
+        "model_options.*, data.*, train.*, hp.* (method hyper-parameters; see `deltalora methods`), "
+        "generation.*, analysis.*",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("--task", required=True, help="glue/<name>, e2e, webnlg or xsum (see `deltalora tasks`)")
     t.add_argument(
         "--model",
         default=None,
-        help="hub id, embedded:minilm|gpt2|bart, or a local directory (default: the profile's model for the task)",
+        help="hub id, embedded:minilm|gpt2|bart, or a local directory "
+        "(default: the profile's model for the task)",
     )
     t.add_argument("--method", default=None, help="a registered method (see `deltalora methods`)")
     t.add_argument("--seed", required=True, help="training seed, or a comma-separated list")
@@ -239,11 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     except Exception as e:  # noqa: BLE001 - sorted below into user errors and bugs
+        from .methods.releases import MethodUnavailable
         from .train import DivergenceError
 
         if isinstance(e, DivergenceError):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 3
+        if isinstance(e, MethodUnavailable):  # the installed PEFT predates the row's tuner: not an error
+            print(f"deltalora: {e}", file=sys.stderr)
+            return 4
         if isinstance(e, _user_errors()):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 2

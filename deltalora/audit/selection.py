@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from ..collect.selection import best_by_median
 from ..tasks.dev_split import DEV_SPLIT
 from .evidence import Evidence
 
@@ -46,8 +47,7 @@ def select_best(
             med[r] = float(statistics.median(vals))
             losses = list(ev.scores(task, r, "loss", split=split).values())
             loss[r] = float(statistics.median(losses)) if losses else math.inf
-    best = max(med, key=lambda r: (med[r], -loss[r], r)) if med else None
-    return best, med
+    return best_by_median(med, loss), med
 
 
 def sweep_rows(ev: Evidence, task: str, base: str, pattern: re.Pattern[str]) -> list[str]:

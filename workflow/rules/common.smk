@@ -1,4 +1,5 @@
 # Shared definitions: config validation and the small functions the rules use.
+import json
 import shlex
 
 from snakemake.utils import validate
@@ -48,6 +49,12 @@ def row_method(wildcards):
     return ROWS[wildcards.row]["method"]
 
 
+def row_items(row):
+    """A row's --set items: its `hp:` mapping (hp.<key>=<JSON value>, which --set reads as YAML), then `set:`."""
+    spec = ROWS[row]
+    return [*(f"hp.{k}={json.dumps(v)}" for k, v in (spec.get("hp") or {}).items()), *spec.get("set", [])]
+
+
 def set_args(items, threads, extra=()):
     """The one --set builder: the workflow's overrides, then `items`, the job's thread count, `extra`."""
     every = [*config.get("overrides", []), *items, f"train.threads={threads}", *extra]
@@ -56,7 +63,7 @@ def set_args(items, threads, extra=()):
 
 def row_sets(wildcards, threads):
     """--set arguments of a row: the workflow's overrides, the row's own, and the job's thread count."""
-    return set_args(ROWS[wildcards.row].get("set", []), threads)
+    return set_args(row_items(wildcards.row), threads)
 
 
 def seed_sets(wildcards, threads):
@@ -66,7 +73,7 @@ def seed_sets(wildcards, threads):
         extra.append("train.save_init=true")
     if wildcards.task in MNLI_INIT:
         extra.append(f"train.init_from={RUNS}/glue/mnli/{wildcards.row}/seed{wildcards.seed}/init_state")
-    return set_args(ROWS[wildcards.row].get("set", []), threads, extra)
+    return set_args(row_items(wildcards.row), threads, extra)
 
 
 def mnli_source(wildcards):
@@ -92,7 +99,7 @@ def glue_task_dir(wildcards):
 def rows_json(rows):
     import json
 
-    return shlex.quote(json.dumps([{"row": r, "method": ROWS[r]["method"], "set": ROWS[r].get("set", [])}
+    return shlex.quote(json.dumps([{"row": r, "method": ROWS[r]["method"], "set": row_items(r)}
                                    for r in rows]))
 
 
@@ -219,3 +226,36 @@ def nlg_run_dir(wildcards):
 
 def nlg_records(wildcards):
     return expand(NLG_RECORD, nlg_task=wildcards.nlg_task, row=NLG_ROWS, seed=SEEDS)
+
+
+# ---------------------------------------------------------------------------- baselines (baselines.smk)
+import importlib.util
+import sys
+
+sys.path.insert(0, str(workflow.basedir))
+from deltalora.collect.baselines import record_row  # noqa: E402
+
+
+def peft_releases():
+    """deltalora/methods/releases.py loaded by path: the standard library only, no torch or PEFT at DAG build."""
+    package = importlib.util.find_spec("deltalora").submodule_search_locations[0]  # does not import it
+    spec = importlib.util.spec_from_file_location("deltalora_releases", f"{package}/methods/releases.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def baselines_rows_json(wildcards):
+    """One process trains a (task, row) of the baselines table at every learning rate of the sweep."""
+    return shlex.quote(
+        json.dumps(
+            [
+                {
+                    "row": record_row(wildcards.brow, lr),
+                    "method": ROWS[wildcards.brow]["method"],
+                    "set": [*row_items(wildcards.brow), f"train.lr={lr!r}"],
+                }
+                for lr in BL_LRS
+            ]
+        )
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .. import power
 from ..evidence import Evidence
-from . import baselines, cost, dropout, engines, lr_objection, quantized, rank
+from . import baselines, cost, dropout, engines, lr_objection, modern, quantized, rank
 from .baselines import assess_baselines
 from .common import AuditRow, Claim, ClaimFamily, Settings, audit_row, compare, records_scale, task_records
 from .cost import assess_cost
@@ -52,6 +52,7 @@ register(baselines.FAMILY)  # 4: against LoRA, AdaLoRA, DyLoRA
 register(lr_objection.FAMILY)  # 5: not LoRA with another learning rate
 register(engines.FAMILY)  # 6: engine equivalence, bf16
 register(quantized.FAMILY)  # 7: 4-bit base
+register(modern.FAMILY)  # 8: against the LoRA variants published since, at equal tuning
 
 
 def assess(ev: Evidence, settings: Settings | None = None) -> list[AuditRow]:
