@@ -309,9 +309,13 @@ def test_claim_8_pairs_each_method_at_its_dev_selected_rate():
 
 
 def test_claim_1_compares_the_update_rank_across_methods():
-    recs = [study_record("loha", 0.001, 0, 50, 50, rank=16), study_record("lora", 0.001, 0, 50, 50, rank=8)]
+    recs = [
+        study_record(r, 0.001, 0, 50, 50, rank=k) for r, k in (("loha", 16), ("lora", 8), ("delta_lora", 12))
+    ]
     rows = {r.id: r for r in assess(Evidence("default", recs), Settings(n_resamples=200))}
-    assert rows["1a.methods"].evidence.index("LoHa 16/64") < rows["1a.methods"].evidence.index("LoRA 8/64")
+    evid = rows["1a.methods"].evidence
+    assert evid.index("LoHa 16/64") < evid.index("Delta-LoRA 12/64 (W itself 1)") < evid.index("LoRA 8/64")
+    assert rows["1a.methods"].verdict == REFUTED  # the study's Delta-LoRA W update: rank 1 <= 2r = 16
     assert rows["1a"].evidence.startswith("no evidence")  # the study's runs do not enter 1a's own verdict
 
 

@@ -45,8 +45,10 @@ class MethodUnavailable(ValueError):
     """The installed PEFT is older than the release a row's tuner or option needs: the row is skipped."""
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+def _version(text: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a release string: "0.20" is (0, 20, 0), "0.19.1.dev0" is (0, 19, 1)."""
+    parts = [int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3]]
+    return (*parts, *[0] * (3 - len(parts)))  # type: ignore[return-value]
 
 
 def installed_peft() -> str | None:
