@@ -18,7 +18,6 @@ from collections import defaultdict
 from ...collect.baselines import LABELS, parse_row
 from .. import rules, selection
 from ..evidence import Evidence, task_label
-from ..stats import pair_by_seed
 from .common import (
     DELTA,
     AuditRow,
@@ -80,18 +79,17 @@ def assess_modern(ev: Evidence, s: Settings) -> list[AuditRow]:
         used = []
         for task in sorted({t for t, r in rows if r == name and (t, DELTA) in rows}):
             d_rows, v_rows = rows[(task, DELTA)], rows[(task, name)]
-            split = selection.selection_split(ev, task, [*d_rows, *v_rows])
-            bd, dmed = selection.select_best(ev, task, d_rows, split)
-            bv, vmed = selection.select_best(ev, task, v_rows, split)
-            if bd is None or bv is None:
+            p = selection.tuned_pair(ev, task, d_rows, v_rows)
+            if p is None:
                 continue
-            d = pair_by_seed(ev.scores(task, bd), ev.scores(task, bv))
-            if not d:
-                continue
-            strata[task] = d
-            used += task_records(ev, task, [bd, bv])
+            strata[task] = p.diffs
+            used += task_records(ev, task, [p.best_x, p.best_y])
             cmp = compare(
-                ev, s, {task: d}, f"{task_label(task)} {what}", {"best_delta": bd, "best_variant": bv}
+                ev,
+                s,
+                {task: p.diffs},
+                f"{task_label(task)} {what}",
+                {"best_delta": p.best_x, "best_variant": p.best_y},
             )
             details.append(
                 audit_row(
@@ -101,9 +99,9 @@ def assess_modern(ev: Evidence, s: Settings) -> list[AuditRow]:
                     "detail",
                     f"{task_label(task)} ({ev.main_metric(task)}): {what}, each at its dev-selected "
                     "learning rate",
-                    f"Delta-LoRA {selection.describe_selection(split, dmed, bd)}; {label} "
-                    f"{selection.describe_selection(split, vmed, bv)}; compared on validation: "
-                    f"{cmp.describe()}",
+                    f"Delta-LoRA {selection.describe_selection(p.split, p.medians_x, p.best_x)}; {label} "
+                    f"{selection.describe_selection(p.split, p.medians_y, p.best_y)}; "
+                    f"compared on validation: {cmp.describe()}",
                     rules.rule_paired_gain(cmp, alpha=s.alpha, what=f"{what} (equal tuning)"),
                     records_scale(ev, task_records(ev, task, [*d_rows, *v_rows])),
                     {"cmp": cmp, "task": task, "baseline": name, "metric": ev.main_metric(task)},
