@@ -362,10 +362,14 @@ def rank_plot(table: pd.DataFrame, *, profile: str, base: str | os.PathLike) -> 
     ok = table[(table["status"] == "ok") & table["update_rank"].notna()]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for _, r in ok.iterrows():
+    for i, (_, r) in enumerate(ok.iterrows()):
         ax.errorbar(r["update_rank"], r["avg"], yerr=None if pd.isna(r["avg_std"]) else r["avg_std"], fmt="o")
         ax.annotate(
-            r["label"], (r["update_rank"], r["avg"]), textcoords="offset points", xytext=(4, 3), fontsize=7
+            r["label"],
+            (r["update_rank"], r["avg"]),
+            textcoords="offset points",
+            xytext=(4, 3 if i % 2 else -10),
+            fontsize=7,
         )
     if len(ok):
         ax.set_xscale("log")
