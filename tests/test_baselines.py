@@ -274,7 +274,7 @@ def test_collect_writes_csv_markdown_latex_and_plot(tmp_path):
 
 
 # ----------------------------------------------------------------------------- audit claim 8
-def _claim8(delta_gain: float) -> list:
+def _claim8_records(delta_gain: float) -> list:
     recs = []
     for seed in range(8):
         noise = (-1) ** seed * 0.3 * (seed % 3)
@@ -288,6 +288,11 @@ def _claim8(delta_gain: float) -> list:
                 study_record("loha", lr, seed, 70 + noise - 5 * (lr == 0.001), 60 + 20 * (lr == 0.003))
             )
             recs.append(study_record("lora", lr, seed, 70, 60))
+    return recs
+
+
+def _claim8(delta_gain: float) -> list:
+    recs = _claim8_records(delta_gain)
     rows = [r for r in assess(Evidence("default", recs), Settings(n_resamples=2000)) if r.claim_id == "8"]
     return rows
 
@@ -357,3 +362,26 @@ def test_a_peft_method_added_by_yaml_alone_gets_its_table_row(tmp_path):
         "alpha": 4,
     }
     assert "| lokr_mine |" in (wd / "results" / "baselines_table.md").read_text()
+
+
+def test_the_audit_report_renders_claim_8_and_the_rank_across_methods(tmp_path):
+    from deltalora.audit.report import build_audit
+
+    paths = []
+    for i, rec in enumerate(_claim8_records(2.0)):
+        p = tmp_path / "runs" / str(i) / "record.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps(rec))
+        paths.append(p)
+    build_audit(
+        paths,
+        profile="default",
+        out_md=tmp_path / "audit.md",
+        plots_dir=tmp_path / "plots",
+        settings=Settings(n_resamples=500),
+    )
+    md = (tmp_path / "audit.md").read_text()
+    section = md.split("## Claim 8: Delta-LoRA outperforms the LoRA variants published since")[1]
+    assert "**Verdict: supported**" in section and "vs LoHa, pooled over tasks" in section
+    ranks = md.split("Rank across methods")[1]
+    assert "| loha | 8 | 1 | 64 | 16 |" in ranks and "| delta_lora | 8 | 1 | 64 | 16 |" in ranks
