@@ -22,6 +22,7 @@ include: "workflow/rules/nlg.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/qlora.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/audit.smk"
 include: "workflow/rules/decisive.smk"
 include: "workflow/rules/report.smk"  # after the others: it reads their definitions
@@ -37,6 +38,7 @@ localrules:
     nlg_table,
     ablation_table,
     qlora_table,
+    baselines_table,
     runtime_table,
     audit,
     audit_decisive,
@@ -52,6 +54,7 @@ rule all:
         "results/ablation_rank.csv",
         "results/memory_table.csv",
         *(["results/qlora_table.csv"] if QLORA else []),
+        *(["results/baselines_table.csv"] if BL else []),
         "results/audit.md",
         # claims 4 and 5 at equal tuning (decisive.smk). Not in a smoke build: its seed count is planned
         # by power (20 seeds x 9 rows x 4 tasks at the paper profile = 720 runs), which at toy size would

@@ -70,6 +70,7 @@ def weight_update_analysis(
     """Singular values and numerical ranks of W_T - W_0 and of the effective update, per adapted layer."""
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     from .core.callback import DeltaLoRACallback
 
@@ -82,7 +83,8 @@ def weight_update_analysis(
     for key, w0 in initial.items():
         name = prefix + key
         module = model.get_submodule(name)
-        base = module.get_base_layer() if isinstance(module, LoraLayer) else module
+        # any PEFT tuner layer (LoRA, LoHa, VeRA, HRA, ...) wraps the pretrained layer; full FT has none
+        base = module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
         weight = base.weight
         if name in telescoped and handle.engine == "folded":
             w_update = telescoped[name].to(

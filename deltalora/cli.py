@@ -277,11 +277,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     except Exception as e:  # noqa: BLE001 - sorted below into user errors and bugs
+        from .methods.releases import MethodUnavailable
         from .train import DivergenceError
 
         if isinstance(e, DivergenceError):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 3
+        if isinstance(e, MethodUnavailable):  # the installed PEFT predates the row's tuner: not an error
+            print(f"deltalora: {e}", file=sys.stderr)
+            return 4
         if isinstance(e, _user_errors()) or _raised_by_core(e):
             print(f"deltalora: error: {e}", file=sys.stderr)
             return 2

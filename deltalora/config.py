@@ -16,7 +16,6 @@ and allowed values. Errors are `ConfigError` (a ValueError) with one line per pr
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import math
 from collections.abc import Iterable, Mapping
@@ -26,19 +25,14 @@ from typing import Any
 
 import yaml
 
+from .errors import suggest  # noqa: F401 - the "did you mean" of every message here; re-exported
+
 PROFILES = ("default", "paper")
 SET_SECTIONS = ("model", "model_options", "data", "train", "hp", "generation", "analysis")
 
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type, or out of range."""
-
-
-def suggest(key: str, allowed: Iterable[str]) -> str:
-    allowed = sorted(allowed)
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{hint} allowed: {', '.join(allowed)}"
 
 
 def _read_yaml(path: Path | str, what: str) -> dict[str, Any]:
@@ -212,6 +206,8 @@ _HP_RULES: dict[str, tuple[str, Any]] = {
     "beta1": ("number", (0.0, 1.0)),
     "beta2": ("number", (0.0, 1.0)),
     "orth_reg_weight": ("number", (0.0, 1e6)),
+    "optimizer": ("enum", ("adamw", "sgd")),  # full_ft; the peft method checks its own
+    "momentum": ("number", (0.0, 0.999)),
 }
 
 
@@ -328,7 +324,8 @@ def resolve_run(
     problems += validate_against(run["generation"], "def:generation", "generation.")
     problems += validate_against(run["model_options"], "prop:model_options", "model_options.")
     problems += validate_against(run["analysis"], "prop:analysis", "analysis.")
-    problems += check_hp(method, run["hp"], m.defaults)
+    own = m.check_run(run)  # a method with open-ended hyper-parameters (peft) checks its own
+    problems += own if own is not None else check_hp(method, run["hp"], m.defaults)
     if not problems:  # the method's own cross-field rules read well-typed values
         problems += m.check(run)
     if problems:

@@ -155,6 +155,11 @@ PROVENANCE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("peak_memory_method", "always", "which of the two"),
     ("rss_at_start_bytes", "CPU", "resident set size when the run started"),
     (
+        "process_run_index",
+        "CPU",
+        "0 for the first run of its process, whose peak RSS is its own; later runs of a process share its peak",
+    ),
+    (
         "resumed_from",
         "always",
         '`{"checkpoint": "trainer/checkpoint-8", "step": 8}`, or null (trained from the start)',
@@ -278,9 +283,13 @@ class PeakMemory:
     The baseline RSS at the start of the run is recorded beside it.
     """
 
+    _runs_in_process = 0  # runs measured before this one in this process (0: a fresh-process peak)
+
     def __init__(self) -> None:
         import torch
 
+        self.run_index = PeakMemory._runs_in_process
+        PeakMemory._runs_in_process += 1
         self.cuda = torch.cuda.is_available()
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
@@ -298,6 +307,7 @@ class PeakMemory:
             "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
             "peak_memory_method": "ru_maxrss (process peak RSS, CPU)",
             "rss_at_start_bytes": self.baseline,
+            "process_run_index": self.run_index,  # 0: the first run of its process, its own peak
         }
 
 

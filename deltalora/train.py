@@ -329,6 +329,8 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     if t.init_from:
         init_state.load_adapter_state(model, t.init_from)
     callbacks = method.callbacks(model, cfg.hp_dict(), ctx)
+    # A method's own optimizer (LoRA+, SGD for full FT); None: the Trainer builds its AdamW.
+    optimizer = method.optimizer(model, cfg.hp_dict(), t.lr, t.weight_decay)
     cosine_cb = None
     if cfg.analysis.grad_cosine_steps:
         from .gradients import GradientCosineCallback
@@ -361,6 +363,7 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
             data_collator=runner.collator(tokenizer, model),
             compute_metrics=runner.compute_metrics,
             callbacks=callbacks,
+            optimizers=(optimizer, None),
         )
     finally:
         if tb_env is None:
@@ -377,7 +380,8 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
-        # Trainer loads checkpoint files with torch.load(weights_only=True): a pickle carrying code is refused.
+        # Trainer loads checkpoint files with torch.load(weights_only=True): a pickle carrying code is
+        # refused.
         raise RunError(
             f"checkpoint {resume} was refused by torch.load(weights_only=True) (unsafe or corrupt "
             f"pickle): {str(e).splitlines()[0]}; delete {resume} to restart from the previous one"

@@ -24,7 +24,9 @@ def _pip_section(path: Path) -> list[str]:
 
 
 def test_environment_files_are_current():
-    r = subprocess.run([sys.executable, "tools/envfiles.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "tools/envfiles.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

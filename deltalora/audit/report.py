@@ -251,6 +251,8 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
         ]
         rows = []
         for d in details:
+            if "task" not in d.data:  # the cross-method row: its own table below
+                continue
             r, fr = d.data.get("ranks") or {}, d.data.get("ft_ranks") or {}
             rows.append(
                 [
@@ -278,6 +280,27 @@ def _section_extra(cid: str, head: AuditRow, details: Sequence[AuditRow], ev: Ev
                 ),
                 "",
                 "(medians over layers and runs of W_T - W_0 of Delta-LoRA, unless stated)",
+                "",
+            ]
+        methods = next((d.data["method_ranks"] for d in details if d.data.get("method_ranks")), None)
+        if methods:
+            out += [
+                "Rank across methods (the modern-baselines study, docs/baselines.md): median over layers and "
+                "runs, at 1e-3.",
+                "",
+                markdown_table(
+                    [
+                        "Method",
+                        "effective update rank",
+                        "W_T - W_0 rank (W itself)",
+                        "full rank",
+                        "layer-runs",
+                    ],
+                    [
+                        [row, f"{eff:g}", "-" if w is None else f"{w:g}", str(full), str(n)]
+                        for row, eff, w, full, n in methods
+                    ],
+                ),
                 "",
             ]
     elif cid == "2":

@@ -13,10 +13,13 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ..collect.selection import best_by_median
 from ..tasks.dev_split import DEV_SPLIT
 from .evidence import Evidence
+from .stats import pair_by_seed
 
 #: Delta-LoRA's learning-rate sweep rows, as ``lora_lr<value>`` is LoRA's (same values, same runs).
 DELTA_LR_ROW = re.compile(r"^delta_lora_lr(?P<lr>[0-9.eE+-]+)$")
@@ -46,13 +49,38 @@ def select_best(
             med[r] = float(statistics.median(vals))
             losses = list(ev.scores(task, r, "loss", split=split).values())
             loss[r] = float(statistics.median(losses)) if losses else math.inf
-    best = max(med, key=lambda r: (med[r], -loss[r], r)) if med else None
-    return best, med
+    return best_by_median(med, loss), med
 
 
 def sweep_rows(ev: Evidence, task: str, base: str, pattern: re.Pattern[str]) -> list[str]:
     """The base row and its learning-rate sweep rows present for the task."""
     return [r for r in ev.rows(task) if r == base or pattern.match(r)]
+
+
+@dataclass(frozen=True)
+class TunedPair:
+    """Two methods on one task, each at its own selected row (learning rate), paired by seed."""
+
+    split: str | None  # the selection split ("dev"), None: validation
+    best_x: str
+    medians_x: dict[str, float]
+    best_y: str
+    medians_y: dict[str, float]
+    diffs: dict[Any, float]  # seed -> X - Y on validation, at the selected rows
+
+
+def tuned_pair(ev: Evidence, task: str, x_rows: Sequence[str], y_rows: Sequence[str]) -> TunedPair | None:
+    """Select X's and Y's rows on dev by the one rule, then pair their validation scores by seed.
+
+    None when either side has no row with a score, or no seed is shared.
+    """
+    split = selection_split(ev, task, [*x_rows, *y_rows])
+    bx, xmed = select_best(ev, task, x_rows, split)
+    by, ymed = select_best(ev, task, y_rows, split)
+    if bx is None or by is None:
+        return None
+    d = pair_by_seed(ev.scores(task, bx), ev.scores(task, by))
+    return TunedPair(split, bx, xmed, by, ymed, d) if d else None
 
 
 def describe_selection(split: str | None, medians: dict[str, float], best: str | None) -> str:

@@ -30,7 +30,8 @@ class AdaLoRA(Method):
     description: ClassVar[str] = (
         "AdaLoRA (Zhang et al. 2023): SVD-form LoRA with importance-based rank allocation (PEFT)"
     )
-    # init_r 12 -> target_r 8 and beta1=beta2=0.85, orth_reg 0.1: AdaLoRA's official scripts (docs/sources.md §6.5).
+    # init_r 12 -> target_r 8 and beta1=beta2=0.85, orth_reg 0.1: AdaLoRA's official scripts
+    # (docs/sources.md §6.5).
     # Schedule fractions: warm-up tinit, final fine-tuning tfinal, allocation every deltaT.
     defaults: ClassVar[dict[str, Any]] = {
         "init_r": 12,

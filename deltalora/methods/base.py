@@ -57,6 +57,18 @@ class Method:
         """
         return []
 
+    def check_run(self, run: dict[str, Any]) -> list[str] | None:
+        """Problems with a resolved run's `hp` (one line each), or None: checked against `defaults`.
+
+        A method whose hyper-parameters are open-ended (the generic `peft` method: a config class's
+        arguments) overrides this; it sees the whole run, so it can check against the model too.
+        """
+        return None
+
+    def optimizer(self, model: nn.Module, hp: dict[str, Any], lr: float, weight_decay: float) -> Any:
+        """The optimizer this method trains with, or None for the Trainer's AdamW (most methods)."""
+        return None
+
     def callbacks(self, model: nn.Module, hp: dict[str, Any], ctx: MethodContext) -> list:
         """transformers.TrainerCallback instances this method needs during training."""
         return []

@@ -16,8 +16,8 @@ class DeltaLoRAMethod(Method):
     description: ClassVar[str] = (
         "Delta-LoRA (Zi et al. 2023): LoRA whose frozen W also moves by lambda*s*delta(BA) after step K"
     )
-    # lambda=2, K=500, r=8 and no dropout: the paper's defaults (docs/sources.md §1.2). Profiles scale K to
-    # their run length.
+    # lambda=2, K=500, r=8 and no dropout: the paper's defaults (docs/sources.md §1.2). Profiles scale K
+    # to their run length.
     defaults: ClassVar[dict[str, Any]] = {
         "r": 8,
         "alpha": 8.0,

@@ -22,7 +22,7 @@ def get_method(name: str) -> Method:
 
 
 # Registration lines: one per method module.
-from . import adalora, delta_lora, dora, dylora, full_ft, lora, lora_scaled  # noqa: E402
+from . import adalora, delta_lora, dora, dylora, full_ft, lora, lora_scaled, peft_method  # noqa: E402
 
 register(full_ft.METHOD)
 register(lora.METHOD)
@@ -31,3 +31,4 @@ register(dylora.METHOD)
 register(dora.METHOD)
 register(delta_lora.METHOD)
 register(lora_scaled.METHOD)
+register(peft_method.METHOD)  # any PEFT tuner from YAML: {method: peft, hp: {config: LoHaConfig, ...}}

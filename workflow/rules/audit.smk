@@ -3,7 +3,7 @@
 
 rule audit:
     input:
-        records=[*audit_records(), *QLORA_RECORDS],
+        records=[*audit_records(), *QLORA_RECORDS, *BASELINE_RECORDS],
         memory="results/memory_table.csv",
         dropout="results/ablation_dropout.csv",
     output:

@@ -50,6 +50,12 @@ def row_method(wildcards):
     return ROWS[wildcards.row]["method"]
 
 
+def row_items(row):
+    """A row's --set items: its `hp:` mapping (hp.<key>=<JSON value>, which --set reads as YAML), then `set:`."""
+    spec = ROWS[row]
+    return [*(f"hp.{k}={json.dumps(v)}" for k, v in (spec.get("hp") or {}).items()), *spec.get("set", [])]
+
+
 def set_args(items, threads, extra=()):
     """The one --set builder: the workflow's overrides, then `items`, the job's thread count, `extra`."""
     every = [*config.get("overrides", []), *items, f"train.threads={threads}", *extra]
@@ -58,7 +64,7 @@ def set_args(items, threads, extra=()):
 
 def row_sets(wildcards, threads):
     """--set arguments of a row: the workflow's overrides, the row's own, and the job's thread count."""
-    return set_args(ROWS[wildcards.row].get("set", []), threads)
+    return set_args(row_items(wildcards.row), threads)
 
 
 def seed_sets(wildcards, threads):
@@ -68,7 +74,7 @@ def seed_sets(wildcards, threads):
         extra.append("train.save_init=true")
     if wildcards.task in MNLI_INIT:
         extra.append(f"train.init_from={RUNS}/glue/mnli/{wildcards.row}/seed{wildcards.seed}/init_state")
-    return set_args(ROWS[wildcards.row].get("set", []), threads, extra)
+    return set_args(row_items(wildcards.row), threads, extra)
 
 
 def mnli_source(wildcards):
@@ -94,7 +100,7 @@ def glue_task_dir(wildcards):
 def rows_json(rows):
     import json
 
-    return shlex.quote(json.dumps([{"row": r, "method": ROWS[r]["method"], "set": ROWS[r].get("set", [])}
+    return shlex.quote(json.dumps([{"row": r, "method": ROWS[r]["method"], "set": row_items(r)}
                                    for r in rows]))
 
 
@@ -231,3 +237,42 @@ def plan_seeds(spec, field="decisive.seeds"):
     if r.returncode != 0:
         raise ValueError(f"{field}: `{shlex.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()}")
     return json.loads(r.stdout)
+
+
+# ---------------------------------------------------------------------------- baselines (baselines.smk)
+import importlib.util
+
+
+def stdlib_module(relpath):
+    """A standard-library-only module of the package, loaded by its path in the checkout: Snakemake's own
+    Python needs neither the package's dependencies nor the checkout on `sys.path` to build the DAG."""
+    spec = importlib.util.spec_from_file_location(
+        "deltalora_" + relpath.replace("/", "_").removesuffix(".py"), f"{workflow.basedir}/{relpath}"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def peft_releases():
+    """deltalora/methods/releases.py: which PEFT release brought each tuner (no torch or PEFT at DAG build)."""
+    return stdlib_module("deltalora/methods/releases.py")
+
+
+record_row = stdlib_module("deltalora/collect/baseline_rows.py").record_row
+
+
+def baselines_rows_json(wildcards):
+    """One process trains a (task, row) of the baselines table at every learning rate of the sweep."""
+    return shlex.quote(
+        json.dumps(
+            [
+                {
+                    "row": record_row(wildcards.brow, lr),
+                    "method": ROWS[wildcards.brow]["method"],
+                    "set": [*row_items(wildcards.brow), f"train.lr={lr!r}"],
+                }
+                for lr in BL_LRS
+            ]
+        )
+    )

@@ -23,7 +23,7 @@ if DEC:
                 expand(DEC_RECORD, seed=_chunk, allow_missing=True),
             params:
                 method=row_method,
-                sets=lambda w, threads: set_args([*DEC.get("overrides", []), *ROWS[w.row].get("set", [])], threads),
+                sets=lambda w, threads: set_args([*DEC.get("overrides", []), *row_items(w.row)], threads),
                 seeds=",".join(map(str, _chunk)),
                 profile=PROFILE,
                 out=lambda w: f"{RUNS}/decisive/{w.task}/{w.row}/seed{{seed}}",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .. import power
 from ..evidence import Evidence
-from . import baselines, cost, dropout, engines, equal_tuning, lr_objection, quantized, rank
+from . import baselines, cost, dropout, engines, equal_tuning, lr_objection, modern, quantized, rank
 from .baselines import assess_baselines
 from .common import AuditRow, Claim, ClaimFamily, Settings, audit_row, compare, records_scale, task_records
 from .cost import assess_cost
@@ -54,6 +54,7 @@ register(lr_objection.FAMILY)  # 5: not LoRA with another learning rate
 register(engines.FAMILY)  # 6: engine equivalence, bf16
 register(quantized.FAMILY)  # 7: 4-bit base
 register(equal_tuning.FAMILY)  # 8: against LoRA at equal tuning
+register(modern.FAMILY)  # 9: against the LoRA variants published since, at equal tuning
 
 
 def assess(ev: Evidence, settings: Settings | None = None) -> list[AuditRow]:

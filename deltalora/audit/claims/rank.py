@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from ...collect.baselines import LABELS, parse_row
 from .. import rules
 from ..evidence import Evidence, rank_layers, task_label, task_sort_key, two_r_of
 from .common import AuditRow, Claim, ClaimFamily, Settings, audit_row, median_or_none, records_scale
@@ -34,12 +35,83 @@ CLAIM_1B = Claim(
 )
 
 
+def _in_study(rec: dict[str, Any]) -> bool:
+    """A record of the modern-baselines study (its rows are compared across methods, below)."""
+    return parse_row(rec.get("row") or "") is not None
+
+
+def method_ranks(ev: Evidence) -> list[tuple[str, float, float | None, int, int]]:
+    """The rank comparison across methods, from the modern-baselines study (docs/baselines.md).
+
+    Per study row: (row, median effective-update rank, median rank of the base weight's own change W_T -
+    W_0 or None if W never moved, the layers' full rank, layer-runs), ranks at the headline threshold,
+    over every adapted layer of every run of the row. Sorted by effective rank, highest first.
+    """
+    by_row: dict[str, dict[str, list[int]]] = {}
+    for rec in ev.records:
+        parsed = parse_row(rec.get("row") or "")
+        if parsed is None:
+            continue
+        d = by_row.setdefault(parsed[0], {"eff": [], "w": [], "full": []})
+        for L in rank_layers(rec).values():
+            eff = ((L.get("effective") or {}).get("ranks") or {}).get(HEADLINE_KEY)
+            if eff is None:
+                continue
+            d["eff"].append(int(eff))
+            w = L.get("w") or {}
+            if w.get("fro_norm"):
+                d["w"].append(int((w.get("ranks") or {}).get(HEADLINE_KEY, 0)))
+            d["full"].append(min(L.get("shape") or [0]))
+    out = [
+        (row, float(statistics.median(d["eff"])), median_or_none(d["w"]), max(d["full"]), len(d["eff"]))
+        for row, d in by_row.items()
+        if d["eff"]
+    ]
+    return sorted(out, key=lambda x: (-x[1], x[0]))
+
+
+def _methods_row(ev: Evidence) -> AuditRow | None:
+    ranks = method_ranks(ev)
+    if not ranks:
+        return None
+    dl = [r for r in ev.records if r["method"] == "delta_lora" and _in_study(r) and rank_layers(r)]
+    layers = [
+        (int(L["w"]["ranks"][HEADLINE_KEY]), int(two_r))
+        for r in dl
+        for L in rank_layers(r).values()
+        if (L.get("w") or {}).get("fro_norm") and (two_r := two_r_of(r, L)) is not None
+    ]
+    evid = (
+        f"median numerical rank at {HEADLINE_KEY} of each method's effective update (W_T - W_0 with "
+        "the adapter), highest first: "
+        + "; ".join(
+            f"{LABELS.get(row, row)} {eff:g}/{full}" + (f" (W itself {w:g})" if w is not None else "")
+            for row, eff, w, full, _ in ranks
+        )
+    )
+    return audit_row(
+        ev,
+        CLAIM_1A,
+        "methods",
+        "detail",
+        "rank comparison across methods (modern-baselines study, every learning rate and seed): the "
+        "verdict applies claim 1a's rule to the study's Delta-LoRA runs",
+        evid,
+        rules.rule_high_rank(layers),
+        records_scale(ev, [r for r in ev.records if _in_study(r)]),
+        {"method_ranks": ranks},
+    )
+
+
 def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
-    dl = [r for r in ev.records if r["method"] == "delta_lora" and rank_layers(r)]
+    # claims 1a and 1b on the tables' runs; the modern-baselines study enters as the cross-method row
+    methods_row = _methods_row(ev)
+    ev_records = [r for r in ev.records if not _in_study(r)]
+    dl = [r for r in ev_records if r["method"] == "delta_lora" and rank_layers(r)]
     skipped = [r for r in dl if (r.get("delta_lora") or {}).get("switched") is False]
     dl = [r for r in dl if r not in skipped]
-    ft = [r for r in ev.records if r["method"] == "full_ft" and rank_layers(r)]
-    lora = [r for r in ev.records if r["method"] == "lora" and rank_layers(r)]
+    ft = [r for r in ev_records if r["method"] == "full_ft" and rank_layers(r)]
+    lora = [r for r in ev_records if r["method"] == "lora" and rank_layers(r)]
     rows: list[AuditRow] = []
     layers_all: list[tuple[int, int]] = []
     per_task: dict[str, dict[str, Any]] = {}
@@ -184,7 +256,7 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
     # 1b: telescoping identity on inplace runs
     errs: list[tuple[float, int]] = []
     err_runs = []
-    for rec in ev.records:
+    for rec in ev_records:
         if rec["method"] != "delta_lora":
             continue
         for L in rank_layers(rec).values():
@@ -221,7 +293,7 @@ def assess_rank(ev: Evidence, s: Settings) -> list[AuditRow]:
             {"errors": [e for e, _ in errs]},
         ),
     )
-    return rows
+    return rows + ([methods_row] if methods_row else [])
 
 
 FAMILY = ClaimFamily(
