@@ -157,7 +157,7 @@ PROVENANCE_FIELDS: tuple[tuple[str, str, str], ...] = (
     (
         "process_run_index",
         "CPU",
-        "0 for the first run of its process, whose peak RSS is its own; later runs of a process share its peak",
+        "0 for the first run of its process, whose peak RSS is its own; later runs share the process peak",
     ),
     (
         "resumed_from",

@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import sys
 from collections import defaultdict
