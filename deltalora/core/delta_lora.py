@@ -798,8 +798,8 @@ EXPORT_FILES = frozenset({"adapter_config.json", "adapter_model.safetensors", EX
 
 
 def check_export_dir(path: Path, field: str) -> None:
-    """Refuse an export location holding anything but an earlier export of this library (never delete user "
-    "files)."""
+    """Refuse an export location that holds anything but an earlier export of this library: an export
+    replaces only its own files, never a user's."""
     if not path.exists() and not path.is_symlink():
         return
     if path.is_symlink() or not path.is_dir():
