@@ -132,3 +132,31 @@ def replicate(network: torch.nn.Module, **to) -> torch.nn.Module:
             else:
                 r._buffers[key] = b.to(device=to["device"]) if "device" in to else b
     return copies[id(network)]
+
+
+def examples(n: int) -> list[dict]:
+    """n BERT examples as a plain list (the Trainer takes any sequence): the core tests need no `datasets`."""
+    return [
+        {"input_ids": ids, "labels": y}
+        for b in batches("bert", n // 4)
+        for ids, y in zip(b["input_ids"], b["labels"], strict=True)
+    ]
+
+
+def trainer_args(output_dir, **over) -> dict:
+    """TrainingArguments keywords shared by the Trainer tests: deterministic, CPU, quiet; `over` wins."""
+    kw = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        weight_decay=0.01,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        data_seed=0,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    kw.update(over)
+    return kw
