@@ -241,3 +241,28 @@ def test_fsdp2_two_gpus_nccl_bf16_mixed_precision(tmp_path):
         ref = logits(loaded.to(DEV), "gpt2")
         # the sharded model computed in bf16; the reloaded one in fp32
         assert (ref - a["logits"]).abs().max().item() < 5e-2 * max(1.0, ref.abs().max().item())
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+@pytest.mark.parametrize("eng", ["inplace", "folded"])
+def test_cuda_data_parallel_two_gpus_matches_one(eng):
+    """nn.DataParallel over two GPUs (what the Trainer does when it sees two): each replica's folded branch
+    must use its own factors and a snapshot on its own device. Moved to CUDA after construction, so the
+    snapshot and previous factors must follow too. Float64: equal to one GPU to 1e-9."""
+    k, steps = 2, 8
+
+    def run(parallel: bool):
+        model = lora_model("bert")  # built on CPU; DeltaLoRA attached before the move
+        opt = make_optimizer(model)
+        handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=k, engine=eng)
+        model.to(DEV)
+        net = torch.nn.DataParallel(model, device_ids=[0, 1]) if parallel else model
+        for b in batches("bert", steps, batch=8):
+            out = net(**to_dev(b))
+            out.loss.mean().backward()
+            opt.step()
+            opt.zero_grad()
+        assert handle.step == steps and handle.slots[0].snap_A.device == handle.slots[0].A.device
+        return logits(model, "bert")
+
+    assert (run(True) - run(False)).abs().max().item() < 1e-9

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_models import batches, logits, lora_model  # noqa: E402
+from tiny_models import examples, logits, lora_model, trainer_args  # noqa: E402
 
 GLOBAL_BATCH, STEPS, K = 4, 8, 3
 
@@ -23,34 +23,23 @@ def train(engine: str, out: Path, world: int) -> dict:
 
     from deltalora import DeltaLoRACallback
 
-    data = [
-        {"input_ids": ids, "labels": y}
-        for b in batches("bert", 12)
-        for ids, y in zip(b["input_ids"], b["labels"], strict=False)
-    ]
+    data = examples(48)
     model = lora_model("bert")
     cb = DeltaLoRACallback(update_ratio=2.0, start_step=K, engine=engine, export_dir=out / f"export-{engine}")
-    # in order, so that rank r's half-batches are the single process's batch (transformers >= 5 has the option)
+    # in order, so that rank r's half-batches are the single process's batch (an option of transformers >= 5)
     sequential = "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
     extra = {"train_sampling_strategy": "sequential"} if sequential else {}
     if "average_tokens_across_devices" in TrainingArguments.__dataclass_fields__:
         extra["average_tokens_across_devices"] = False  # else the loss is scaled by the world size
     args = TrainingArguments(
-        output_dir=str(out / f"trainer-{engine}"),
-        per_device_train_batch_size=GLOBAL_BATCH // world,
-        max_steps=STEPS,
-        learning_rate=1e-2,
-        weight_decay=0.01,
-        warmup_steps=2,
-        logging_steps=1000,
-        save_strategy="no",
-        report_to=[],
-        seed=0,
-        data_seed=0,
-        use_cpu=True,
-        disable_tqdm=True,
-        ddp_backend="gloo" if world > 1 else None,
-        **extra,
+        **trainer_args(
+            out / f"trainer-{engine}",
+            per_device_train_batch_size=GLOBAL_BATCH // world,
+            max_steps=STEPS,
+            warmup_steps=2,
+            ddp_backend="gloo" if world > 1 else None,
+            **extra,
+        )
     )
     Trainer(model=model, args=args, train_dataset=data, callbacks=[cb]).train()
     return {

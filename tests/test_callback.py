@@ -7,44 +7,28 @@ import shutil
 import pytest
 import torch
 from peft import PeftModel
-from tiny_models import base_model, batches, logits, lora_model
+from tiny_models import base_model, batches, examples, logits, lora_model, trainer_args
 from transformers import Trainer, TrainingArguments
 
 from deltalora import DeltaLoRA, DeltaLoRACallback
 from deltalora.core.delta_lora import OPTIMIZER_STATE_KEY
 
 
-def dataset(n=48):
-    """A plain list of examples (the Trainer takes any sequence): the core's tests need no `datasets`."""
-    return [
-        {"input_ids": ids, "labels": y}
-        for b in batches("bert", n // 4)
-        for ids, y in zip(b["input_ids"], b["labels"], strict=False)
-    ]
-
-
 def run(tmp_path, engine, *, accum=1, max_steps=12, save_steps=None, resume=None, model=None, callback=None):
     model = model or lora_model("bert")
     cb = callback or DeltaLoRACallback(update_ratio=2.0, start_step=3, engine=engine)
     args = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=accum,
-        max_steps=max_steps,
-        learning_rate=1e-2,
-        lr_scheduler_type="linear",
-        warmup_steps=2,
-        weight_decay=0.01,
-        logging_steps=1000,
-        save_strategy="steps" if save_steps else "no",
-        save_steps=save_steps or 500,
-        report_to=[],
-        seed=0,
-        data_seed=0,
-        use_cpu=True,
-        disable_tqdm=True,
+        **trainer_args(
+            tmp_path,
+            gradient_accumulation_steps=accum,
+            max_steps=max_steps,
+            lr_scheduler_type="linear",
+            warmup_steps=2,
+            save_strategy="steps" if save_steps else "no",
+            save_steps=save_steps or 500,
+        )
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset(), callbacks=[cb])
+    trainer = Trainer(model=model, args=args, train_dataset=examples(48), callbacks=[cb])
     trainer.train(resume_from_checkpoint=resume)
     return model, cb, trainer
 

@@ -7,6 +7,8 @@ exactly as the paper's Algorithm 1 reads. Both engines must match it to 1e-9.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
@@ -152,7 +154,9 @@ def test_folded_engine_uses_peft_variant_table_only():
     for slot in handle.slots:
         assert isinstance(slot.layer.lora_variant["default"], folded_mod.FoldedVariant)
         assert not slot.layer._forward_hooks
-    handle.detach()
+    before = lora_model("bert")
+    handle = DeltaLoRA(before, make_optimizer(before), update_ratio=2.0, start_step=2, engine="folded")
+    handle.detach()  # before the switch: nothing of Delta-LoRA is left
     assert all("default" not in slot.layer.lora_variant for slot in handle.slots)
 
 
@@ -282,44 +286,80 @@ def test_merge_and_unload_gives_effective_weights(engine):
     assert (logits(merged, "gpt2") - expected).abs().max().item() < TOL
 
 
-def _snapshot_state(model, opt, handle):
-    return (
-        {k: v.clone() for k, v in get_peft_model_state_dict(model).items()},
-        opt.state_dict(),
-        handle.state_dict(),
-    )
+RESUME_K, RESUME_TOTAL = 4, 10
+RESUME_AT = (RESUME_K - 1, RESUME_K, RESUME_K + 1, RESUME_K + 2)  # K-1, K, K+1 (the switch), K+2
 
 
-@pytest.mark.parametrize("engine", ["inplace", "folded"])
-@pytest.mark.parametrize("n_first", [3, 9])  # before and after the switch at K+1 = 5
-def test_resume_is_exact(tmp_path, engine, n_first):
-    import copy
+def _strip_carried(opt_sd: dict) -> dict:
+    """The optimizer's own state only: the resume must come through DeltaLoRA.load(), not the optimizer."""
+    from deltalora.core.delta_lora import OPTIMIZER_STATE_KEY
 
-    k, total = 4, 16
-    data = batches("bert", total)
-    full = lora_model("bert")
-    opt = make_optimizer(full)
-    DeltaLoRA(full, opt, update_ratio=2.0, start_step=k, engine=engine)
-    train_steps(full, "bert", opt, data)
+    out = copy.deepcopy(opt_sd)
+    for st in out["state"].values():
+        st.pop(OPTIMIZER_STATE_KEY, None)
+    return out
 
-    first = lora_model("bert")
-    opt1 = make_optimizer(first)
-    h1 = DeltaLoRA(first, opt1, update_ratio=2.0, start_step=k, engine=engine)
-    train_steps(first, "bert", opt1, data[:n_first])
-    adapter_sd = {k2: v.clone() for k2, v in get_peft_model_state_dict(first).items()}
-    opt_sd = copy.deepcopy(opt1.state_dict())
-    h1.save(tmp_path / "dl.safetensors")
-    del first, opt1, h1
 
-    second = lora_model("bert", seed=0)
-    set_peft_model_state_dict(second, adapter_sd)
-    opt2 = make_optimizer(second)
-    opt2.load_state_dict(opt_sd)
-    h2 = DeltaLoRA(second, opt2, update_ratio=2.0, start_step=k, engine=engine)
-    h2.load(tmp_path / "dl.safetensors")
-    assert h2.step == n_first
-    train_steps(second, "bert", opt2, data[n_first:])
-    assert torch.equal(logits(second, "bert"), logits(full, "bert"))
+def _resume_from(folder, engine: str, at: int, model=None, opt=None, handle=None) -> torch.Tensor:
+    """Restore the state saved at step `at` (into the given objects, or new ones) and train to the end."""
+    data = batches("bert", RESUME_TOTAL)
+    if model is None:
+        model = lora_model("bert")
+        opt = make_optimizer(model)
+        handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=RESUME_K, engine=engine)
+    saved = torch.load(f"{folder}/{engine}-{at}.pt", weights_only=True)
+    set_peft_model_state_dict(model, saved["adapter"])
+    opt.load_state_dict(saved["opt"])
+    assert handle.restores == 0 or handle.step != at  # nothing came through the optimizer
+    handle.load(f"{folder}/{engine}-{at}.safetensors")
+    assert handle.step == at
+    train_steps(model, "bert", opt, data[at:])
+    return logits(model, "bert")
+
+
+_FRESH = """
+import sys, torch
+sys.path[:0] = [{tests!r}, {root!r}]
+from test_delta_lora import RESUME_AT, _resume_from
+out = {{(e, at): _resume_from({folder!r}, e, at) for e in ("inplace", "folded") for at in RESUME_AT}}
+torch.save(out, {folder!r} + "/fresh.pt")
+"""
+
+
+def test_resume_is_exact(tmp_path):
+    """Save at K-1, K, K+1, K+2; resume through load() in the same process (into the model that trained on
+    and wrote W since) and in a fresh process: both bitwise equal to the uninterrupted run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = batches("bert", RESUME_TOTAL)
+    full = {}
+    for engine in ("inplace", "folded"):
+        model = lora_model("bert")
+        opt = make_optimizer(model)
+        handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=RESUME_K, engine=engine)
+        for t in range(RESUME_TOTAL + 1):
+            if t in RESUME_AT:
+                handle.save(tmp_path / f"{engine}-{t}.safetensors")
+                adapter = {k: v.clone() for k, v in get_peft_model_state_dict(model).items()}
+                torch.save(
+                    {"adapter": adapter, "opt": _strip_carried(opt.state_dict())},
+                    tmp_path / f"{engine}-{t}.pt",
+                )
+            if t < RESUME_TOTAL:
+                train_steps(model, "bert", opt, data[t : t + 1])
+        full[engine] = logits(model, "bert")
+        for at in RESUME_AT:  # the same process, the same objects: W, snapshot and step were moved on since
+            got = _resume_from(tmp_path, engine, at, model, opt, handle)
+            assert torch.equal(got, full[engine]), (engine, at)
+    tests = str(Path(__file__).resolve().parent)
+    code = _FRESH.format(tests=tests, root=str(Path(tests).parent), folder=str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+    fresh = torch.load(tmp_path / "fresh.pt", weights_only=True)
+    for (engine, at), got in fresh.items():
+        assert torch.equal(got, full[engine]), ("fresh process", engine, at)
+    assert len(fresh) == 8
 
 
 def test_load_state_rejects_mismatched_settings():

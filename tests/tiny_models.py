@@ -109,3 +109,54 @@ def logits(model, kind: str, seed: int = 999) -> torch.Tensor:
 def make_optimizer(model, lr: float = 1e-2) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+
+def replicate(network: torch.nn.Module, **to) -> torch.nn.Module:
+    """What torch.nn.parallel.replicate (DataParallel, every forward) does for one device, on CPU where the
+    real one needs CUDA: shallow module copies (`_replicate_for_data_parallel`) whose parameters are
+    differentiable copies moved by `to` (a dtype, or the meta device standing for another GPU), so
+    gradients flow back to the originals. Integer buffers keep their dtype."""
+    modules = list(network.modules())
+    copies = {id(m): m._replicate_for_data_parallel() for m in modules}
+    for m in modules:
+        r = copies[id(m)]
+        for key, child in m._modules.items():
+            r._modules[key] = None if child is None else copies[id(child)]
+        for key, p in m._parameters.items():
+            r._parameters[key] = None if p is None else p.to(**to)
+        for key, b in m._buffers.items():
+            if b is None:
+                r._buffers[key] = None
+            elif b.is_floating_point():
+                r._buffers[key] = b.to(**to)
+            else:
+                r._buffers[key] = b.to(device=to["device"]) if "device" in to else b
+    return copies[id(network)]
+
+
+def examples(n: int) -> list[dict]:
+    """n BERT examples as a plain list (the Trainer takes any sequence): the core tests need no `datasets`."""
+    return [
+        {"input_ids": ids, "labels": y}
+        for b in batches("bert", n // 4)
+        for ids, y in zip(b["input_ids"], b["labels"], strict=True)
+    ]
+
+
+def trainer_args(output_dir, **over) -> dict:
+    """TrainingArguments keywords shared by the Trainer tests: deterministic, CPU, quiet; `over` wins."""
+    kw = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        weight_decay=0.01,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        data_seed=0,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    kw.update(over)
+    return kw

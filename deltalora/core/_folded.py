@@ -16,6 +16,7 @@ activation-sized temporaries beyond LoRA's own.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -31,7 +32,10 @@ class FoldedLoRAFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, A, B, SA, SB, scaling: float, lam: float):  # noqa: N803 (math names)
         device_type = x.device.type
-        ctx.autocast = (torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
+        try:
+            ctx.autocast = (torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
+        except RuntimeError:  # a device without autocast (meta: shape-only runs)
+            ctx.autocast = (False, None)
         # b_cat (out, 2r) = [(1+lam)s B | -lam s S_B], a_cat (2r, in) = [A ; S_A]
         b_cat, a_cat = stacked_factors(B, A, SB, SA, (1.0 + lam) * scaling, -lam * scaling)
         w = F.linear(x, a_cat)  # (..., 2r) = [A x ; S_A x]
@@ -47,7 +51,8 @@ class FoldedLoRAFunction(torch.autograd.Function):
         need_x, need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         gx = g_a = g_b = None
         enabled, dtype = ctx.autocast
-        with torch.autocast(device_type=gy.device.type, enabled=enabled, dtype=dtype):
+        amp = torch.autocast(device_type=gy.device.type, dtype=dtype) if enabled else contextlib.nullcontext()
+        with amp:
             if need_x or need_a:
                 h = torch.matmul(gy, torch.cat((B, SB), 1))  # (..., 2r) = [B^T gy ; S_B^T gy]
             if need_b:
@@ -68,12 +73,11 @@ class FoldedLoRAFunction(torch.autograd.Function):
         return gx, g_a, g_b, None, None, None, None
 
 
-def folded_extra(x: torch.Tensor, slot: Slot, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:  # noqa: N803
-    """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout.
-
-    A and B are the layer's weights as the forward holds them (whole under FSDP2, where `slot.A` is
-    this rank's shard).
-    """
+def folded_extra(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, slot: Slot) -> torch.Tensor:  # noqa: N803
+    """lam*s*(B A - S_B S_A) x with A, B detached: the part folded from W when the branch has dropout,
+    and the frozen term after detach(). A and B are the calling layer's weights as its forward holds
+    them: a DataParallel replica's (on its device), and whole under FSDP2, where `slot.A` is this
+    rank's shard."""
     b_cat, a_cat = stacked_factors(B.detach(), A.detach(), slot.snap_B, slot.snap_A, 1.0, -1.0)
     return F.linear(F.linear(x, a_cat.to(x.dtype)), b_cat.to(x.dtype)) * (slot.lam * slot.scaling)
 
@@ -99,19 +103,29 @@ class FoldedVariant:
     def forward(self, module: Any, active_adapter: str, x: torch.Tensor, result: torch.Tensor, **kwargs: Any):
         slot = self.slot
         dropout = module.lora_dropout[active_adapter]
+        lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
         if slot.snap_A is None:  # before the switch: exactly PEFT's plain LoRA branch
-            lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
             return result + lora_b(lora_a(dropout(x))) * module.scaling[active_adapter]
+        if module is slot.layer:
+            slot.follow()  # the model moved: take the snapshot along once (a replica converts per call)
+        if slot.frozen is not None:  # detached: plain LoRA on top of the frozen lam-term
+            branch = lora_b(lora_a(dropout(x))) * slot.scaling
+            fb, fa = slot.frozen
+            return result + branch + folded_extra(x, fa.to(x.device), fb.to(x.device), slot)
+        A, B = lora_a.weight, lora_b.weight  # this layer's: a DataParallel replica's live on its device
         if slot.has_dropout and module.training:
             # Algorithm 1 as written with dropout (the dropout ablation): the branch sees dropout(x),
             # the part folded from W sees x.
-            lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
             branch = lora_b(lora_a(dropout(x))) * slot.scaling
-            return result + branch + folded_extra(x, slot, lora_a.weight, lora_b.weight)
-        A = module.lora_A[active_adapter].weight
-        B = module.lora_B[active_adapter].weight
+            return result + branch + folded_extra(x, A, B, slot)
         y = FoldedLoRAFunction.apply(
-            x, A, B, slot.snap_A.to(A.dtype), slot.snap_B.to(B.dtype), slot.scaling, slot.lam
+            x,
+            A,
+            B,
+            slot.snap_A.to(device=A.device, dtype=A.dtype),
+            slot.snap_B.to(device=B.device, dtype=B.dtype),
+            slot.scaling,
+            slot.lam,
         )
         return result + y
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from . import _sharding
-from ._folded import FoldedVariant
+from ._folded import FoldedVariant, folded_extra
 from ._runtime import is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
 from ._slot import Slot, compute_dtype
 from .quantized import refuse_inplace, weight_numel, weight_shape
@@ -52,7 +52,16 @@ OPTIMIZER_STATE_KEY = "deltalora"
 _FULL_PRECISION = (torch.float32, torch.float64)
 _STEP_TENSOR = "__step__"
 
-__all__ = ["ENGINES", "OPTIMIZER_STATE_KEY", "STATE_FILE", "DeltaLoRA", "unwrap_model", "unwrap_optimizer"]
+__all__ = [
+    "ENGINES",
+    "OPTIMIZER_STATE_KEY",
+    "STATE_FILE",
+    "SUPPORTED_LAYERS",
+    "DeltaLoRA",
+    "check_export_dir",
+    "unwrap_model",
+    "unwrap_optimizer",
+]
 
 
 def _lora_layer_classes() -> tuple[type, type | None]:
@@ -84,10 +93,12 @@ class DeltaLoRA:
 
     Args:
         model: a `peft.PeftModel` (or any module holding PEFT LoRA layers) with one active LoRA adapter
-            on Linear or GPT-2 Conv1D targets, as the user holds it: bare, or wrapped by
+            on Linear, GPT-2 Conv1D or bitsandbytes 8-/4-bit targets (other layer kinds are refused by
+            class name: docs/compatibility.md), as the user holds it: bare, or wrapped by
             DistributedDataParallel, accelerate or `torch.compile`. Wrappers are looked through, so
             state keys and the exported adapter are the same either way. FSDP2 (`fully_shard`) shards
-            are supported (docs/sharding.md); FSDP1 and DeepSpeed ZeRO are refused.
+            are supported (docs/sharding.md); FSDP1 and DeepSpeed (any ZeRO stage) are refused. Every
+            check runs before anything is installed.
         optimizer: the optimizer that updates the adapter's A and B (AdamW in the paper; plain,
             foreach or fused, with or without an AMP grad scaler).
         update_ratio: lambda, the paper's update ratio (default 2).
@@ -117,10 +128,17 @@ class DeltaLoRA:
         _check_number("start_step", start_step, integer=True)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+        refuse_deepspeed(model, optimizer)
         model = unwrap_model(model)
         if getattr(model, "_deltalora_attached", False):
             raise ValueError(
                 "model: a DeltaLoRA is already attached to this model; call .detach() on it first"
+            )
+        if getattr(model, "_deltalora_detached_term", False):
+            raise ValueError(
+                "model: it still carries the frozen term of a detached DeltaLoRA (detach() after the "
+                "switch keeps "
+                "the trained function); call model.merge_and_unload() and wrap the merged model again"
             )
         self.model = model
         self.update_ratio = float(update_ratio)
@@ -129,6 +147,8 @@ class DeltaLoRA:
         self.allow_dropout = bool(allow_dropout)
         self.allow_low_precision = bool(allow_low_precision)
         self.step = 0  # optimizer steps that ran
+        self.restores = 0  # how many Delta-LoRA states were loaded (the callback checks a resume against it)
+        # Every check comes before anything is installed: a refused construction leaves the model as it was.
         self.slots = self._find_slots()
         if self.engine == "inplace":
             refuse_inplace(
@@ -136,15 +156,20 @@ class DeltaLoRA:
             )  # a quantized W cannot hold Algorithm 1's updates (deltalora/core/quantized.py)
             for slot in self.slots:
                 self._check_inplace_weight(slot)
-                slot.prev_A = torch.empty_like(slot.A, memory_format=torch.contiguous_format).detach()
-                slot.prev_B = torch.empty_like(slot.B, memory_format=torch.contiguous_format).detach()
+        inner = unwrap_optimizer(optimizer)
+        self._check_optimizer(inner)
         self.optimizer: torch.optim.Optimizer | None = None
         self._hooks: list[Any] = []
+        self._layer_hooks: list[Any] = []
+        self._orig_load: Any = None
         self.restored_from_optimizer = False
         if self.engine == "folded" and self.update_ratio != 0.0:
             for slot in self.slots:
                 self._install_fold(slot)
-        self.attach(optimizer)
+        if self.engine == "inplace" and self.update_ratio != 0.0:
+            for slot in self.slots:  # disable_adapter() means W_0 for both engines (docs/core.md)
+                self._layer_hooks.append(slot.layer.register_forward_hook(_disabled_inplace_hook(slot)))
+        self.attach(inner)
         model._deltalora_attached = True
 
     def attach(self, optimizer: Any) -> None:
@@ -153,10 +178,10 @@ class DeltaLoRA:
         The step counter and snapshots are kept. If the optimizer's state holds a Delta-LoRA state
         (it was loaded from a checkpoint written while a DeltaLoRA was attached), it is restored.
         """
+        refuse_deepspeed(None, optimizer)
         optimizer = unwrap_optimizer(optimizer)
         self._check_optimizer(optimizer)
-        for h in self._hooks:
-            h.remove()
+        self._remove_optimizer_hooks()
         self.optimizer = optimizer
         self._hooks = [
             optimizer.register_step_pre_hook(self._pre_step),
@@ -164,8 +189,45 @@ class DeltaLoRA:
             optimizer.register_state_dict_post_hook(self._optimizer_state_dict_hook),
             optimizer.register_load_state_dict_post_hook(self._optimizer_load_hook),
         ]
+        if type(optimizer).load_state_dict is not torch.optim.Optimizer.load_state_dict:
+            self._wrap_load_state_dict(optimizer)
         self.restored_from_optimizer = False
         self._optimizer_load_hook(optimizer)
+
+    def _wrap_load_state_dict(self, optimizer: torch.optim.Optimizer) -> None:
+        """An optimizer class with its own load_state_dict may skip torch's load hooks (bitsandbytes' do):
+        restore the carried state right after it, before the next forward uses the snapshot."""
+        original = type(optimizer).load_state_dict
+
+        def load_state_dict(state_dict: dict, *args: Any, **kwargs: Any) -> Any:
+            out = original(optimizer, state_dict, *args, **kwargs)
+            if optimizer is self.optimizer:
+                self.restore_pending()
+            return out
+
+        optimizer.load_state_dict = load_state_dict  # an instance attribute: removed again with the hooks
+        self._orig_load = optimizer
+
+    def restore_pending(self) -> None:
+        """Restore a Delta-LoRA state that the optimizer's load_state_dict left in its state.
+
+        An optimizer whose load_state_dict runs no load hooks (bitsandbytes' 8-bit and paged ones) keeps the
+        carried state there; it is restored right after that load (see `_wrap_load_state_dict`), and
+        otherwise before the next step and when the callback begins training.
+        """
+        if self.optimizer is None:
+            return
+        per_param = self.optimizer.state.get(self.slots[0].A)
+        if per_param and OPTIMIZER_STATE_KEY in per_param:
+            self._optimizer_load_hook(self.optimizer)
+
+    def _remove_optimizer_hooks(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        if self._orig_load is not None:
+            self._orig_load.__dict__.pop("load_state_dict", None)
+            self._orig_load = None
 
     # ------------------------------------------------------------------ discovery and checks
     def _find_slots(self) -> list[Slot]:
@@ -180,12 +242,14 @@ class DeltaLoRA:
             adapters = list(module.active_adapters)
             if len(adapters) > 1:
                 raise ValueError(
-                    f"model: more than one adapter is active ({adapters}) on {name}; Delta-LoRA needs exactly one"
+                    f"model: more than one adapter is active ({adapters}) on {name}; Delta-LoRA needs "
+                    "exactly one"
                 )
             active.update(adapters)
-            if not adapters or adapters[0] not in module.lora_A:
+            if not adapters or adapters[0] not in getattr(module, "r", {}):
                 continue
             adapter = adapters[0]
+            _check_layer_kind(name, module)
             if getattr(module, "merged", False):
                 raise ValueError(f"model: adapters are merged in {name}; call model.unmerge_adapter() first")
             if module.use_dora.get(adapter, False) or adapter in getattr(module, "lora_variant", {}):
@@ -207,7 +271,8 @@ class DeltaLoRA:
             )
             if not isinstance(getattr(module, "lora_variant", None), dict):
                 raise ValueError(
-                    f"model: {name} has no `lora_variant` table; the folded engine needs peft>=0.16 (installed: "
+                    f"model: {name} has no `lora_variant` table; the folded engine needs peft>=0.16 "
+                    "(installed: "
                     f"{_peft_version()})"
                 )
             if not isinstance(lora_a, nn.Linear) or not isinstance(lora_b, nn.Linear):
@@ -219,7 +284,8 @@ class DeltaLoRA:
             if p > 0 and not self.allow_dropout:
                 raise ValueError(
                     f"lora_dropout must be 0 for Delta-LoRA (found {p} on {name}): dropout breaks "
-                    "dL/dW == dL/d(BA); set LoraConfig(lora_dropout=0.0), or pass allow_dropout=True to apply "
+                    "dL/dW == dL/d(BA); set LoraConfig(lora_dropout=0.0), or pass allow_dropout=True to "
+                    "apply "
                     "Algorithm 1 with dropout anyway"
                 )
             slots.append(
@@ -227,8 +293,6 @@ class DeltaLoRA:
                     name=name,
                     layer=module,
                     adapter=adapter,
-                    A=lora_a.weight,
-                    B=lora_b.weight,
                     scaling=float(module.scaling[adapter]),
                     fan_in_fan_out=bool(getattr(module, "fan_in_fan_out", False)),
                     has_dropout=p > 0,
@@ -241,16 +305,24 @@ class DeltaLoRA:
             )
         if not slots:
             raise ValueError(
-                "model: no PEFT LoRA layers found; wrap it first with peft.get_peft_model(model, LoraConfig(...))"
+                "model: no PEFT LoRA layers found; wrap it first with peft.get_peft_model(model, "
+                "LoraConfig(...))"
             )
         return slots
 
     def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        for group in optimizer.param_groups:  # defaults of foreach/fused are None (torch decides): fine
+            if group.get("differentiable", False):
+                raise ValueError(
+                    "optimizer: differentiable=True keeps a graph through the step; Delta-LoRA's step hooks "
+                    "read and write the factors outside it. Use differentiable=False"
+                )
         in_opt = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for slot in self.slots:
             if id(slot.A) not in in_opt or id(slot.B) not in in_opt:
                 raise ValueError(
-                    f"optimizer: it does not update lora_A/lora_B of {slot.name}; pass the optimizer that trains "
+                    f"optimizer: it does not update lora_A/lora_B of {slot.name}; pass the optimizer that "
+                    "trains "
                     "the adapter"
                 )
 
@@ -260,13 +332,15 @@ class DeltaLoRA:
             return
         if not dtype.is_floating_point:
             raise ValueError(
-                f"engine='inplace' writes W, but {slot.name} has a {dtype} (quantized?) weight that cannot hold "
+                f"engine='inplace' writes W, but {slot.name} has a {dtype} (quantized?) weight that cannot "
+                "hold "
                 "the updates; use engine='folded', which never writes W"
             )
         if not self.allow_low_precision:
             raise ValueError(
                 f"engine='inplace' writes W, but {slot.name} has a {dtype} weight: most of each update "
-                f"lam*s*(B'A' - BA) is below {dtype}'s rounding step and is lost. Use engine='folded' (W is never "
+                f"lam*s*(B'A' - BA) is below {dtype}'s rounding step and is lost. Use engine='folded' (W "
+                "is never "
                 "written; the update is carried exactly by the factors), or pass allow_low_precision=True to "
                 "accept the loss (the update is accumulated in float32 and rounded once per step)"
             )
@@ -282,6 +356,11 @@ class DeltaLoRA:
 
     # ------------------------------------------------------------------ the algorithm
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.restore_pending()
+        writes = self.engine == "inplace" and self.update_ratio != 0.0
+        for slot in self.slots:
+            # the model may have moved (.to(), .cuda(), accelerate.prepare) since the last step
+            slot.follow(prev=writes and self.step > self.start_step)
         # The step about to run is t = self.step; Algorithm 1 writes W after it iff t > K.
         if self.engine == "inplace" and self.step > self.start_step and self.update_ratio != 0.0:
             with torch.no_grad():
@@ -330,7 +409,7 @@ class DeltaLoRA:
                 slot.snap_B = _sharding.whole(slot.B.detach()).clone()
 
     def _install_fold(self, slot: Slot) -> None:
-        """Register the folded branch in PEFT's per-layer variant table (the one code path: forward and merge).
+        """Register the folded branch in PEFT's per-layer variant table (one code path: forward and merge).
 
         Installed at attach time, not at the switch: until the snapshot exists the variant computes
         PEFT's plain LoRA branch (bitwise), and the table never changes during training, so a
@@ -349,13 +428,34 @@ class DeltaLoRA:
 
     # ------------------------------------------------------------------ lifecycle
     def detach(self) -> None:
-        """Remove the optimizer hooks and the folded term. The model then computes plain LoRA again."""
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
+        """Stop Delta-LoRA: remove the optimizer hooks. The model keeps the function it was trained to.
+
+        Before the switch nothing of Delta-LoRA is left (the model is plain LoRA, W untouched). After it,
+        both engines keep W_0 + lam*s*(B_T A_T - S_B S_A) + s*B A with (B_T, A_T) the factors at detach:
+        the inplace engine has that in W, the folded engine keeps it as a frozen term. Further plain
+        LoRA training, merge_adapter/unmerge_adapter, merge_and_unload and disable_adapter (W_0) then
+        give the same function under both engines. Refused while adapters are merged: unmerge first.
+        """
+        merged = [s.name for s in self.slots if getattr(s.layer, "merged", False)]
+        if merged:
+            raise ValueError(
+                f"model: adapters are merged in {merged[0]}; call model.unmerge_adapter() before detach(), "
+                "so "
+                "that the merge is undone with the term it was made with"
+            )
+        self._remove_optimizer_hooks()
+        keep = self.switched and self.update_ratio != 0.0
         for slot in self.slots:
-            self._remove_fold(slot)
+            if keep:
+                slot.frozen = (slot.B.detach().clone(), slot.A.detach().clone())
+            else:
+                self._remove_fold(slot)
+        if not keep:
+            for h in self._layer_hooks:
+                h.remove()
+            self._layer_hooks = []
         self.model._deltalora_attached = False
+        self.model._deltalora_detached_term = keep
 
     def extra_updated_params(self) -> int:
         """W entries that Algorithm 1 updates without gradients (the paper's 'extra updatable parameters')."""
@@ -389,7 +489,9 @@ class DeltaLoRA:
             if slot.snap_A is not None:
                 tensors[f"{slot.name}.snap_A"] = slot.snap_A
                 tensors[f"{slot.name}.snap_B"] = slot.snap_B
-            if self.engine == "inplace" and self.step > self.start_step + 1 and self.update_ratio != 0.0:
+            if self.engine == "inplace":
+                # always, even before any write: a resume into a model whose W was written since (the same
+                # process, a later step) must get this step's W back, not keep the later one
                 tensors[f"{slot.name}.weight"] = slot.weight.detach()
         return {
             "step": self.step,
@@ -397,10 +499,29 @@ class DeltaLoRA:
             "update_ratio": self.update_ratio,
             "start_step": self.start_step,
             "allow_dropout": self.allow_dropout,
+            # a dict, not a list: Optimizer.load_state_dict rebuilds iterables (strings too) element-wise
+            "layers": {slot.name: i for i, slot in enumerate(self.slots)},
             "tensors": tensors,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state_dict(); every field is checked before anything changes."""
+        self._validate_state(state)
+        tensors = state.get("tensors", {})
+        self.step = int(state["step"])
+        with torch.no_grad():
+            for slot in self.slots:
+                slot.snap_A = slot.snap_B = None
+                if f"{slot.name}.snap_A" in tensors:
+                    slot.snap_A = tensors[f"{slot.name}.snap_A"].to(slot.A.device, slot.A.dtype).clone()
+                    slot.snap_B = tensors[f"{slot.name}.snap_B"].to(slot.B.device, slot.B.dtype).clone()
+                if f"{slot.name}.weight" in tensors:
+                    _sharding.copy_weight(slot.weight, tensors[f"{slot.name}.weight"])
+        self.restores += 1
+
+    def _validate_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or "step" not in state:
+            raise ValueError("state: not a DeltaLoRA state_dict (no 'step')")
         for key in ("engine", "update_ratio", "start_step"):
             if key in state and state[key] != getattr(self, key):
                 raise ValueError(
@@ -409,24 +530,43 @@ class DeltaLoRA:
         step = state["step"]
         _check_number("step", step, integer=True)
         tensors = state.get("tensors", {})
-        names = {slot.name for slot in self.slots}
-        unknown = sorted({k.rsplit(".", 1)[0] for k in tensors} - names)
-        if unknown:
-            raise ValueError(f"state: layers {unknown[:3]} are not adapted in this model")
-        for slot in self.slots:
-            slot.snap_A = slot.snap_B = None
-        self.step = int(step)
-        with torch.no_grad():
-            for slot in self.slots:
-                if f"{slot.name}.snap_A" in tensors:
-                    slot.snap_A = tensors[f"{slot.name}.snap_A"].to(slot.A.device, slot.A.dtype).clone()
-                    slot.snap_B = tensors[f"{slot.name}.snap_B"].to(slot.B.device, slot.B.dtype).clone()
-                if f"{slot.name}.weight" in tensors:
-                    _sharding.copy_weight(slot.weight, tensors[f"{slot.name}.weight"])
-        if self.step >= self.start_step + 1 and not self.switched:
+        names = [slot.name for slot in self.slots]
+        if "layers" in state and sorted(state["layers"]) != sorted(names):
+            saved = sorted(state["layers"])
             raise ValueError(
-                f"state: step {self.step} is past the switch at K+1={self.start_step + 1} but holds no snapshot"
+                f"state: its adapted layers differ from this model's (saved {len(saved)}, e.g. "
+                f"{sorted(set(saved) - set(names))[:3]} not here; here {len(names)}, e.g. "
+                f"{sorted(set(names) - set(saved))[:3]} not saved)"
             )
+        allowed = {"snap_A", "snap_B"} | ({"weight"} if self.engine == "inplace" else set())
+        bad = sorted(
+            k for k in tensors if k.rsplit(".", 1)[0] not in names or k.rsplit(".", 1)[-1] not in allowed
+        )
+        if bad:
+            raise ValueError(
+                f"state: tensors {bad[:3]} do not belong to this model's adapted layers ({self.engine})"
+            )
+        switched = step >= self.start_step + 1
+        for slot in self.slots:
+            want = {"snap_A": slot.A.shape, "snap_B": slot.B.shape} if switched else {}
+            if self.engine == "inplace":
+                want["weight"] = slot.weight.shape
+            for what, shape in want.items():
+                t = tensors.get(f"{slot.name}.{what}")
+                if t is None:
+                    raise ValueError(
+                        f"state: step {step} needs {what} of {slot.name} (switch at "
+                        f"K+1={self.start_step + 1}, engine={self.engine}), but the state has none"
+                    )
+                if tuple(t.shape) != tuple(shape):
+                    raise ValueError(
+                        f"state: {what} of {slot.name} has shape {tuple(t.shape)}, the model's is "
+                        f"{tuple(shape)}"
+                    )
+            if not switched and f"{slot.name}.snap_A" in tensors:
+                raise ValueError(
+                    f"state: step {step} is before the switch but holds a snapshot of {slot.name}"
+                )
 
     def _optimizer_state_index(self, optimizer: torch.optim.Optimizer) -> int | None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -436,12 +576,13 @@ class DeltaLoRA:
     def _optimizer_state_dict_hook(self, optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
         """Carry this state in the optimizer's checkpoint, under the first lora_A's per-parameter state.
 
-        Only once that parameter has optimizer state (after its first step): before it, Delta-LoRA's
-        state is the initial one, and an entry there would look like initialised optimizer state.
+        Always, even for an optimizer that keeps no per-parameter state (SGD without momentum): the
+        load hook (or, for optimizers whose load_state_dict runs no hooks, the next step) pops it again,
+        so the optimizer never sees it.
         """
         idx = self._optimizer_state_index(optimizer)
-        if idx is not None and idx in state_dict["state"]:
-            entry = dict(state_dict["state"][idx])
+        if idx is not None:  # also when the optimizer keeps no state of its own (plain SGD)
+            entry = dict(state_dict["state"].get(idx, {}))
             st = self.state_dict()
             # no strings: Optimizer.load_state_dict rebuilds iterables element by element
             st["engine"] = ENGINES.index(st["engine"])
@@ -474,7 +615,7 @@ class DeltaLoRA:
         state = self.state_dict()
         meta = {k: json.dumps(v) for k, v in state.items() if k != "tensors"}
         tensors = {k: v.detach().contiguous().cpu() for k, v in state["tensors"].items()}
-        # never an empty file: safetensors < 0.4.4 cannot read one back (before the switch there are no tensors)
+        # never an empty file: safetensors < 0.4.4 cannot read one back (folded: no tensors before the switch)
         tensors[_STEP_TENSOR] = torch.tensor([state["step"]], dtype=torch.int64)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -507,13 +648,18 @@ class DeltaLoRA:
         `PeftModel.from_pretrained(base, path)` gives the trained model's outputs. For the inplace
         engine the adapter is relative to the original pretrained W_0, not to the written W.
         Under torch.distributed only rank 0 writes (every rank holds the same adapter); all ranks
-        get the path back.
+        get the path back after a barrier, so any rank may read it at once.
+
+        User files are never destroyed: `path` must be absent, an empty directory, or an earlier export
+        of this library (its `deltalora.json` marker and nothing else than what an export writes), which
+        is replaced. Anything else is refused, naming the path, before anything is written. The adapter
+        is written into a temporary folder beside `path` and renamed into place.
         """
         from peft import PeftModel, get_peft_model_state_dict
-        from safetensors.torch import save_file
 
         if not isinstance(self.model, PeftModel):
             raise ValueError("model: export_adapter needs a peft.PeftModel (it reads the LoRA config)")
+        check_export_dir(Path(path), "path")  # before anything is computed or written
         adapter = self.adapter_name
         config = self.model.peft_config[adapter]
         # FSDP2: gathered on every rank (a collective) before only rank 0 writes
@@ -529,54 +675,199 @@ class DeltaLoRA:
                 state[key_b] = b.contiguous().clone()
             config = _widen_config(config)
         path = Path(path)
-        if main_process_only and not is_main_process():
-            return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
-        try:
-            config.save_pretrained(str(tmp))
-            save_file(
-                {k: v.detach().contiguous().cpu() for k, v in state.items()},
-                str(tmp / "adapter_model.safetensors"),
-                metadata={"format": "pt"},
-            )
-            (tmp / "deltalora.json").write_text(
-                json.dumps(
-                    {
-                        "method": "delta_lora",
-                        "engine": self.engine,
-                        "update_ratio": self.update_ratio,
-                        "start_step": self.start_step,
-                        "step": self.step,
-                        "rank_2r": widen,
-                        "note": "B' = [(1+lam) B_T | -lam B_{K+1}], A' = [A_T ; A_{K+1}], same scale; "
-                        "load on the untouched pretrained base model",
-                    },
-                    indent=2,
-                )
-            )
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        check_export_dir(
+            path, "path"
+        )  # every rank: a refusal is the same everywhere, and comes before writing
+        if not main_process_only or is_main_process():
+            _write_export(path, config, state, self._export_marker(widen))
+        if main_process_only:
+            _barrier()  # the other ranks get the path back only once rank 0 has written it
         return path
+
+    def _export_marker(self, widen: bool) -> dict[str, Any]:
+        return {
+            "method": "delta_lora",
+            "engine": self.engine,
+            "update_ratio": self.update_ratio,
+            "start_step": self.start_step,
+            "step": self.step,
+            "rank_2r": widen,
+            "note": "B' = [(1+lam) B_T | -lam B_{K+1}], A' = [A_T ; A_{K+1}], same scale; "
+            "load on the untouched pretrained base model",
+        }
 
     def merge_and_unload(self) -> nn.Module:
         """A plain transformers model whose weights are the effective Delta-LoRA weights."""
-        _sharding.refuse_sharded_merge(self.slots)
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
         if not hasattr(self.model, "merge_and_unload"):
             raise ValueError("model: merge_and_unload needs a peft.PeftModel")
+        _sharding.refuse_sharded_merge(self.slots)
+        self._remove_optimizer_hooks()
         # Folded: the installed variant merges W_0 + s[(1+lam)BA - lam S]; inplace: W_t + s BA.
         merged = self.model.merge_and_unload()
         for slot in self.slots:
             slot.fold_handle = None
+        self._layer_hooks = []  # they lived on the LoRA layers, which merge_and_unload replaced
         self.model._deltalora_attached = False
         return merged
+
+
+# ---------------------------------------------------------------------------- layer kinds
+# PEFT LoRA layer classes Delta-LoRA handles exactly (the folded branch is PEFT's variant dispatch of these
+# classes; the export is their standard lora_A/lora_B). Matched by module and name, so a subclass (torchao's
+# TorchaoLoraLinear subclasses lora.Linear) is not taken for its parent.
+SUPPORTED_LAYERS = {
+    ("peft.tuners.lora.layer", "Linear"): "nn.Linear and GPT-2 Conv1D",
+    ("peft.tuners.lora.bnb", "Linear8bitLt"): "bitsandbytes 8-bit",
+    ("peft.tuners.lora.bnb", "Linear4bit"): "bitsandbytes 4-bit",
+}
+# Why the others are refused (by class name; a class not listed gets the generic reason).
+REFUSED_LAYERS = {
+    "Embedding": "its factors are lookup tables (lora_embedding_A/B), which the folded branch and the "
+    "rank-2r "
+    "export do not handle",
+    "Conv1d": "a convolution LoRA (lora_A/lora_B are Conv layers)",
+    "Conv2d": "a convolution LoRA (lora_A/lora_B are Conv layers)",
+    "Conv3d": "a convolution LoRA (lora_A/lora_B are Conv layers)",
+    "MultiheadAttention": "PEFT merges its factors into the attention weights at every forward, outside the "
+    "LoRA branch the folded engine extends",
+    "ParamWrapper": "a target_parameters LoRA: PEFT adds B A to the parameter itself, outside the LoRA "
+    "branch "
+    "the folded engine extends (the folded term would be dropped while the export carries it)",
+    "TorchaoLoraLinear": "a torchao-quantized base; untested here (torchao is not a dependency)",
+    "HqqLoraLinear": "an HQQ-quantized base; untested here (hqq is not a dependency)",
+}
+
+
+def _check_layer_kind(name: str, module: nn.Module) -> None:
+    cls = type(module)
+    if (cls.__module__, cls.__name__) in SUPPORTED_LAYERS:
+        return
+    why = REFUSED_LAYERS.get(
+        cls.__name__, f"a LoRA layer class ({cls.__module__}) that is not tested with Delta-LoRA"
+    )
+    raise ValueError(
+        f"model: {name} is a PEFT {cls.__name__} LoRA layer, {why}. Delta-LoRA supports "
+        + ", ".join(SUPPORTED_LAYERS.values())
+        + " targets; leave this layer out of target_modules / target_parameters (see docs/compatibility.md)"
+    )
+
+
+DEEPSPEED_CLASSES = ("DeepSpeedEngine", "DeepSpeedZeroOptimizer", "DeepSpeedZeroOptimizer_Stage3")
+
+
+def refuse_deepspeed(model: Any, optimizer: Any) -> None:
+    """Refuse DeepSpeed (any ZeRO stage) with the real reason, before the generic optimizer check would.
+
+    ZeRO-1/2 hand the torch optimizer flat fp32 partitions, not lora_A/lora_B, and copy the updated values
+    back into the model's A and B only after that optimizer's step returns: hooks on it would read stale
+    factors. ZeRO-3 also shards W. So no stage gives Algorithm 1.
+    """
+    seen: list[tuple[str, str]] = []
+    for obj, what in ((model, "model"), (optimizer, "optimizer")):
+        for _ in range(8):
+            if obj is None:
+                break
+            cls = type(obj)
+            if cls.__module__.startswith("deepspeed") or cls.__name__ in DEEPSPEED_CLASSES:
+                seen.append((what, cls.__name__))
+                break
+            obj = getattr(obj, "module" if what == "model" else "optimizer", None)
+    if seen:
+        field, name = seen[0]
+        raise ValueError(
+            f"{field}: it is DeepSpeed's {name}. DeepSpeed is not supported at any ZeRO stage: ZeRO-1/2 give "
+            "the optimizer flat fp32 partitions and copy the new values into lora_A/lora_B only after its "
+            "step, so Delta-LoRA's step hooks would read stale factors; ZeRO-3 also shards W. Use "
+            "DistributedDataParallel (torchrun, or accelerate launch without a DeepSpeed config)"
+        )
+
+
+def _disabled_inplace_hook(slot: Slot) -> Any:
+    """Forward hook of an inplace-engine layer: under disable_adapter() the output is W_0 x, as with folded.
+
+    The inplace engine's W is W_0 + lam*s*(B A - S_B S_A); with the adapter disabled PEFT computes W x alone,
+    so the hook takes that term off again (with the layer's own factors: a DataParallel replica's device).
+    """
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        if not getattr(module, "disable_adapters", False) or slot.snap_A is None or not args:
+            return output
+        x = args[0]
+        if slot.frozen is not None:
+            B, A = slot.frozen
+        else:
+            B, A = module.lora_B[slot.adapter].weight, module.lora_A[slot.adapter].weight
+        with torch.no_grad():
+            extra = folded_extra(x, A.detach(), B.detach(), slot)
+        return output - extra.to(output.dtype)
+
+    return hook
+
+
+# ---------------------------------------------------------------------------- export files
+EXPORT_MARKER = "deltalora.json"
+EXPORT_FILES = frozenset({"adapter_config.json", "adapter_model.safetensors", EXPORT_MARKER, "README.md"})
+
+
+def check_export_dir(path: Path, field: str) -> None:
+    """Refuse an export location that holds anything but an earlier export of this library: an export
+    replaces only its own files, never a user's."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise ValueError(f"{field}: {path} exists and is not a directory; exports never replace files")
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return
+    ours = False
+    marker = path / EXPORT_MARKER
+    if marker.is_file():
+        try:
+            ours = json.loads(marker.read_text()).get("method") == "delta_lora"
+        except (ValueError, OSError, AttributeError):
+            ours = False
+    foreign = [e for e in entries if e not in EXPORT_FILES]
+    if not ours or foreign:
+        what = f"holds {foreign[:3] or entries[:3]}" + (
+            "" if ours else f" and no {EXPORT_MARKER} marker of ours"
+        )
+        raise ValueError(
+            f"{field}: {path} is a non-empty directory that is not an earlier Delta-LoRA export ({what}); "
+            "Delta-LoRA only replaces its own exports. Choose a new or empty directory"
+        )
+
+
+def _write_export(path: Path, config: Any, state: dict[str, torch.Tensor], marker: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
+    old = None
+    try:
+        config.save_pretrained(str(tmp))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state.items()},
+            str(tmp / "adapter_model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        (tmp / EXPORT_MARKER).write_text(json.dumps(marker, indent=2))
+        check_export_dir(path, "path")  # again, just before the rename: nothing appeared meanwhile
+        if path.exists() and any(path.iterdir()):  # an earlier export of ours: move it aside, then swap
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".old-{path.name}-"))
+            os.replace(path, old / "export")
+        os.replace(tmp, path)  # atomic; onto an empty directory too
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if old is not None and old.exists():
+            shutil.rmtree(old)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _widen_config(config: Any) -> Any:

@@ -10,9 +10,10 @@ module only (1) recognises quantized base layers, (2) gives their dequantized we
 (3) builds the ``BitsAndBytesConfig`` the runs load their model with (``model_options.quantize``).
 
 Supported and tested: bitsandbytes ``Linear4bit`` (NF4, FP4, with and without double quantization)
-and ``Linear8bitLt``. PEFT also wraps HQQ and torchao layers through the same variant dispatch; they
-are recognised (so ``inplace`` is refused on them) but untested here because neither library is
-installed in this project's environment.
+and ``Linear8bitLt``. PEFT also wraps HQQ and torchao layers (``HqqLoraLinear``,
+``TorchaoLoraLinear``); neither library is installed in this project's environment, so those layers
+are refused by class name under both engines (``delta_lora.SUPPORTED_LAYERS``), and ``quantization_of``
+still recognises their weights.
 """
 
 from __future__ import annotations

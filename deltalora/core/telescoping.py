@@ -24,8 +24,9 @@ def stacked_factors(
     Every rank-2r form of the method is this stacking with other coefficients: the model's change from
     W_0 (1+lam, -lam), W's own change (1, -1, times lam*s), the folded branch ((1+lam)s, -lam*s).
     """
-    b = torch.cat((B * coef, snap_B.to(B.dtype) * snap_coef), 1)
-    a = torch.cat((A, snap_A.to(A.dtype)), 0)
+    # the snapshot goes where the factors are: a moved model or a DataParallel replica on another device
+    b = torch.cat((B * coef, snap_B.to(device=B.device, dtype=B.dtype) * snap_coef), 1)
+    a = torch.cat((A, snap_A.to(device=A.device, dtype=A.dtype)), 0)
     return b, a
 
 
