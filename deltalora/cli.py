@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        builds = args.command in BUILD_COMMANDS
+        builds = getattr(args, "command", None) in BUILD_COMMANDS
         if builds:
             from .collect import build_info
 

@@ -778,7 +778,8 @@ def refuse_deepspeed(model: Any, optimizer: Any) -> None:
             f"{field}: it is DeepSpeed's {name}. DeepSpeed is not supported at any ZeRO stage: ZeRO-1/2 give "
             "the optimizer flat fp32 partitions and copy the new values into lora_A/lora_B only after its "
             "step, so Delta-LoRA's step hooks would read stale factors; ZeRO-3 also shards W. Use "
-            "DistributedDataParallel (torchrun, or accelerate launch without a DeepSpeed config)"
+            "DistributedDataParallel (torchrun, or accelerate launch without a DeepSpeed config), or FSDP2 "
+            "(torch.distributed.fsdp.fully_shard) to shard the model (docs/sharding.md)"
         )
 
 
