@@ -334,7 +334,8 @@ def test_deepspeed_zero_optimizers_are_refused_with_the_reason(name):
     inner = _optimizer(model)
     zero = type(name, (), {"optimizer": inner})()
     wrapped = type("AcceleratedOptimizer", (), {"optimizer": zero})()
-    with pytest.raises(ValueError, match=rf"optimizer: it is DeepSpeed's {name}\. .*stale factors.*fully_shard"):
+    match = rf"optimizer: it is DeepSpeed's {name}\. .*stale factors.*fully_shard"
+    with pytest.raises(ValueError, match=match):
         DeltaLoRA(model, wrapped)
 
 

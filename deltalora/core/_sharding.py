@@ -118,15 +118,40 @@ def refuse_fsdp1(model: Any) -> None:
         )
 
 
-def refuse_zero_optimizer(optimizer: Any) -> None:
-    name = type(optimizer).__name__
-    if name in _ZERO_OPTIMIZERS:
+DEEPSPEED_CLASSES = ("DeepSpeedEngine", *_ZERO_OPTIMIZERS)
+
+
+def refuse_deepspeed(model: Any, optimizer: Any) -> None:
+    """Refuse DeepSpeed (any ZeRO stage) with the real reason, before the generic optimizer check would.
+
+    ZeRO-1/2 hand the torch optimizer flat fp32 partitions, not lora_A/lora_B, and copy the updated values
+    back into the model's A and B only after that optimizer's step returns: hooks on it would read stale
+    factors. ZeRO-3 also shards W. So no stage gives Algorithm 1.
+    """
+    seen: list[tuple[str, str]] = []
+    for obj, what in ((model, "model"), (optimizer, "optimizer")):
+        for _ in range(8):
+            if obj is None:
+                break
+            cls = type(obj)
+            if cls.__module__.startswith("deepspeed") or cls.__name__ in DEEPSPEED_CLASSES:
+                seen.append((what, cls.__name__))
+                break
+            obj = getattr(obj, "module" if what == "model" else "optimizer", None)
+    if seen:
+        field, name = seen[0]
         raise ValueError(
-            f"optimizer: {name} is DeepSpeed's (ZeRO or mixed-precision) optimizer, which is not supported: "
-            "it steps flat fp32 copies of the parameters and writes them back into the model after its inner "
-            "optimizer's step, so Delta-LoRA's step hooks would read stale A and B. Shard with FSDP2 "
-            "(torch.distributed.fsdp.fully_shard) or use DistributedDataParallel"
+            f"{field}: it is DeepSpeed's {name}. DeepSpeed is not supported at any ZeRO stage: ZeRO-1/2 give "
+            "the optimizer flat fp32 partitions and copy the new values into lora_A/lora_B only after its "
+            "step, so Delta-LoRA's step hooks would read stale factors; ZeRO-3 also shards W. Use "
+            "DistributedDataParallel (torchrun, or accelerate launch without a DeepSpeed config), or FSDP2 "
+            "(torch.distributed.fsdp.fully_shard) to shard the model (docs/sharding.md)"
         )
+
+
+def refuse_zero_optimizer(optimizer: Any) -> None:
+    """The DeepSpeed refusal for an optimizer reached on its own (unwrap_optimizer)."""
+    refuse_deepspeed(None, optimizer)
 
 
 def local_block(w: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slice]]:

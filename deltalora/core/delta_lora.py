@@ -40,6 +40,7 @@ from torch import nn
 from . import _sharding
 from ._folded import FoldedVariant, folded_extra
 from ._runtime import is_main_process, step_was_skipped, unwrap_model, unwrap_optimizer
+from ._sharding import refuse_deepspeed
 from ._slot import Slot, compute_dtype
 from .quantized import refuse_inplace, weight_numel, weight_shape
 from .telescoping import stacked_factors
@@ -750,37 +751,6 @@ def _check_layer_kind(name: str, module: nn.Module) -> None:
         + ", ".join(SUPPORTED_LAYERS.values())
         + " targets; leave this layer out of target_modules / target_parameters (see docs/compatibility.md)"
     )
-
-
-DEEPSPEED_CLASSES = ("DeepSpeedEngine", "DeepSpeedZeroOptimizer", "DeepSpeedZeroOptimizer_Stage3")
-
-
-def refuse_deepspeed(model: Any, optimizer: Any) -> None:
-    """Refuse DeepSpeed (any ZeRO stage) with the real reason, before the generic optimizer check would.
-
-    ZeRO-1/2 hand the torch optimizer flat fp32 partitions, not lora_A/lora_B, and copy the updated values
-    back into the model's A and B only after that optimizer's step returns: hooks on it would read stale
-    factors. ZeRO-3 also shards W. So no stage gives Algorithm 1.
-    """
-    seen: list[tuple[str, str]] = []
-    for obj, what in ((model, "model"), (optimizer, "optimizer")):
-        for _ in range(8):
-            if obj is None:
-                break
-            cls = type(obj)
-            if cls.__module__.startswith("deepspeed") or cls.__name__ in DEEPSPEED_CLASSES:
-                seen.append((what, cls.__name__))
-                break
-            obj = getattr(obj, "module" if what == "model" else "optimizer", None)
-    if seen:
-        field, name = seen[0]
-        raise ValueError(
-            f"{field}: it is DeepSpeed's {name}. DeepSpeed is not supported at any ZeRO stage: ZeRO-1/2 give "
-            "the optimizer flat fp32 partitions and copy the new values into lora_A/lora_B only after its "
-            "step, so Delta-LoRA's step hooks would read stale factors; ZeRO-3 also shards W. Use "
-            "DistributedDataParallel (torchrun, or accelerate launch without a DeepSpeed config), or FSDP2 "
-            "(torch.distributed.fsdp.fully_shard) to shard the model (docs/sharding.md)"
-        )
 
 
 def _disabled_inplace_hook(slot: Slot) -> Any:
