@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import smoke
 from .models import unwrap_peft
 from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
 from .run_config import RunConfig, TrainConfig
@@ -305,6 +306,13 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     data = runner.load_data()
     set_seed(cfg.seed)
     model, tokenizer = runner.load_model()
+    stand_in = smoke.stand_ins(model, data)  # a `deltalora mirror` cache: a smoke run, whatever the config
+    if stand_in:
+        print(
+            f"deltalora: {stand_in} is a stand-in of `deltalora mirror`; this run's record says smoke",
+            file=sys.stderr,
+            flush=True,
+        )
     runner.init_head(model, data)
     family = runner.family
     train_ds, eval_sets = runner.tokenize(data, tokenizer)
@@ -377,7 +385,7 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except pickle.UnpicklingError as e:
-        # Trainer loads checkpoint files with torch.load(weights_only=True): a pickle carrying code is refused.
+        # Trainer loads checkpoints with torch.load(weights_only=True): a pickle carrying code is refused.
         raise RunError(
             f"checkpoint {resume} was refused by torch.load(weights_only=True) (unsafe or corrupt "
             f"pickle): {str(e).splitlines()[0]}; delete {resume} to restart from the previous one"
@@ -410,7 +418,8 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         "row": cfg.row_name,
         "seed": cfg.seed,
         "profile": cfg.profile,
-        "smoke": bool(t.smoke),
+        "smoke": bool(t.smoke) or stand_in is not None,
+        "stand_in": stand_in,
         "precision": {
             "requested": t.precision,
             "used": precision_used(t.precision, use_cuda),

@@ -40,6 +40,20 @@ PROFILE_NOTE = {
 }
 
 
+def profile_note(profile: str) -> str:
+    """The line that says where a table's numbers come from (a smoke build says so, and from where)."""
+    return smoke.profile_note(profile, PROFILE_NOTE.get(profile, ""))
+
+
+def with_smoke_column(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a ``smoke`` column: every CSV row says whether it comes from a smoke build.
+
+    Why a column: the Markdown, LaTeX and plot titles carry the smoke note, but a CSV is read by
+    programs, which see rows and not titles.
+    """
+    return df.assign(smoke=smoke.active())
+
+
 def load_records(paths: Iterable[str | os.PathLike], *, profile: str) -> list[dict[str, Any]]:
     """Read and check every record; refuse any from another profile, naming the file."""
     records = []
@@ -197,7 +211,7 @@ def provenance_lines(records: Sequence[dict[str, Any]], profile: str) -> list[st
         {str(d.get("name", "?") if isinstance(d := r["provenance"]["device"], dict) else d) for r in records}
     )
     return [
-        f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
+        f"- Profile: **{profile}** ({profile_note(profile)})",
         f"- Model(s): {', '.join(models)}; seeds: {', '.join(map(str, seeds))}; {len(records)} run records",
         f"- Device(s): {', '.join(devices)}; git commit(s): {', '.join(commits)}",
         f"- Generated: {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `deltalora collect` from run records only",
@@ -208,7 +222,7 @@ def write_outputs(
     df: pd.DataFrame, csv_path: str | os.PathLike, markdown: str, latex: str | None = None
 ) -> None:
     csv_path = Path(csv_path)
-    atomic_write_text(csv_path, df.to_csv(index=False))  # full precision: cells equal the records
+    atomic_write_text(csv_path, with_smoke_column(df).to_csv(index=False))  # full precision: cells = records
     atomic_write_text(csv_path.with_suffix(".md"), markdown.rstrip() + "\n")
     if latex is not None:
         atomic_write_text(csv_path.with_suffix(".tex"), latex)
@@ -246,13 +260,15 @@ def glue_markdown(
         f"# GLUE ({smoke.label(profile)})",
         "",
         *provenance_lines(records, profile),
-        f"- Cells: median over seeds of each run's score at its {which} epoch (LoRA protocol: best epoch on the "
+        f"- Cells: median over seeds of each run's score at its {which} epoch (LoRA protocol: best epoch "
+        "on the "
         "validation split, which is also the split reported), ± sample std over seeds. Avg: mean of the task "
         "medians (± std over seeds of the per-seed average).",
         "- Metrics: "
         + ", ".join(f"{t}: {m}" for t, m in metric_names.items())
         + " (x100). MNLI: validation_matched "
-        "(mismatched is in the records; the LoRA paper's MNLI column is the overall matched+mismatched accuracy).",
+        "(mismatched is in the records; the LoRA paper's MNLI column is the overall matched+mismatched "
+        "accuracy).",
         "",
         "## This run",
         "",
