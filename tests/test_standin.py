@@ -162,24 +162,9 @@ def standin_record(mirror_home, tmp_path_factory) -> Path:
     out = d / "runs" / "paper" / "glue" / "rte" / "lora" / "seed0"
     r = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "deltalora",
-            "train",
-            "--profile",
-            "paper",
-            "--task",
-            "glue/rte",
-            "--method",
-            "lora",
-            "--seed",
-            "0",
-            "--out",
-            str(out),
-            "--set",
-            "train.max_steps=2",
-            "--set",
-            "train.threads=1",
+            *(sys.executable, "-m", "deltalora", "train", "--out", str(out)),
+            *"--profile paper --task glue/rte --method lora --seed 0".split(),
+            *"--set train.max_steps=2 --set train.threads=1".split(),
         ],
         capture_output=True,
         text=True,
@@ -187,7 +172,7 @@ def standin_record(mirror_home, tmp_path_factory) -> Path:
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "is a stand-in of `deltalora mirror`; this run's record says smoke" in r.stderr
+    (out / "stderr.txt").write_text(r.stderr)
     return out / "record.json"
 
 
@@ -200,6 +185,8 @@ def test_a_paper_run_on_the_mirror_without_smoke_yaml_is_flagged_as_a_stand_in(s
     assert rec["stand_in"]["data_splits"] == ["dev", "train", "validation"]
     assert rec["stand_in"]["note"] == smoke.MIRROR_NOTE
     assert smoke.is_smoke(rec) and smoke.is_stand_in(rec)
+    warning = "is a stand-in of `deltalora mirror`; this run's record says smoke"
+    assert warning in (standin_record.parent / "stderr.txt").read_text()
 
 
 def test_the_glue_table_and_the_audit_of_a_stand_in_run_say_smoke(standin_record, tmp_path):
