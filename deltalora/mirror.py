@@ -344,30 +344,30 @@ def check_out(out: str | os.PathLike[str]) -> bool:
         return False
     if not out.is_dir():
         raise MirrorError(
-            f"--out {out}: exists and is not a folder; the mirror writes a new folder (nothing written)"
+            f"--out {out}: exists and is not a folder. Nothing was written; choose a new or empty folder"
         )
     files = _files(out)
     if not files and not any(out.iterdir()):
         return False
     marker = out / MIRROR_MARKER
-    hint = "choose a new or empty folder for --out (nothing was written)"
+    hint = "Nothing was written; choose a new or empty folder for --out"
     if not marker.is_file():
         top = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         raise MirrorError(
             f"--out {out}: refused, this folder was not made by `deltalora mirror` (no {MIRROR_MARKER}; it "
             f"holds {', '.join(top[:5])}{' ...' if len(top) > 5 else ''}) and may be a real Hugging Face "
-            f"cache; {hint} (a mirror made before deltalora wrote {MIRROR_MARKER} must be deleted by hand)"
+            f"cache. {hint} (delete by hand a mirror made before deltalora wrote {MIRROR_MARKER})"
         )
     try:
         own = set(json.loads(marker.read_text(encoding="utf-8"))["files"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MirrorError(f"--out {out}: {MIRROR_MARKER} is unreadable ({e}); {hint}") from None
+        raise MirrorError(f"--out {out}: {MIRROR_MARKER} is unreadable ({e}). {hint}") from None
     foreign = [f for f in files if f not in own and f != MIRROR_MARKER and not _by_product(f)]
     if foreign:
         raise MirrorError(
             f"--out {out}: refused, this earlier mirror now holds files the mirror did not write "
             f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); replacing it would delete "
-            f"them; {hint}"
+            f"them. {hint}"
         )
     return True
 

@@ -308,8 +308,11 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     model, tokenizer = runner.load_model()
     stand_in = smoke.stand_ins(model, data)  # a `deltalora mirror` cache: a smoke run, whatever the config
     if stand_in:
+        what = [f"model {stand_in['model']}"] if "model" in stand_in else []
+        what += [f"data splits {', '.join(stand_in['data_splits'])}"] if "data_splits" in stand_in else []
         print(
-            f"deltalora: {stand_in} is a stand-in of `deltalora mirror`; this run's record says smoke",
+            f"deltalora: this run loaded stand-ins of `deltalora mirror` ({'; '.join(what)}): "
+            "its record says smoke",
             file=sys.stderr,
             flush=True,
         )

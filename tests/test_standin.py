@@ -73,7 +73,7 @@ def test_the_mirror_refuses_a_real_cache_by_path_and_leaves_it_byte_identical(tm
     )
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert f"--out {cache}: refused" in r.stderr and "nothing was written" in r.stderr
+    assert f"--out {cache}: refused" in r.stderr and "Nothing was written" in r.stderr
     assert "datasets/, hub/" in r.stderr  # it names what it found there
     with pytest.raises(mirror.MirrorError, match="not made by `deltalora mirror`"):
         mirror.mirror(cache)
@@ -185,7 +185,10 @@ def test_a_paper_run_on_the_mirror_without_smoke_yaml_is_flagged_as_a_stand_in(s
     assert rec["stand_in"]["data_splits"] == ["dev", "train", "validation"]
     assert rec["stand_in"]["note"] == smoke.MIRROR_NOTE
     assert smoke.is_smoke(rec) and smoke.is_stand_in(rec)
-    warning = "is a stand-in of `deltalora mirror`; this run's record says smoke"
+    warning = (
+        "this run loaded stand-ins of `deltalora mirror` (model FacebookAI/roberta-base; data splits dev, "
+        "train, validation): its record says smoke"
+    )
     assert warning in (standin_record.parent / "stderr.txt").read_text()
 
 
