@@ -89,13 +89,20 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smoke_without_records(args: argparse.Namespace) -> None:
+    """Label a table that reads no run record: smoke when the workflow says so (``--smoke``), or when
+    a paper-profile build reads a `deltalora mirror` cache (its jobs trained on stand-ins)."""
+    from . import smoke
+
+    stand_in = args.profile == "paper" and smoke.cache_is_mirror()
+    if args.smoke or stand_in:
+        smoke.activate(stand_in=stand_in)
+
+
 def _collect_runtime(args: argparse.Namespace) -> int:
     from .collect.runtime import collect_runtime
 
-    if args.smoke:  # benchmark files carry no record to say so: the workflow passes it
-        from . import smoke
-
-        smoke.activate()
+    _smoke_without_records(args)  # benchmark files carry no record to say so
     out = collect_runtime(args.benchmarks, args.out, root=args.root, profile=args.profile)
     print(f"wrote {out} (+ .md)")
     return 0
@@ -233,10 +240,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
         from .benchmark import bf16_rounding_loss
 
         bf16 = bf16_rounding_loss(args.bf16_model, device=args.device, steps=args.bf16_steps)
-    if args.smoke:
-        from . import smoke
-
-        smoke.activate()
+    _smoke_without_records(args)
     write_memory_table(rows, args.out, profile=args.profile, bf16=bf16, plots_dir=args.plots)
     print(f"wrote {args.out} (+ .md)")
     return 0

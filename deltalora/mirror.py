@@ -17,11 +17,24 @@ run would have left behind, holding small stand-ins under the real ids. Then, wi
   it reads offline (``datasets.packaged_modules.cache``). Rows come from the embedded proxies, which
   already have the real features; the split names are the hub's.
 
-Every file is written into a temporary folder first and moved into place (the cache is whole or absent).
+The mirror never touches a cache it did not make. ``--out`` must be absent, an empty folder, or an
+earlier mirror: a folder with :data:`~deltalora.smoke.MIRROR_MARKER` at its root, listing every file the
+mirror wrote there. Anything else (a real Hugging Face cache above all) is refused by path before
+anything is written, and so is an earlier mirror that holds a file the mirror did not write (a real
+download into it), the by-products of reading it aside (``datasets``' ``*.lock`` and ``cache-*.arrow``
+files). The new mirror is built in a sibling temporary folder, its marker written last, and then
+takes the place of the old one in one atomic exchange (``renameat2(RENAME_EXCHANGE)``; two renames where
+the kernel lacks it): a reader sees the old mirror or the new one, whole.
+
+Every stand-in is marked so that no run can take it for the real thing: a model's ``config.json``
+carries ``deltalora_stand_in`` and its ``README.md`` the note, a dataset's description is the note
+(:func:`deltalora.smoke.stand_ins` finds them; the run's record then says it is a smoke run).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -32,6 +45,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from .errors import UserError
+from .smoke import MIRROR_MARKER, MIRROR_NOTE, STAND_IN_KEY
+
 #: The hub ids the paper profile loads (deltalora/profiles/paper.yaml), and their stand-ins' kind.
 MODELS: dict[str, str] = {
     "FacebookAI/roberta-base": "roberta",
@@ -39,8 +55,6 @@ MODELS: dict[str, str] = {
     "facebook/bart-large": "bart",
 }
 GLUE_CONFIGS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
-#: A marker inside every mirrored file tree: a mirror is never mistaken for the real hub's content.
-MIRROR_NOTE = "deltalora mirror: tiny random stand-in, not the real model or data"
 _COMMIT = hashlib.sha1(b"deltalora-mirror-v1").hexdigest()  # the fake snapshot's commit id
 _DATA_HASH = _COMMIT[:16]
 
@@ -101,7 +115,7 @@ def proxy_texts(data: dict[tuple[str, str | None], Any]) -> list[str]:
 def train_bpe(
     texts: Iterable[str], specials: list[str], vocab_size: int = 600
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A byte-level BPE (GPT-2/RoBERTa/BART's family): vocab and merges, specials first (RoBERTa's ids 0-3)."""
+    """A byte-level BPE (GPT-2/RoBERTa/BART's family): vocab, merges; specials first (RoBERTa's ids 0-3)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -126,7 +140,7 @@ def train_bpe(
 
 
 def build_tokenizer(kind: str, texts: list[str]) -> Any:
-    """The real tokenizer class with the real special tokens; the last token gets the last id as on the hub."""
+    """The real tokenizer class and special tokens; the last token gets the last id, as on the hub."""
     from transformers import GPT2Tokenizer, RobertaTokenizer
 
     if kind == "gpt2":
@@ -152,6 +166,7 @@ def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     n = len(tok)
+    mark = {STAND_IN_KEY: MIRROR_NOTE}  # kept on model.config by from_pretrained, whatever the run's options
     if kind == "roberta":
         cfg = RobertaConfig(
             vocab_size=n,
@@ -164,6 +179,7 @@ def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
             pad_token_id=1,
             bos_token_id=0,
             eos_token_id=2,
+            **mark,
         )
         return RobertaForMaskedLM(cfg)
     if kind == "gpt2":
@@ -177,6 +193,7 @@ def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
             n_positions=1024,
             bos_token_id=eos,
             eos_token_id=eos,
+            **mark,
         )
         return GPT2LMHeadModel(cfg)
     if kind == "bart":
@@ -196,6 +213,7 @@ def build_model(kind: str, tok: Any, seed: int = 0) -> Any:
             decoder_start_token_id=2,
             forced_bos_token_id=0,
             forced_eos_token_id=2,
+            **mark,
         )
         return BartForConditionalGeneration(cfg)
     raise ValueError(f"unknown model kind {kind!r}: use roberta, gpt2 or bart")
@@ -293,13 +311,123 @@ def write_dataset_cache(hf_home: Path, repo_id: str, config: str | None, dd: Any
     return final
 
 
+class MirrorError(UserError, ValueError):
+    """`--out` is not a folder the mirror may write: it holds files the mirror did not write."""
+
+
+def _by_product(rel: str) -> bool:
+    """Files that reading a mirror leaves in it: ``datasets``' locks and its cached ``map`` results."""
+    name = rel.rsplit("/", 1)[-1]
+    return name.endswith(".lock") or (
+        rel.startswith("datasets/") and name.startswith("cache-") and name.endswith(".arrow")
+    )
+
+
+def _files(root: Path) -> list[str]:
+    """Every file and link under `root`, as sorted relative POSIX paths (links are not followed)."""
+    out = []
+    for d, dirs, names in os.walk(root):
+        rel = Path(d).relative_to(root)
+        out += [(rel / n).as_posix() for n in names]
+        out += [(rel / n).as_posix() for n in dirs if (Path(d) / n).is_symlink()]
+    return sorted(out)
+
+
+def check_out(out: str | os.PathLike[str]) -> bool:
+    """Whether `out` holds an earlier mirror (False: absent or empty); MirrorError for anything else.
+
+    Why by the marker's list of files: a real Hugging Face cache (or a real download into an earlier
+    mirror) must never be overwritten or deleted, and only what the mirror wrote itself is its own.
+    """
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return False
+    if not out.is_dir():
+        raise MirrorError(
+            f"--out {out}: exists and is not a folder. Nothing was written; choose a new or empty folder"
+        )
+    files = _files(out)
+    if not files and not any(out.iterdir()):
+        return False
+    marker = out / MIRROR_MARKER
+    hint = "Nothing was written; choose a new or empty folder for --out"
+    if not marker.is_file():
+        top = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        raise MirrorError(
+            f"--out {out}: refused, this folder was not made by `deltalora mirror` (no {MIRROR_MARKER}; it "
+            f"holds {', '.join(top[:5])}{' ...' if len(top) > 5 else ''}) and may be a real Hugging Face "
+            f"cache. {hint} (delete by hand a mirror made before deltalora wrote {MIRROR_MARKER})"
+        )
+    try:
+        own = set(json.loads(marker.read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MirrorError(f"--out {out}: {MIRROR_MARKER} is unreadable ({e}). {hint}") from None
+    foreign = [f for f in files if f not in own and f != MIRROR_MARKER and not _by_product(f)]
+    if foreign:
+        raise MirrorError(
+            f"--out {out}: refused, this earlier mirror now holds files the mirror did not write "
+            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); replacing it would delete "
+            f"them. {hint}"
+        )
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"renameat2 {a} <-> {b}: {os.strerror(err)}")
+
+
+def _install(new: Path, out: Path) -> None:
+    """Put the complete mirror `new` at `out`: a rename, or an atomic exchange with an earlier mirror."""
+    if not check_out(out):  # absent or empty: rename(2) replaces an empty folder in one step
+        os.replace(new, out)
+        return
+    if _exchange(new, out):
+        shutil.rmtree(new)  # it now holds the earlier mirror
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.replace(out, old / "mirror")
+    os.replace(new, out)
+    shutil.rmtree(old)
+
+
 def mirror(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, list[str]]:
-    """Fill `out` (an ``HF_HOME``) with the paper profile's models and datasets; return what was written."""
+    """Fill `out` (an ``HF_HOME``) with the paper profile's models and datasets; return what was written.
+
+    Refuses (MirrorError, before writing anything) a folder that is neither new, empty nor an earlier
+    mirror: see the module's docstring.
+    """
+    out = Path(out).resolve()
+    check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.mirror-"))
+    try:
+        written = _build(build, seed=seed)
+        marker = {"made_by": "deltalora mirror", "note": MIRROR_NOTE, **written, "files": _files(build)}
+        (build / MIRROR_MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        check_out(out)  # again: nothing may have come into `out` while the mirror was built
+        _install(build, out)
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+    return written
+
+
+def _build(hf_home: Path, *, seed: int) -> dict[str, list[str]]:
     import torch
 
     torch.set_num_threads(1)
-    hf_home = Path(out).resolve()
-    hf_home.mkdir(parents=True, exist_ok=True)
     import datasets
 
     written: dict[str, list[str]] = {"models": [], "datasets": []}
@@ -335,7 +463,8 @@ def add_mirror_command(sub) -> None:  # noqa: ANN001 - argparse's private subpar
 def _cmd_mirror(args: Any) -> int:
     w = mirror(args.out, seed=args.seed)
     print(
-        f"mirrored {len(w['models'])} models and {len(w['datasets'])} datasets into {args.out} "
-        f"(use HF_HOME={args.out} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1)"
+        f"mirrored {len(w['models'])} models and {len(w['datasets'])} datasets into {args.out}; run the "
+        f"smoke with `env HF_HOME={args.out} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 <command>` (not export: "
+        "a later real run in this shell would train on the stand-ins)"
     )
     return 0

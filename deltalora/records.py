@@ -65,7 +65,17 @@ RECORD_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("row", "always", "the table row the run belongs to (`lora_nodrop`, `delta_lora_inplace`, ...)"),
     ("seed", "always", "training seed"),
     ("profile", "always", "`default` (embedded) or `paper`"),
-    ("smoke", "always", "true for a smoke run (`train.smoke`): a toy-size run, not the paper's numbers"),
+    (
+        "smoke",
+        "always",
+        "true for a smoke run: `train.smoke`, or a run that loaded a stand-in of `deltalora mirror` "
+        "([paper_smoke.md](paper_smoke.md)); tables and the audit never mix such records with real ones",
+    ),
+    (
+        "stand_in",
+        "always",
+        "null, or what was a stand-in of `deltalora mirror`: `model` (its hub id), `data_splits`, `note`",
+    ),
     (
         "precision",
         "always",

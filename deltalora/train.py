@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import smoke
 from .models import unwrap_peft
 from .records import RECORD_NAME, PeakMemory, atomic_write_json, provenance
 from .run_config import RunConfig, TrainConfig
@@ -305,6 +306,16 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
     data = runner.load_data()
     set_seed(cfg.seed)
     model, tokenizer = runner.load_model()
+    stand_in = smoke.stand_ins(model, data)  # a `deltalora mirror` cache: a smoke run, whatever the config
+    if stand_in:
+        what = [f"model {stand_in['model']}"] if "model" in stand_in else []
+        what += [f"data splits {', '.join(stand_in['data_splits'])}"] if "data_splits" in stand_in else []
+        print(
+            f"deltalora: this run loaded stand-ins of `deltalora mirror` ({'; '.join(what)}): "
+            "its record says smoke",
+            file=sys.stderr,
+            flush=True,
+        )
     runner.init_head(model, data)
     family = runner.family
     train_ds, eval_sets = runner.tokenize(data, tokenizer)
@@ -414,7 +425,8 @@ def run(cfg: RunConfig | dict[str, Any], out: str | os.PathLike, *, on_trained: 
         "row": cfg.row_name,
         "seed": cfg.seed,
         "profile": cfg.profile,
-        "smoke": bool(t.smoke),
+        "smoke": bool(t.smoke) or stand_in is not None,
+        "stand_in": stand_in,
         "precision": {
             "requested": t.precision,
             "used": precision_used(t.precision, use_cuda),

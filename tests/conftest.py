@@ -15,6 +15,12 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import slurm_helpers  # noqa: E402 - after the cache settings above
+
+# One `deltalora mirror` per test session, shared by every test file that asks for it (a fixture
+# imported into a test module would be built again for that module).
+mirror_home = slurm_helpers.mirror_home
+
 
 def pytest_configure(config):  # noqa: ARG001
     # One intra-op thread per test process: tests run in parallel workers (pytest -n), and tiny models

@@ -77,7 +77,7 @@ def mirror_env(hf: Path, d: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def mirror_home(tmp_path_factory) -> Path:
-    """`deltalora mirror` into a fresh HF_HOME (once per test session and module file)."""
+    """`deltalora mirror` into a fresh HF_HOME, once per test session (tests/conftest.py shares it)."""
     hf = tmp_path_factory.mktemp("hf")
     r = subprocess.run(
         [sys.executable, "-m", "deltalora", "mirror", "--out", str(hf)],

@@ -16,16 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_helpers import (  # noqa: F401
-    PAPER,
-    SMOKE,
-    copy_workflow,
-    dag_rules,
-    mirror_env,
-    mirror_home,
-    rules_ran,
-    snakemake,
-)
+from slurm_helpers import PAPER, SMOKE, copy_workflow, dag_rules, mirror_env, rules_ran, snakemake
 
 from deltalora import smoke
 
@@ -46,8 +37,9 @@ def local_smoke(tmp_path_factory, mirror_home):
 
 def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):
     code = (
-        "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, AutoModelForSeq2SeqLM, "
-        "AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, BartForConditionalGeneration\n"
+        "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, "
+        "AutoModelForSeq2SeqLM, AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, "
+        "BartForConditionalGeneration\n"
         "from deltalora.tasks.glue import load_glue\n"
         "from deltalora.tasks import e2e, webnlg, xsum\n"
         "import json\n"
@@ -59,10 +51,14 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
         "out['xsum'] = {s: len(v) for s, v in xsum.load_real().items()}\n"
         "m = AutoModelForSequenceClassification.from_pretrained('FacebookAI/roberta-base', num_labels=3)\n"
         "assert isinstance(m, RobertaForSequenceClassification)\n"
-        "assert isinstance(AutoModelForCausalLM.from_pretrained('openai-community/gpt2-medium'), GPT2LMHeadModel)\n"
-        "assert isinstance(AutoModelForSeq2SeqLM.from_pretrained('facebook/bart-large'), BartForConditionalGeneration)\n"
-        "rt, gt = AutoTokenizer.from_pretrained('FacebookAI/roberta-base'), AutoTokenizer.from_pretrained('openai-community/gpt2-medium')\n"
-        "out['roberta_specials'] = [rt.bos_token_id, rt.pad_token_id, rt.eos_token_id, rt.unk_token_id, rt.mask_token_id == len(rt) - 1]\n"
+        "gpt2 = AutoModelForCausalLM.from_pretrained('openai-community/gpt2-medium')\n"
+        "assert isinstance(gpt2, GPT2LMHeadModel)\n"
+        "bart = AutoModelForSeq2SeqLM.from_pretrained('facebook/bart-large')\n"
+        "assert isinstance(bart, BartForConditionalGeneration)\n"
+        "rt = AutoTokenizer.from_pretrained('FacebookAI/roberta-base')\n"
+        "gt = AutoTokenizer.from_pretrained('openai-community/gpt2-medium')\n"
+        "out['roberta_specials'] = [rt.bos_token_id, rt.pad_token_id, rt.eos_token_id, rt.unk_token_id, "
+        "rt.mask_token_id == len(rt) - 1]\n"
         "out['gpt2_eos'] = [gt.eos_token, gt.eos_token_id == len(gt) - 1]\n"
         "print('RESULT' + json.dumps(out))\n"
     )
@@ -131,6 +127,21 @@ def test_every_table_and_the_audit_say_smoke_in_their_title(local_smoke):
         title = next(line for line in p.read_text().splitlines() if line.startswith("# "))
         assert smoke.SMOKE_NOTE in title, f"{p.name}: {title}"
     assert smoke.SMOKE_NOTE in (res / "glue_table.tex").read_text().splitlines()[0]
+    source = next(line for line in (res / "glue_table.md").read_text().splitlines() if "Profile:" in line)
+    assert "smoke mirror" in source, source  # the mirror's stand-ins, not the hub
+
+
+def test_every_csv_row_of_a_smoke_build_says_smoke(local_smoke):
+    import pandas as pd
+
+    csvs = sorted((local_smoke["dir"] / "results").glob("*.csv"))
+    assert {"glue_table.csv", "audit.csv", "memory_table.csv", "runtime_table.csv"} <= {p.name for p in csvs}
+    for p in csvs:
+        df = pd.read_csv(p, keep_default_na=False)
+        assert "smoke" in df.columns and df["smoke"].astype(str).eq("True").all(), p.name
+    audit = pd.read_csv(local_smoke["dir"] / "results" / "audit.csv", keep_default_na=False)
+    assert not audit["scale"].str.startswith("paper scale").any()
+    assert audit["scale"].str.startswith("smoke scale").any()
 
 
 def test_smoke_and_real_records_never_mix():

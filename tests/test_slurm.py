@@ -23,7 +23,6 @@ from slurm_helpers import (
     dag_rules,
     have_slurm_plugin,
     mirror_env,
-    mirror_home,  # noqa: F401 - a fixture
     require,
     rules_ran,
     snakemake,

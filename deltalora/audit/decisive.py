@@ -303,6 +303,7 @@ def build(
         if rec["profile"] != profile:
             raise ValueError(f"{p}: record of profile {rec['profile']!r}, expected {profile!r}")
         recs.append(rec)
+    smoke.check_records([{"_path": str(p), **r} for p, r in zip(paths, recs, strict=True)])
     ev = Evidence(profile, recs)
     s = settings or Settings()
     rows = [*assess_equal_tuning(ev, s), *assess_lr_objection(ev, s)]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import smoke
 from ..collect.tables import load_records
 from ..records import RecordError
 
@@ -180,8 +181,16 @@ def two_r_of(rec: dict[str, Any], layer: dict[str, Any]) -> int | None:
 
 
 def scale_label(profile: str, records: Iterable[dict[str, Any]]) -> str:
+    records = list(records)
     models = sorted({str(r.get("model")) for r in records})
     m = ", ".join(models) if models else "no runs"
+    if any(smoke.is_smoke(r) for r in records):  # before "paper scale": a smoke run is not at that scale
+        where = (
+            "tiny random stand-ins from the smoke mirror (`deltalora mirror`)"
+            if any(smoke.is_stand_in(r) for r in records)
+            else "at toy size"
+        )
+        return f"smoke scale ({profile} profile, {where}: {m}); {smoke.SMOKE_NOTE}"
     if profile == "paper":
         return f"paper scale (models: {m})"
     devices = sorted(
@@ -224,6 +233,28 @@ def _read_csv(
     return df
 
 
+def _check_smoke(recs: Sequence[dict[str, Any]], tables: dict[str, tuple[Any, pd.DataFrame | None]]) -> None:
+    """Refuse smoke measurements beside real records; make the audit a smoke audit if any input is smoke.
+
+    Why: a smoke CSV (its ``smoke`` column, :func:`deltalora.collect.tables.with_smoke_column`) beside
+    real records would slip toy numbers into a real verdict. Real measurements beside smoke records are
+    kept: the audit is labelled smoke as a whole.
+    """
+    smoke_csvs = [
+        str(path)
+        for path, df in tables.values()
+        if df is not None and "smoke" in df.columns and df["smoke"].astype(str).str.lower().eq("true").any()
+    ]
+    records_smoke = any(smoke.is_smoke(r) for r in recs)
+    if smoke_csvs and recs and not records_smoke:
+        raise RecordError(
+            f"{smoke_csvs[0]} comes from a smoke build but the run records ({recs[0].get('_path', '?')} ...) "
+            "are real; the audit never mixes smoke runs with real ones"
+        )
+    if smoke_csvs or records_smoke:
+        smoke.activate(stand_in=smoke.stand_in_active() or any(smoke.is_stand_in(r) for r in recs))
+
+
 def gather(
     records: Iterable[str | os.PathLike],
     *,
@@ -247,6 +278,14 @@ def gather(
             memory = None
     dropout = _read_csv("dropout_summary", dropout_csv, DROPOUT_COLUMNS, absent, sources)
     cosines = _read_csv("cosines", cosines_csv, COSINE_COLUMNS, absent, sources)
+    _check_smoke(
+        recs,
+        {
+            "memory": (memory_csv, memory),
+            "dropout": (dropout_csv, dropout),
+            "cosines": (cosines_csv, cosines),
+        },
+    )
     if cosines is not None:
         cosines = cosines.copy()
         cosines["dropout"] = pd.to_numeric(cosines["dropout"], errors="coerce")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import smoke
-from ..collect.tables import PROFILE_NOTE, markdown_table
+from ..collect.tables import markdown_table, profile_note
 from ..records import atomic_write_text
 from . import rules
 from .claims import CLAIMS, FAMILIES, AuditRow, Settings, assess
@@ -36,6 +36,7 @@ CSV_COLUMNS = (
     "mde",
     "seeds_needed",
     "seeds_needed_stated",
+    "smoke",
 )
 VERDICT_MEANING = {
     rules.SUPPORTED: "the measured numbers meet the claim's criterion (a statistical claim: in its "
@@ -142,7 +143,7 @@ def render_markdown(
     lines = [
         f"# Audit of the Delta-LoRA paper's claims ({smoke.label(ev.profile)})",
         "",
-        f"- Profile: **{ev.profile}** ({PROFILE_NOTE.get(ev.profile, '')})",
+        f"- Profile: **{ev.profile}** ({profile_note(ev.profile)})",
         *_inputs(ev),
         f"- Statistics: seed-paired differences; {settings.confidence:.0%} percentile bootstrap CI of the "
         f"mean ({settings.n_resamples:,} resamples, seed {settings.bootstrap_seed}); exact one-sided "
@@ -160,7 +161,8 @@ def render_markdown(
                 [
                     r.claim_id,
                     _esc(CLAIMS[r.claim_id].text),
-                    f"**{r.verdict}**" + (" (proxy scale)" if r.scale.startswith("proxy scale") else ""),
+                    f"**{r.verdict}**"
+                    + next((f" ({k})" for k in ("proxy scale", "smoke scale") if r.scale.startswith(k)), ""),
                     _esc(_short(r.evidence)),
                     *power_cells(r),
                     _esc(_short(r.scale, 90)),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import smoke
 from ..records import atomic_write_text
-from .tables import PROFILE_NOTE, markdown_table
+from .tables import markdown_table, profile_note, with_smoke_column
 
 COLUMNS = ("job", "family", "wall_s", "cpu_s", "max_rss_mb")
 
@@ -109,7 +109,7 @@ def collect_runtime(
     summary = summarise(jobs)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(f".{out_csv.name}.tmp")
-    jobs.to_csv(tmp, index=False)
+    with_smoke_column(jobs).to_csv(tmp, index=False)
     os.replace(tmp, out_csv)
 
     def fmt(df: pd.DataFrame) -> list[list[str]]:
@@ -121,7 +121,7 @@ def collect_runtime(
     lines = [
         f"# Run time of the training jobs ({smoke.label(profile)})",
         "",
-        "Profile: " + PROFILE_NOTE.get(profile, profile),
+        "Profile: " + (profile_note(profile) or profile),
         "",
         "Wall and CPU time and peak resident memory of each training job, from Snakemake's `benchmark:` "
         "files. Measured on the machine that ran the build, with whatever else it was running: they "

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import smoke
 from .. import rules
 from ..evidence import Evidence, scale_label
 from ..stats import PairedComparison, paired_comparison
@@ -59,6 +60,7 @@ class AuditRow:
             "mde": "" if self.mde is None else ("inf" if math.isinf(self.mde) else f"{self.mde:.3f}"),
             "seeds_needed": "" if self.seeds_needed is None else str(self.seeds_needed),
             "seeds_needed_stated": "" if self.seeds_needed_stated is None else str(self.seeds_needed_stated),
+            "smoke": str(smoke.active()),  # a smoke build's rows say so (deltalora.smoke)
         }
 
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ... import smoke
 from .. import rules
 from ..evidence import DROPOUT_ROW, Evidence, task_label, task_sort_key
 from ..stats import pair_by_seed
@@ -82,7 +83,7 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
                 CLAIM_3A.test,
                 evid,
                 rules.rule_dropout_cosine(list(without["cosine"]), list(with_["cosine"])),
-                f"{ev.profile} profile, gradients measured during training (methods: "
+                f"{smoke.label(ev.profile)}, gradients measured during training (methods: "
                 f"{', '.join(sorted(set(cos['method'].astype(str))))})",
                 {"cosines": cos},
             )
@@ -100,7 +101,7 @@ def assess_dropout(ev: Evidence, s: Settings) -> list[AuditRow]:
                     f"without dropout: {summary(a) if len(a) else 'not measured'}; with "
                     f"dropout: {summary(b) if len(b) else 'not measured'}",
                     rules.rule_dropout_cosine(list(a["cosine"]), list(b["cosine"])),
-                    f"{ev.profile} profile",
+                    smoke.label(ev.profile),  # "paper profile - smoke run, ..." in a smoke build
                     {},
                 )
             )

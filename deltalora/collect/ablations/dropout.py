@@ -18,6 +18,7 @@ from ..tables import (
     markdown_table,
     provenance_lines,
     seed_stats,
+    with_smoke_column,
     write_outputs,
 )
 from .common import (
@@ -176,7 +177,7 @@ def collect_dropout(
             "Mean, std, min and max are over layers, steps, tasks and seeds.",
         ]
     lines += _not_comparable(profile) + _plots_section(_rel(plots, out_csv))
-    atomic_write_text(cos_csv, cos.to_csv(index=False))
+    atomic_write_text(cos_csv, with_smoke_column(cos).to_csv(index=False))
     write_outputs(table, out_csv, "\n".join(lines))
     return out_csv
 
