@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         for c in CONFIGS:
             print(
-                f"{r['model']:8s} {c:8s} {r['median_step_s'][c]:16.4f} {r['ratio_to_lora'][c]:14.3f} {r['iqr_s'][c]:9.4f}"
+                f"{r['model']:8s} {c:8s} {r['median_step_s'][c]:16.4f} {r['ratio_to_lora'][c]:14.3f} "
+                f"{r['iqr_s'][c]:9.4f}"
             )
     if args.json:
         with open(args.json, "w") as f:

@@ -281,7 +281,8 @@ def test_memory_rows_on_the_4bit_base(tmp_path, model):
         assert lora["weights_bytes"] - q["weights_bytes"] == n * 4 - (n // 2 + n // 64 * 4 + 13 * 16 * 4)
     assert q["weights_bytes"] < lora["weights_bytes"]
     assert f["weights_bytes"] == q["weights_bytes"] and f["trainable_params"] == q["trainable_params"]
-    # per adapted layer the folded function also keeps S_A x (r per token), [A; S_A] (2r x in) and S_B (out x r)
+    # per adapted layer the folded function also keeps S_A x (r per token), [A; S_A] (2r x in) and S_B
+    # (out x r)
     r, tokens = 8, 2 * 8
     layers = (
         [(64, 64)] * 4 if model == "tiny" else [(128, 384)] * 2

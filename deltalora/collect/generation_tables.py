@@ -98,9 +98,8 @@ def _samples(task: str, records: Sequence[dict[str, Any]], rows: Sequence[str], 
         for row in rows:
             r = by_row.get(row)
             if r and r.get("generation") and i < len(r["generation"]["samples"]):
-                lines.append(
-                    f"- {ROW_LABELS.get(row, row)} (seed {r['seed']}): {r['generation']['samples'][i]['hypothesis']}"
-                )
+                hyp = r["generation"]["samples"][i]["hypothesis"]
+                lines.append(f"- {ROW_LABELS.get(row, row)} (seed {r['seed']}): {hyp}")
         lines.append(f"- reference: {s['references'][0]}")
         lines.append("")
     return lines
@@ -134,13 +133,13 @@ def collect_nlg(
         f"# {TITLES[task]} ({smoke.label(profile)})",
         "",
         *provenance_lines(records, profile),
-        f"- Cells: median over seeds ± sample std, in the paper tables' units (BLEU, ROUGE x100; WebNLG METEOR "
-        f"and TER as fractions; NIST and CIDEr raw). Scored on {n_eval} test inputs after training, "
+        "- Cells: median over seeds ± sample std, in the paper tables' units (BLEU, ROUGE x100; WebNLG "
+        f"METEOR and TER as fractions; NIST and CIDEr raw). Scored on {n_eval} test inputs after training, "
         f"multi-reference; decoding: {decoding}.",
         "- Generation runs once, after the last step, so each run is scored at its final state (the LoRA "
         "protocol picks the best epoch; generating every epoch would multiply the cost).",
-        "- Metric code: `deltalora.metrics` (docs/metrics.md: validated against the official E2E / GenerationEval "
-        "scripts).",
+        "- Metric code: `deltalora.metrics` (docs/metrics.md: validated against the official E2E / "
+        "GenerationEval scripts).",
         "",
         "## This run",
         "",

@@ -146,12 +146,12 @@ def collect_qlora(
         f"# Delta-LoRA on a quantized base ({smoke.label(profile)})",
         "",
         *provenance_lines(recs, profile),
-        f"- Base model {', '.join(models)} in full precision and quantized with bitsandbytes ({quantize}, QLoRA's "
-        "recipe: every encoder Linear quantized, the task head in full precision); LoRA on the quantized base is "
-        "QLoRA. Delta-LoRA uses the folded engine, which never writes W (Algorithm 1's in-place update cannot be "
-        "stored in a quantized W).",
-        "- Cells: median over seeds of each run's best-epoch score (x100), ± sample std over seeds. Gain rows: "
-        "Delta-LoRA minus LoRA on the same base, task and seed; median over seeds ± std.",
+        f"- Base model {', '.join(models)} in full precision and quantized with bitsandbytes ({quantize}, "
+        "QLoRA's recipe: every encoder Linear quantized, the task head in full precision); LoRA on the "
+        "quantized base is QLoRA. Delta-LoRA uses the folded engine, which never writes W (Algorithm 1's "
+        "in-place update cannot be stored in a quantized W).",
+        "- Cells: median over seeds of each run's best-epoch score (x100), ± sample std over seeds. Gain "
+        "rows: Delta-LoRA minus LoRA on the same base, task and seed; median over seeds ± std.",
         f"- Training time summed over the {len(recs)} runs (run records' wall time): {wall:.0f} s.",
         "",
         markdown_table(header, body),

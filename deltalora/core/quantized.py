@@ -35,7 +35,8 @@ def bnb_status() -> tuple[bool, str]:
     except Exception as e:  # ImportError, or a backend that fails to initialise (macOS without one)
         return (
             False,
-            f"bitsandbytes is not usable here ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"bitsandbytes is not usable here ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); "
             "install it with `pip install -e .[suite]` (the quantized-base targets and tests need it)",
         )
     return True, ""
@@ -104,9 +105,9 @@ def refuse_inplace(slots: Any) -> None:
         kind = quantization_of(slot.layer)
         if kind is not None:
             raise ValueError(
-                f"engine='inplace' writes W after every step, but {slot.name} has a quantized ({kind}) weight that "
-                "cannot hold or accumulate those updates; use engine='folded' (it never writes W and gives the "
-                "same function on the quantized base)"
+                f"engine='inplace' writes W after every step, but {slot.name} has a quantized ({kind}) "
+                "weight that cannot hold or accumulate those updates; use engine='folded' (it never writes W "
+                "and gives the same function on the quantized base)"
             )
 
 

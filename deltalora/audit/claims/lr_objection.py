@@ -66,8 +66,8 @@ def assess_lr_objection(ev: Evidence, s: Settings) -> list[AuditRow]:
                         CLAIM_5,
                         f"scale.{task}",
                         "detail",
-                        f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA - LoRA at matched effective "
-                        "scale (lora_scaled), validation",
+                        f"{task_label(task)} ({ev.main_metric(task)}): Delta-LoRA - LoRA at matched "
+                        "effective scale (lora_scaled), validation",
                         c.describe(),
                         rules.rule_paired_gain(c, alpha=s.alpha),
                         records_scale(ev, task_records(ev, task, [DELTA, "lora_scaled"])),
