@@ -37,6 +37,7 @@ localrules:
     nlg_table,
     ablation_table,
     qlora_table,
+    memory_table,
     runtime_table,
     audit,
     audit_decisive,
