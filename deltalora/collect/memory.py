@@ -111,7 +111,8 @@ def write_memory_table(
                 r["config"],
                 f"{_mib(r['peak_bytes'])} ({_mib(r['peak_bytes_min'])}-{_mib(r['peak_bytes_max'])})",
                 fmt(r["peak_ratio_to_lora"], digits=3),
-                f"{r['median_step_s'] * 1000:.1f} ({r['step_s_min'] * 1000:.1f}-{r['step_s_max'] * 1000:.1f})",
+                f"{r['median_step_s'] * 1000:.1f} "
+                f"({r['step_s_min'] * 1000:.1f}-{r['step_s_max'] * 1000:.1f})",
                 fmt(r["step_ratio_to_lora"], digits=3),
                 _mib(r["weights_bytes"]),
                 _mib(r["gradients_bytes"]),
@@ -123,13 +124,13 @@ def write_memory_table(
         f"# Memory and speed ({smoke.label(profile)}, {device})",
         "",
         f"- Profile: **{profile}** ({PROFILE_NOTE.get(profile, '')})",
-        f"- Peak memory: {df['peak_method'].iloc[0]}. Step: forward + backward + AdamW step, median over timed steps, "
-        "then median over interleaved rounds (min-max over rounds in brackets).",
-        f"- Batch {df['batch'].iloc[0]}, sequence length {df['seq'].iloc[0]}; Delta-LoRA switched on from the first "
-        "step (K=0) so every timed step pays its full cost. Goal: both engines within "
+        f"- Peak memory: {df['peak_method'].iloc[0]}. Step: forward + backward + AdamW step, median over "
+        "timed steps, then median over interleaved rounds (min-max over rounds in brackets).",
+        f"- Batch {df['batch'].iloc[0]}, sequence length {df['seq'].iloc[0]}; Delta-LoRA switched on from "
+        "the first step (K=0) so every timed step pays its full cost. Goal: both engines within "
         f"{GOAL}x of LoRA in peak memory and step time.",
-        "- Split: weights, gradients and AdamW states counted from parameter sizes; activations = measured peak - "
-        "those (on CPU also allocator slack).",
+        "- Split: weights, gradients and AdamW states counted from parameter sizes; activations = measured "
+        "peak - those (on CPU also allocator slack).",
         "",
         markdown_table(
             [
@@ -159,7 +160,8 @@ def write_memory_table(
                         and sub.loc[engine, "step_ratio_to_lora"] <= GOAL
                     )
                     notes.append(
-                        f"- {model} {dtype} {engine}: peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
+                        f"- {model} {dtype} {engine}: "
+                        f"peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
                         f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
                         f"{'within' if ok else 'NOT within'} the {GOAL}x goal"
                     )
@@ -245,12 +247,13 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
         "",
         "## Delta-LoRA on a 4-bit base (ratios to QLoRA)",
         "",
-        "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM head "
-        "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved activations: "
-        "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
-        f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step time, "
-        "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit weight "
-        "to a float32 temporary in every forward and backward and the peak RSS includes loading the checkpoint, "
+        "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM "
+        "head in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved "
+        "activations: the exact bytes autograd keeps for backward in one training forward (parameters "
+        f"excluded). Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory "
+        "and step time, and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes "
+        "each 4-bit weight to a float32 temporary in every forward and backward and the peak RSS includes "
+        "loading the checkpoint, "
         "so there the exact columns (saved activations, weights) are the comparable ones; "
         "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).",
         "",
@@ -280,12 +283,14 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
             ok = f["peak_ratio_to_qlora"] <= QLORA_GOAL and f["step_ratio_to_qlora"] <= QLORA_GOAL
             line = (
                 f"- {model}: Delta-LoRA folded on NF4 peak x{f['peak_ratio_to_qlora']:.3f}, step "
-                f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} of QLoRA -> "
+                f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} "
+                "of QLoRA -> "
                 f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal"
             )
             if "inplace" in sub.index:
                 line += (
-                    f"; Delta-LoRA inplace on the fp32 base is x{sub.loc['inplace', 'peak_ratio_to_qlora']:.3f} "
+                    "; Delta-LoRA inplace on the fp32 base is "
+                    f"x{sub.loc['inplace', 'peak_ratio_to_qlora']:.3f} "
                     "of QLoRA's peak"
                 )
             notes.append(line)
