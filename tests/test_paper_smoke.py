@@ -9,16 +9,15 @@ and every table and the audit say "smoke run, not the paper's numbers" in their 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from slurm_helpers import (  # noqa: F401
     PAPER,
     SMOKE,
+    build_smoke,
     copy_workflow,
     dag_rules,
     mirror_env,
@@ -31,23 +30,16 @@ from deltalora import smoke
 
 
 @pytest.fixture(scope="session")
-def local_smoke(tmp_path_factory, mirror_home):
+def local_smoke(tmp_path_factory, mirror_home):  # noqa: F811 - the fixture
     d = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    env = mirror_env(mirror_home, d)
-    started = time.monotonic()
-    r = snakemake(d, "--cores", "2", "all", *SMOKE, env=env, timeout=1800)
-    wall = time.monotonic() - started
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-5000:]
-    n_jobs = len(re.findall(r"^Finished jobid", log, flags=re.M))
-    print(f"local smoke: {n_jobs} jobs in {wall:.0f}s")
-    return {"dir": d, "log": log, "env": env, "wall_s": wall, "jobs": n_jobs}
+    return build_smoke(d, "local smoke", *SMOKE, env=mirror_env(mirror_home, d))
 
 
-def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):
+def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):  # noqa: F811
     code = (
-        "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, AutoModelForSeq2SeqLM, "
-        "AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, BartForConditionalGeneration\n"
+        "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, "
+        "AutoModelForSeq2SeqLM, AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, "
+        "BartForConditionalGeneration\n"
         "from deltalora.tasks.glue import load_glue\n"
         "from deltalora.tasks import e2e, webnlg, xsum\n"
         "import json\n"
@@ -59,10 +51,14 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
         "out['xsum'] = {s: len(v) for s, v in xsum.load_real().items()}\n"
         "m = AutoModelForSequenceClassification.from_pretrained('FacebookAI/roberta-base', num_labels=3)\n"
         "assert isinstance(m, RobertaForSequenceClassification)\n"
-        "assert isinstance(AutoModelForCausalLM.from_pretrained('openai-community/gpt2-medium'), GPT2LMHeadModel)\n"
-        "assert isinstance(AutoModelForSeq2SeqLM.from_pretrained('facebook/bart-large'), BartForConditionalGeneration)\n"
-        "rt, gt = AutoTokenizer.from_pretrained('FacebookAI/roberta-base'), AutoTokenizer.from_pretrained('openai-community/gpt2-medium')\n"
-        "out['roberta_specials'] = [rt.bos_token_id, rt.pad_token_id, rt.eos_token_id, rt.unk_token_id, rt.mask_token_id == len(rt) - 1]\n"
+        "g = AutoModelForCausalLM.from_pretrained('openai-community/gpt2-medium')\n"
+        "assert isinstance(g, GPT2LMHeadModel)\n"
+        "b = AutoModelForSeq2SeqLM.from_pretrained('facebook/bart-large')\n"
+        "assert isinstance(b, BartForConditionalGeneration)\n"
+        "rt = AutoTokenizer.from_pretrained('FacebookAI/roberta-base')\n"
+        "gt = AutoTokenizer.from_pretrained('openai-community/gpt2-medium')\n"
+        "out['roberta_specials'] = [rt.bos_token_id, rt.pad_token_id, rt.eos_token_id, rt.unk_token_id,\n"
+        "                           rt.mask_token_id == len(rt) - 1]\n"
         "out['gpt2_eos'] = [gt.eos_token, gt.eos_token_id == len(gt) - 1]\n"
         "print('RESULT' + json.dumps(out))\n"
     )
