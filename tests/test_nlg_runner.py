@@ -148,6 +148,16 @@ def _answer_with_own_reference(monkeypatch, task_module, answer):
     return groups
 
 
+def _lora_run(task: str, models, tmp_path, *, max_eval: int) -> tuple[dict, list[dict]]:
+    """A LoRA run on the tiny GPT-2, scored on the first `max_eval` inputs: its record and generations."""
+    sets = [*FAST, f"generation.max_eval={max_eval}", f"data.data_dir={tmp_path / 'data'}"]
+    rec = run(
+        resolve_run(task=task, method="lora", seed=0, model=str(models / "gpt2"), sets=sets), tmp_path / "run"
+    )
+    lines = (tmp_path / "run" / "generations.jsonl").read_text().splitlines()
+    return rec, [json.loads(line) for line in lines]
+
+
 def test_e2e_hypotheses_are_scored_against_their_own_references(models, tmp_path, monkeypatch):
     """Each hypothesis is its input's first reference, so BLEU is exactly 100 with the right pairing;
     against the references of the next input it is far lower (an untrained model's outputs cannot show a
@@ -155,15 +165,7 @@ def test_e2e_hypotheses_are_scored_against_their_own_references(models, tmp_path
     from deltalora.tasks import e2e
 
     groups = _answer_with_own_reference(monkeypatch, e2e, lambda g: g.references[0])
-    cfg = resolve_run(
-        task="e2e",
-        method="lora",
-        seed=0,
-        model=str(models / "gpt2"),
-        sets=[*FAST, "generation.max_eval=4", f"data.data_dir={tmp_path / 'data'}"],
-    )
-    rec = run(cfg, tmp_path / "run")
-    texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
+    rec, texts = _lora_run("e2e", models, tmp_path, max_eval=4)
     assert len(texts) == 4 and len({t["source"] for t in texts}) == 4
     for t in texts:  # each line pairs an input with its own references and its own hypothesis
         assert t["references"] == groups[t["source"]].references
@@ -184,17 +186,9 @@ def test_webnlg_pairs_hypotheses_references_and_seen_unseen_categories(models, t
     groups = _answer_with_own_reference(
         monkeypatch, webnlg, lambda g: g.references[0] if g.meta["seen"] else g.source
     )
-    cfg = resolve_run(
-        task="webnlg",
-        method="lora",
-        seed=0,
-        model=str(models / "gpt2"),
-        sets=[*FAST, "generation.max_eval=6", f"data.data_dir={tmp_path / 'data'}"],
-    )
-    rec = run(cfg, tmp_path / "run")
+    rec, texts = _lora_run("webnlg", models, tmp_path, max_eval=6)
     data = webnlg.load("embedded", data_dir=tmp_path / "data" / "nlg" / "webnlg")
     seen = {ex["category"] for ex in data["train"]}
-    texts = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
     assert len(texts) == 6
     flags = [t["meta"]["category"] in seen for t in texts]
     assert [t["meta"]["seen"] for t in texts] == flags and True in flags and False in flags
