@@ -39,6 +39,7 @@ localrules:
     ablation_table,
     qlora_table,
     baselines_table,
+    memory_table,
     runtime_table,
     audit,
     audit_decisive,

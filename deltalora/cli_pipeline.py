@@ -179,6 +179,17 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     q.add_argument("--rows", default="lora,delta_lora", help="row names without the _fp32/_<quantize> suffix")
     q.add_argument("--quantize", default="nf4", choices=["nf4", "nf4-dq", "fp4", "fp4-dq", "int8"])
     q.set_defaults(func=_collect_qlora)
+    mt = csub.add_parser(
+        "memory", help="the memory/speed table and plot from `deltalora bench memory --measurements`"
+    )
+    mt.add_argument("measurements", help="JSON file written by deltalora bench memory --measurements")
+    mt.add_argument("--out", required=True, help="CSV path; .md beside it")
+    mt.add_argument("--profile", required=True, choices=["default", "paper"])
+    mt.add_argument("--plots", default=None, help="folder for the bar plot")
+    mt.add_argument(
+        "--smoke", action="store_true", help="a smoke run: titles say it is not the paper's numbers"
+    )
+    mt.set_defaults(func=_collect_memory)
     add_bench(sub)
     p = sub.add_parser(
         "pretrain",
@@ -215,14 +226,21 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
 
 
 def _bench_memory(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .benchmark import check_device, measure
-    from .collect.memory import write_memory_table
+    from .collect.memory import write_measurements
     from .errors import UserError
 
+    if not args.out and not args.measurements:
+        raise UserError("bench memory: give --measurements (the measured rows) and/or --out (the table)")
     try:
         check_device(args.device)
     except ValueError as e:
         raise UserError(str(e)) from None
+    # The measured rows go to disk first (and again with the bf16 result): whatever fails afterwards,
+    # the table and the plot are rebuilt from them by `deltalora collect memory` without re-measuring.
+    raw = args.measurements or str(Path(args.out).with_suffix(".measurements.json"))
     rows = measure(
         args.models.split(","),
         device=args.device,
@@ -235,14 +253,30 @@ def _bench_memory(args: argparse.Namespace) -> int:
         threads=args.threads,
         qlora_models=tuple(m for m in args.qlora_models.split(",") if m),
     )
+    write_measurements(raw, rows)
     bf16 = None
     if args.bf16_steps:
         from .benchmark import bf16_rounding_loss
 
         bf16 = bf16_rounding_loss(args.bf16_model, device=args.device, steps=args.bf16_steps)
-    _smoke_without_records(args)
+        write_measurements(raw, rows, bf16)
+    print(f"wrote {raw}")
+    if args.out:
+        _memory_table(raw, args)
+    return 0
+
+
+def _memory_table(measurements: str, args: argparse.Namespace) -> None:
+    from .collect.memory import read_measurements, write_memory_table
+
+    _smoke_without_records(args)  # benchmark files carry no record to say so
+    rows, bf16 = read_measurements(measurements)
     write_memory_table(rows, args.out, profile=args.profile, bf16=bf16, plots_dir=args.plots)
     print(f"wrote {args.out} (+ .md)")
+
+
+def _collect_memory(args: argparse.Namespace) -> int:
+    _memory_table(args.measurements, args)
     return 0
 
 
@@ -282,6 +316,12 @@ def add_bench(sub) -> None:  # noqa: ANN001
     m.add_argument(
         "--smoke", action="store_true", help="a smoke run: titles say it is not the paper's numbers"
     )
-    m.add_argument("--out", required=True, help="CSV path; .md beside it")
+    m.add_argument(
+        "--measurements",
+        default=None,
+        help="JSON file of the measured rows, written before any table "
+        "(default with --out: <out>.measurements.json); `deltalora collect memory` makes the table from it",
+    )
+    m.add_argument("--out", default=None, help="table CSV path; .md beside it")
     m.add_argument("--plots", default=None, help="folder for the bar plot")
     m.set_defaults(func=_bench_memory)

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,18 @@ def snakemake(
         env=env,
         timeout=timeout,
     )
+
+
+def build_smoke(d: Path, name: str, *config: str, env: dict) -> dict:
+    """`snakemake --cores 2 all` with the --configfile words `config` in `d`: log, job count, wall time."""
+    started = time.monotonic()
+    r = snakemake(d, "--cores", "2", "all", *config, env=env, timeout=1800)
+    wall = time.monotonic() - started
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-5000:]
+    n_jobs = len(re.findall(r"^Finished jobid", log, flags=re.M))
+    print(f"{name}: {n_jobs} jobs in {wall:.0f}s")
+    return {"dir": d, "log": log, "env": env, "wall_s": wall, "jobs": n_jobs}
 
 
 def mirror_env(hf: Path, d: Path) -> dict:

@@ -127,6 +127,80 @@ def test_xsum_lora_on_bart(models, tmp_path, monkeypatch):
     )  # seq2seq: untouched
 
 
+def _answer_with_own_reference(monkeypatch, task_module, answer):
+    """Real generation runs, then each input's hypothesis is `answer(group)`, decided from that input's own
+    group (references, category): a hypothesis scored against another input's references scores lower."""
+    from deltalora.textgen import generation
+
+    groups, real_generate, real_groups = {}, generation.generate, task_module.eval_groups
+
+    def capture(*a, **kw):
+        out = real_groups(*a, **kw)
+        groups.update({g.source: g for g in out})
+        return out
+
+    def generate(model, tokenizer, sources, **kw):
+        assert len(real_generate(model, tokenizer, sources, **kw)) == len(sources)
+        return [answer(groups[s]) for s in sources]
+
+    monkeypatch.setattr(task_module, "eval_groups", capture)
+    monkeypatch.setattr(generation, "generate", generate)
+    return groups
+
+
+def _lora_run(task: str, models, tmp_path, *, max_eval: int) -> tuple[dict, list[dict]]:
+    """A LoRA run on the tiny GPT-2, scored on the first `max_eval` inputs: its record and generations."""
+    sets = [*FAST, f"generation.max_eval={max_eval}", f"data.data_dir={tmp_path / 'data'}"]
+    rec = run(
+        resolve_run(task=task, method="lora", seed=0, model=str(models / "gpt2"), sets=sets), tmp_path / "run"
+    )
+    lines = (tmp_path / "run" / "generations.jsonl").read_text().splitlines()
+    return rec, [json.loads(line) for line in lines]
+
+
+def test_e2e_hypotheses_are_scored_against_their_own_references(models, tmp_path, monkeypatch):
+    """Each hypothesis is its input's first reference, so BLEU is exactly 100 with the right pairing;
+    against the references of the next input it is far lower (an untrained model's outputs cannot show a
+    mispairing: they score near zero against any reference)."""
+    from deltalora.tasks import e2e
+
+    groups = _answer_with_own_reference(monkeypatch, e2e, lambda g: g.references[0])
+    rec, texts = _lora_run("e2e", models, tmp_path, max_eval=4)
+    assert len(texts) == 4 and len({t["source"] for t in texts}) == 4
+    for t in texts:  # each line pairs an input with its own references and its own hypothesis
+        assert t["references"] == groups[t["source"]].references
+        assert t["hypothesis"] == groups[t["source"]].references[0]
+    assert rec["final"]["metrics"]["bleu"] == pytest.approx(100.0, abs=1e-9)
+    assert_scores_recompute(rec, texts, e2e_metrics, check_pairing=True)
+    shifted = e2e_metrics([t["hypothesis"] for t in texts], [t["references"] for t in texts[1:] + texts[:1]])
+    assert shifted["bleu"] < 60
+
+
+def test_webnlg_pairs_hypotheses_references_and_seen_unseen_categories(models, tmp_path, monkeypatch):
+    """Seen inputs answer with their own first reference, unseen ones with their triples: BLEU on the seen
+    subset is exactly 100, on the unseen subset below it. Seen = the input's category occurs in the
+    training split (computed here independently of the runner)."""
+    from deltalora.metrics.webnlg import webnlg_metrics
+    from deltalora.tasks import webnlg
+
+    groups = _answer_with_own_reference(
+        monkeypatch, webnlg, lambda g: g.references[0] if g.meta["seen"] else g.source
+    )
+    rec, texts = _lora_run("webnlg", models, tmp_path, max_eval=6)
+    data = webnlg.load("embedded", data_dir=tmp_path / "data" / "nlg" / "webnlg")
+    seen = {ex["category"] for ex in data["train"]}
+    assert len(texts) == 6
+    flags = [t["meta"]["category"] in seen for t in texts]
+    assert [t["meta"]["seen"] for t in texts] == flags and True in flags and False in flags
+    for t in texts:
+        assert t["references"] == groups[t["source"]].references
+    got = rec["final"]["metrics"]
+    assert got["bleu_seen"] == pytest.approx(100.0, abs=1e-9)
+    assert got["bleu_unseen"] < 90 and got["bleu_seen"] > got["bleu_all"] > got["bleu_unseen"]
+    cats = [t["meta"]["category"] for t in texts]
+    assert_scores_recompute(rec, texts, lambda h, r: webnlg_metrics(h, r, cats, seen), check_pairing=True)
+
+
 def test_gpt2_refused_for_a_seq2seq_task(models, tmp_path):
     with pytest.raises(ValueError, match="uses a bart model"):
         run(

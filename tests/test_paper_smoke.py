@@ -9,33 +9,23 @@ and every table and the audit say "smoke run, not the paper's numbers" in their 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from slurm_helpers import PAPER, SMOKE, copy_workflow, dag_rules, mirror_env, rules_ran, snakemake
+from slurm_helpers import PAPER, SMOKE, build_smoke, copy_workflow, dag_rules, mirror_env, rules_ran, snakemake
 
 from deltalora import smoke
 
 
 @pytest.fixture(scope="session")
-def local_smoke(tmp_path_factory, mirror_home):
+def local_smoke(tmp_path_factory, mirror_home):  # noqa: F811 - the fixture
     d = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    env = mirror_env(mirror_home, d)
-    started = time.monotonic()
-    r = snakemake(d, "--cores", "2", "all", *SMOKE, env=env, timeout=1800)
-    wall = time.monotonic() - started
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-5000:]
-    n_jobs = len(re.findall(r"^Finished jobid", log, flags=re.M))
-    print(f"local smoke: {n_jobs} jobs in {wall:.0f}s")
-    return {"dir": d, "log": log, "env": env, "wall_s": wall, "jobs": n_jobs}
+    return build_smoke(d, "local smoke", *SMOKE, env=mirror_env(mirror_home, d))
 
 
-def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):
+def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):  # noqa: F811
     code = (
         "from transformers import AutoModelForSequenceClassification, AutoModelForCausalLM, "
         "AutoModelForSeq2SeqLM, AutoTokenizer, RobertaForSequenceClassification, GPT2LMHeadModel, "

@@ -28,13 +28,26 @@ from slurm_helpers import (
     snakemake,
 )
 
+# Every SLURM command the executor plugin may call, faked, so that the test gives the same answer on a
+# machine without SLURM, with a cluster up, and with SLURM's tools installed but no controller: the
+# account check (sacctmgr, then sshare) knows account "x"; everything else fails at once.
+FAKE_ACCOUNTS = {"sacctmgr": "x", "sshare": "x"}
+FAKE_FAILING = ("sbatch", "squeue", "sinfo", "sacct", "scancel", "scontrol", "srun")
+
 
 def _fake_slurm(d: Path) -> Path:
-    """sbatch & co. that fail at once: the run must get as far as submitting, and no further."""
+    """sbatch & co. that fail at once: the run must get as far as submitting, and no further. Each call
+    is logged to d/calls.log, so the test can tell that no real SLURM tool answered."""
     d.mkdir()
-    for name in ("sbatch", "squeue", "sinfo", "sacct", "scancel", "scontrol"):
+    log = d / "calls.log"
+    for name in (*FAKE_ACCOUNTS, *FAKE_FAILING):
+        body = (
+            f"echo {FAKE_ACCOUNTS[name]}\nexit 0\n"
+            if name in FAKE_ACCOUNTS
+            else f"echo 'fake {name}: no cluster in this test' >&2\nexit 1\n"
+        )
         p = d / name
-        p.write_text(f"#!/bin/sh\necho 'fake {name}: no cluster in this test' >&2\nexit 1\n")
+        p.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{body}')
         p.chmod(0o755)
     return d
 
@@ -68,9 +81,13 @@ def test_memory_rule_builds_under_the_slurm_executor(tmp_path):
     )
     out = r.stdout + r.stderr
     assert "requires a total number of cores" not in out, out[-3000:]
-    # It got as far as sbatch, asking for the memory job's configured cores.
+    # The account was checked by the fake sacctmgr (not a real one, which fails with no controller)...
+    calls = (fake / "calls.log").read_text().splitlines()
+    assert any(c.startswith("sacctmgr ") for c in calls), (calls, out[-3000:])
+    # ...and it got as far as sbatch, asking for the measurement job's configured cores.
+    assert any(c.startswith("sbatch ") for c in calls), (calls, out[-3000:])
     assert "fake sbatch: no cluster in this test" in out, out[-3000:]
-    assert "--cpus-per-task=8" in out, out[-3000:]
+    assert "--cpus-per-task=8" in out and "rule_memory_measure" in out, out[-3000:]
 
 
 def test_repository_has_no_workflow_cores_threads():
@@ -99,7 +116,7 @@ def _require_cluster() -> None:
     )
 
 
-def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):
+def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):  # noqa: F811 - the fixture
     """The whole smoke DAG through snakemake-executor-plugin-slurm: training and memory jobs go to
     sbatch, the tables and the audit run on the submit host (localrules), every paper rule runs."""
     _require_cluster()
@@ -121,9 +138,9 @@ def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):
         "ablation_dropout_train",
         "ablation_lambda_k_train",
         "ablation_rank_train",
-        "memory_table",
+        "memory_measure",
     } <= submitted
-    assert not submitted & {"all", "glue_table", "nlg_table", "ablation_table", "audit"}  # localrules
+    assert not submitted & {"all", "glue_table", "nlg_table", "ablation_table", "memory_table", "audit"}
     assert (wf / "results" / "audit.md").is_file()
 
 
@@ -135,7 +152,7 @@ def _training_overrides(steps: int, every: int) -> list[str]:
     return [*keep, f"train.max_steps={steps}", f"train.checkpoint_every={every}"]
 
 
-def test_scancel_mid_run_is_retried_and_resumes_with_identical_metrics(tmp_path, mirror_home):
+def test_scancel_mid_run_is_retried_and_resumes_with_identical_metrics(tmp_path, mirror_home):  # noqa: F811
     """A training job killed with scancel after a checkpoint is retried by the profile (retries: 1),
     resumes from that checkpoint, and ends with exactly the metrics of an uninterrupted run."""
     _require_cluster()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .. import smoke
+from ..atomic import atomic_write_text
 from .tables import fmt, markdown_table, profile_note, write_outputs
 
 GOAL = 1.02  # both engines within 1.02x of LoRA in peak memory and step time
@@ -20,6 +22,73 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:.1f}"
 
 
+# Columns every measured row must have for the table (benchmark.measure writes them all).
+REQUIRED = (
+    "model",
+    "dtype",
+    "config",
+    "device",
+    "batch",
+    "seq",
+    "peak_method",
+    "peak_bytes",
+    "peak_bytes_min",
+    "peak_bytes_max",
+    "median_step_s",
+    "step_s_min",
+    "step_s_max",
+    "peak_ratio_to_lora",
+    "step_ratio_to_lora",
+    "weights_bytes",
+    "gradients_bytes",
+    "optimizer_bytes",
+    "activations_bytes",
+)
+
+
+def write_measurements(
+    path: str | os.PathLike, rows: Sequence[dict[str, Any]], bf16: dict[str, Any] | None = None
+) -> None:
+    """The measured rows on disk, atomically, before any table or plot is made from them: a failure
+    there must never cost the (long) measurements, and the table can be rebuilt without re-measuring."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"rows": list(rows), "bf16": bf16}, indent=1) + "\n")
+
+
+def read_measurements(path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows and bf16 result written by `write_measurements`."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ValueError(f"{path}: not a memory measurements file (a JSON object with a 'rows' list)")
+    return data["rows"], data.get("bf16")
+
+
+def memory_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a frame, checked: every required column present, one row per (model, dtype, config)."""
+    if not rows:
+        raise ValueError("memory table: no measured rows")
+    df = pd.DataFrame(list(rows))
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"memory table: measured rows lack the column(s) {', '.join(missing)}")
+    # Ratios are empty where a (model, dtype) has no LoRA row; every other column is measured for every row.
+    gaps = [c for c in REQUIRED if not c.endswith("_ratio_to_lora") and df[c].isna().any()]
+    if gaps:
+        raise ValueError(f"memory table: some measured rows have no {', '.join(gaps)}")
+    dup = df[df.duplicated(["model", "dtype", "config"], keep=False)]
+    if len(dup):
+        keys = sorted(
+            {f"{m}/{d}/{c}" for m, d, c in dup[["model", "dtype", "config"]].itertuples(index=False)}
+        )
+        raise ValueError(f"memory table: more than one row for (model/dtype/config) {', '.join(keys)}")
+    for c in df.columns:  # ratios are None where a group has no LoRA/QLoRA row: NaN, not object
+        if c.endswith(("_bytes", "_s", "_ratio_to_lora", "_ratio_to_qlora")) or c.startswith(
+            ("peak_bytes", "step_s")
+        ):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
 def write_memory_table(
     rows: Sequence[dict[str, Any]],
     out_csv: str | os.PathLike,
@@ -28,7 +97,7 @@ def write_memory_table(
     bf16: dict[str, Any] | None = None,
     plots_dir: str | os.PathLike | None = None,
 ) -> None:
-    df = pd.DataFrame(rows)
+    df = memory_frame(rows)
     plots = []
     if plots_dir is not None:
         plots = memory_plot(df, Path(plots_dir) / "memory_speed", profile=profile)
@@ -56,15 +125,12 @@ def write_memory_table(
         "",
         f"- Profile: **{profile}** ({profile_note(profile)})",
         f"- Peak memory: {df['peak_method'].iloc[0]}. Step: forward + backward + AdamW step, median over "
-        "timed steps, "
-        "then median over interleaved rounds (min-max over rounds in brackets).",
+        "timed steps, then median over interleaved rounds (min-max over rounds in brackets).",
         f"- Batch {df['batch'].iloc[0]}, sequence length {df['seq'].iloc[0]}; Delta-LoRA switched on from "
-        "the first "
-        "step (K=0) so every timed step pays its full cost. Goal: both engines within "
+        "the first step (K=0) so every timed step pays its full cost. Goal: both engines within "
         f"{GOAL}x of LoRA in peak memory and step time.",
         "- Split: weights, gradients and AdamW states counted from parameter sizes; activations = measured "
-        "peak - "
-        "those (on CPU also allocator slack).",
+        "peak - those (on CPU also allocator slack).",
         "",
         markdown_table(
             [
@@ -88,14 +154,14 @@ def write_memory_table(
         for dtype in sorted(set(df[df["model"] == model]["dtype"])):
             sub = df[(df["model"] == model) & (df["dtype"] == dtype)].set_index("config")
             for engine in ("inplace", "folded"):
-                if engine in sub.index:
+                if engine in sub.index and pd.notna(sub.loc[engine, "peak_ratio_to_lora"]):
                     ok = (
                         sub.loc[engine, "peak_ratio_to_lora"] <= GOAL
                         and sub.loc[engine, "step_ratio_to_lora"] <= GOAL
                     )
                     notes.append(
-                        f"- {model} {dtype} {engine}: peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, "
-                        "step "
+                        f"- {model} {dtype} {engine}: "
+                        f"peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
                         f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
                         f"{'within' if ok else 'NOT within'} the {GOAL}x goal"
                     )
@@ -142,10 +208,11 @@ def memory_plot(df: pd.DataFrame, base: Path, *, profile: str) -> list[str]:
     ):
         ax = axes[k]
         for i, c in enumerate(configs):
-            vals = [
-                float(df[(df["model"] == m) & (df["dtype"] == d) & (df["config"] == c)][col].iloc[0])
-                for m, d in groups
+            # A config measured on some (model, dtype) groups only (4-bit rows on some models): no bar.
+            cells = [
+                df[(df["model"] == m) & (df["dtype"] == d) & (df["config"] == c)][col] for m, d in groups
             ]
+            vals = [float(v.iloc[0]) if len(v) else float("nan") for v in cells]
             ax.bar([g + i * width for g in range(len(groups))], vals, width=width, label=c, color=f"C{i}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.axhline(GOAL, color="k", lw=0.8, ls="--")
@@ -164,6 +231,10 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
     with ratios to QLoRA; empty when the table has no 4-bit rows."""
     if "config" not in df or "qlora" not in set(df["config"]):
         return []
+    need = ("saved_activation_bytes", "peak_ratio_to_qlora", "step_ratio_to_qlora", "saved_ratio_to_qlora")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"memory table: the 4-bit (qlora) rows lack the column(s) {', '.join(missing)}")
     order = ("qlora", "folded_4bit", "lora", "inplace", "folded")
     names = {
         "qlora": "QLoRA (LoRA, NF4 base)",
@@ -177,16 +248,12 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
         "## Delta-LoRA on a 4-bit base (ratios to QLoRA)",
         "",
         "Same model, batch and sequence; the 4-bit rows load the base in bitsandbytes NF4 (classifier/LM "
-        "head "
-        "in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved "
-        "activations: "
-        "the exact bytes autograd keeps for backward in one training forward (parameters excluded). "
-        f"Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory and step "
-        "time, "
-        "and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes each 4-bit "
-        "weight "
-        "to a float32 temporary in every forward and backward and the peak RSS includes loading the "
-        "checkpoint, "
+        "head in full precision) as QLoRA does. Weights include the 4-bit quantization constants. Saved "
+        "activations: the exact bytes autograd keeps for backward in one training forward (parameters "
+        f"excluded). Goal: Delta-LoRA folded on the 4-bit base within {QLORA_GOAL}x of QLoRA in peak memory "
+        "and step time, and well below Delta-LoRA inplace on the fp32 base. On CPU, bitsandbytes dequantizes "
+        "each 4-bit weight to a float32 temporary in every forward and backward and the peak RSS includes "
+        "loading the checkpoint, "
         "so there the exact columns (saved activations, weights) are the comparable ones; "
         "`benchmarks/gpu_check.sh` measures the GPU peak (torch.cuda.max_memory_allocated).",
         "",
@@ -216,8 +283,8 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
             ok = f["peak_ratio_to_qlora"] <= QLORA_GOAL and f["step_ratio_to_qlora"] <= QLORA_GOAL
             line = (
                 f"- {model}: Delta-LoRA folded on NF4 peak x{f['peak_ratio_to_qlora']:.3f}, step "
-                f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} of "
-                "QLoRA -> "
+                f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} "
+                "of QLoRA -> "
                 f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal"
             )
             if "inplace" in sub.index:
