@@ -241,14 +241,14 @@ def plan_seeds(spec, field="decisive.seeds"):
 
 # ---------------------------------------------------------------------------- baselines (baselines.smk)
 import importlib.util
+from pathlib import Path
 
 
 def stdlib_module(relpath):
     """A standard-library-only module of the package, loaded by its path in the checkout: Snakemake's own
     Python needs neither the package's dependencies nor the checkout on `sys.path` to build the DAG."""
-    spec = importlib.util.spec_from_file_location(
-        "deltalora_" + relpath.replace("/", "_").removesuffix(".py"), f"{workflow.basedir}/{relpath}"
-    )
+    path = Path(workflow.basedir, relpath)
+    spec = importlib.util.spec_from_file_location(f"deltalora_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -19,6 +19,12 @@ rule memory_measure:
         seq=config["memory"]["seq"],
         bf16_model=config["memory"]["bf16_model"],
         qlora_models=",".join(config["memory"].get("qlora_models", [])),
+        # timed steps, warm-up steps and bf16 rounding-loss steps: the command's defaults unless set
+        steps=" ".join(
+            f"--{k.replace('_', '-')} {config['memory'][k]}"
+            for k in ("steps", "warmup", "bf16_steps")
+            if k in config["memory"]
+        ),
     threads: int(config["memory"].get("threads", 8))
     resources:
         gpu=GPUS,
@@ -29,7 +35,8 @@ rule memory_measure:
     shell:
         "python3 -m deltalora bench memory --models {params.models} --device {params.device} --dtypes {params.dtypes} "
         "--rounds {params.rounds} --batch {params.batch} --seq {params.seq} --threads {threads} "
-        "--bf16-model {params.bf16_model} --qlora-models '{params.qlora_models}' --measurements {output} > {log} 2>&1"
+        "--bf16-model {params.bf16_model} --qlora-models '{params.qlora_models}' {params.steps} "
+        "--measurements {output} > {log} 2>&1"
 
 
 rule memory_table:
