@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        builds = getattr(args, "command", None) in BUILD_COMMANDS
+        # outputs a build writes (a table, an audit); `bench memory --measurements` alone writes no table
+        builds = getattr(args, "command", None) in BUILD_COMMANDS and getattr(args, "out", None) is not None
         if builds:
             from .collect import build_info
 
