@@ -246,8 +246,11 @@ from pathlib import Path
 
 def stdlib_module(relpath):
     """A standard-library-only module of the package, loaded by its path in the checkout: Snakemake's own
-    Python needs neither the package's dependencies nor the checkout on `sys.path` to build the DAG."""
+    Python needs neither the package's dependencies nor the checkout on its import path to build the DAG."""
     path = Path(workflow.basedir, relpath)
+    if not path.is_file():  # the workflow runs outside the checkout: the installed package's file
+        found = importlib.util.find_spec("deltalora")  # locates the package without importing it
+        path = Path(found.submodule_search_locations[0]).parent.joinpath(relpath)
     spec = importlib.util.spec_from_file_location(f"deltalora_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

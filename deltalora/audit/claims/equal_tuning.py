@@ -15,7 +15,6 @@ from typing import Any
 
 from .. import rules, selection
 from ..evidence import LR_ROW, Evidence, task_label
-from ..stats import pair_by_seed
 from .common import AuditRow, Claim, ClaimFamily, Settings, audit_row, compare, records_scale, task_records
 
 CLAIM_8 = Claim(
@@ -37,14 +36,17 @@ def assess_equal_tuning(ev: Evidence, s: Settings) -> list[AuditRow]:
         l_rows = selection.sweep_rows(ev, task, "lora", LR_ROW)
         if not l_rows:
             continue
-        sel = selection.selection_split(ev, task, [*d_rows, *l_rows])
-        bd, dmed = selection.select_best(ev, task, d_rows, sel)
-        bl, lmed = selection.select_best(ev, task, l_rows, sel)
-        if bd is None or bl is None:
+        pair = selection.tuned_pair(ev, task, d_rows, l_rows)  # the one selection rule (claims 5 and 9 too)
+        if pair is None:
             continue
-        d = pair_by_seed(ev.scores(task, bd), ev.scores(task, bl))
-        if not d:
-            continue
+        sel, bd, dmed, bl, lmed, d = (
+            pair.split,
+            pair.best_x,
+            pair.medians_x,
+            pair.best_y,
+            pair.medians_y,
+            pair.diffs,
+        )
         strata[task] = d
         used += task_records(ev, task, [bd, bl])
         cmp = compare(
