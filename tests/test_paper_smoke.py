@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from slurm_helpers import PAPER, SMOKE, build_smoke, copy_workflow, dag_rules, mirror_env, rules_ran, snakemake
+from slurm_helpers import (
+    PAPER,
+    SMOKE,
+    build_smoke,
+    copy_workflow,
+    dag_rules,
+    mirror_env,
+    rules_ran,
+    snakemake,
+)
 
 from deltalora import smoke
 
