@@ -16,7 +16,7 @@ from deltalora.audit.evidence import Evidence
 from deltalora.audit.report import build_audit
 
 FAST = Settings(n_resamples=200)
-TOY = Claim("9", "A toy claim added by one registration", "this test", "the count of run records")
+TOY = Claim("10", "A toy claim added by one registration", "this test", "the count of run records")
 
 
 def _assess_toy(ev: Evidence, s: Settings) -> list:
@@ -38,7 +38,7 @@ def _assess_toy(ev: Evidence, s: Settings) -> list:
 
 @pytest.fixture
 def toy_family():
-    family = ClaimFamily(section="9", title="Claim 9: a toy family", claims=(TOY,), assess=_assess_toy)
+    family = ClaimFamily(section="10", title="Claim 10: a toy family", claims=(TOY,), assess=_assess_toy)
     register(family)
     try:
         yield family
@@ -47,9 +47,25 @@ def toy_family():
         del claims.CLAIMS[TOY.id]
 
 
-def test_registry_holds_the_eight_families_in_report_order():
-    assert [f.section for f in FAMILIES] == ["1", "2", "3", "4", "5", "6", "7", "8"]
-    assert list(CLAIMS) == ["1a", "1b", "2", "3a", "3b", "4a", "4b", "4c", "4d", "5", "6a", "6b", "7", "8"]
+def test_registry_holds_the_nine_families_in_report_order():
+    assert [f.section for f in FAMILIES] == ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+    assert list(CLAIMS) == [
+        "1a",
+        "1b",
+        "2",
+        "3a",
+        "3b",
+        "4a",
+        "4b",
+        "4c",
+        "4d",
+        "5",
+        "6a",
+        "6b",
+        "7",
+        "8",
+        "9",
+    ]
     assert [c for f in FAMILIES for c in f.claims] == list(CLAIMS.values())
 
 
@@ -65,23 +81,23 @@ def test_each_family_returns_one_claim_row_per_claim_and_only_its_own(family):
 def test_one_registration_adds_a_family_to_summary_csv_and_report(tmp_path, toy_family):
     table = build_audit([], profile="default", out_md=tmp_path / "a.md", settings=FAST)
     ids = [r["id"] for r in table]
-    assert ids[-1] == "9" and ids.count("9") == 1  # after the families registered before it
-    row = next(r for r in table if r["id"] == "9")
+    assert ids[-1] == "10" and ids.count("10") == 1  # after the families registered before it
+    row = next(r for r in table if r["id"] == "10")
     assert row["evidence"] == "0 run record(s) counted" and row["verdict"] == rules.INCONCLUSIVE
     csv = pd.read_csv(tmp_path / "a.csv", keep_default_na=False)
-    assert csv.loc[csv["id"] == "9", "claim"].item() == f"{TOY.text} [{TOY.where}]"
+    assert csv.loc[csv["id"] == "10", "claim"].item() == f"{TOY.text} [{TOY.where}]"
     md = (tmp_path / "a.md").read_text()
     summary = md.split("## Claim 1")[0]
-    assert f"| 9 | {TOY.text} | **{rules.INCONCLUSIVE}**" in summary
-    section = md.split("## Claim 9: a toy family")[1]
-    assert f"### 9. {TOY.text}" in section and "- Evidence: 0 run record(s) counted" in section
+    assert f"| 10 | {TOY.text} | **{rules.INCONCLUSIVE}**" in summary
+    section = md.split("## Claim 10: a toy family")[1]
+    assert f"### 10. {TOY.text}" in section and "- Evidence: 0 run record(s) counted" in section
 
 
 def test_a_claim_id_or_section_registered_twice_is_refused(toy_family):
-    with pytest.raises(ValueError, match="claim id.*9.*already registered"):
-        register(ClaimFamily(section="10", title="again", claims=(TOY,), assess=_assess_toy))
-    with pytest.raises(ValueError, match="section '9' already registered"):
+    with pytest.raises(ValueError, match="claim id.*10.*already registered"):
+        register(ClaimFamily(section="11", title="again", claims=(TOY,), assess=_assess_toy))
+    with pytest.raises(ValueError, match="section '10' already registered"):
         register(
-            ClaimFamily(section="9", title="again", claims=(Claim("10", "t", "w", "x"),), assess=_assess_toy)
+            ClaimFamily(section="10", title="again", claims=(Claim("11", "t", "w", "x"),), assess=_assess_toy)
         )
-    assert FAMILIES[-1] is toy_family and "10" not in CLAIMS
+    assert FAMILIES[-1] is toy_family and "11" not in CLAIMS

@@ -135,8 +135,9 @@ README_COUNTS = [
     (r"everything[^|\n]*?: (\d+) jobs", _all_jobs),
     (r"everything[^|\n]*?\((\d+) training runs", _all_runs),
     (r"the DAG: (\d+) jobs", _paper_jobs),
-    (r"(\d+) smoke jobs", lambda dry: dry("all", "workflow/config/default-smoke.yaml").total),
-    (r"= (\d+) runs\)", _paper_decisive_runs),
+    (r"(\d+) smoke jobs", lambda dry: dry("all", "--configfile", "workflow/config/default-smoke.yaml").total),
+    (r"power plan asks for = (\d+) runs\)", _paper_decisive_runs),
+    (r"seeds = (\d+) runs\) about", lambda dry: len(dry("all", *PAPER).records("baselines_train"))),
 ]
 
 

@@ -62,6 +62,7 @@ if BL:
             csv="results/baselines_table.csv",
             md="results/baselines_table.md",
             tex="results/baselines_table.tex",
+            html="results/baselines_table.html",
             plots=multiext("results/plots/baselines_rank", ".png", ".pdf"),
         params:
             profile=PROFILE,
@@ -73,4 +74,5 @@ if BL:
             "../envs/deltalora.yaml"
         shell:
             "python3 -m deltalora.collect.baselines {input} --out {output.csv} --profile {params.profile} "
-            "--rows {params.rows} --skipped {params.skipped} --plots results/plots > {log} 2>&1"
+            "--rows {params.rows} --skipped {params.skipped} --plots results/plots > {log} 2>&1 "
+            "&& python3 -m deltalora html {output.md} --out {output.html} >> {log} 2>&1"

@@ -57,6 +57,11 @@ def report_catalogue():
             _item("results/qlora_table.html", "QLoRA", "Table", "qlora_table"),
             _item("results/plots/qlora_scores.png", "QLoRA", "Figures", "qlora_table"),
         ]
+    if BL:  # workflow/rules/baselines.smk
+        items += [
+            _item("results/baselines_table.html", "Modern baselines", "Table", "baselines_table"),
+            _item("results/plots/baselines_rank.png", "Modern baselines", "Figures", "baselines_table"),
+        ]
     if DEC:  # workflow/rules/decisive.smk
         items.append(_item("results/audit_decisive.html", "Audit", "Decisive study", "audit_decisive"))
     for name in ("rank_spectra", "memory", "dropout_cosines", "dropout_scores", "baselines", "controls",
