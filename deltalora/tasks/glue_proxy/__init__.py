@@ -24,8 +24,8 @@ Design rules (details and rationale per task in ``docs/glue_proxies.md``):
   64, so nothing is truncated at the embedded profile's max lengths.
 
 Layout: the word pools and templates are data (``deltalora/tasks/data/glue_proxy.json``; the sentence
-tables of MNLI, RTE and QQP in ``glue_sentences.json``, both read by :mod:`.words`); one module per
-task family holds the generators (:mod:`.single`: SST-2, CoLA; :mod:`.pairs`: MRPC, QQP, STS-B;
+tables of MRPC, QQP, STS-B, MNLI, QNLI and RTE in ``glue_sentences.json``, both read by :mod:`.words`);
+one module per task family holds the generators (:mod:`.single`: SST-2, CoLA; :mod:`.pairs`: MRPC, QQP, STS-B;
 :mod:`.inference`: MNLI, QNLI, RTE); this module registers them and draws the rows.
 
 Bump :data:`GENERATOR_VERSION` whenever the output for some arguments changes.

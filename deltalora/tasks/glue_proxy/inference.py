@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .words import SENTENCES, Row, Words, cap, choose_label, premise_and_hypothesis, title_name
+from .words import SENTENCES, Row, Words, cap, choose_label, premise_and_hypothesis, realise, title_name
 
 # ---------------------------------------------------------------------------------------------------
 # MNLI: 3-way entailment; every class shares most words with the premise
@@ -46,46 +46,33 @@ def mnli_mismatched(rng: random.Random, part: str) -> Row:
 
 def qnli(rng: random.Random, part: str) -> Row:
     w = Words("qnli", part, rng)
+    table = SENTENCES["qnli"]
     label = choose_label(rng, (0.5, 0.5))  # entailment, not_entailment
     name, other = w.two("name")
     base, past, obj = w.pick("event")
     city, year, reason = w.pick("city"), w.pick("year"), w.pick("reason")
-    N, Oth, C = title_name(name), title_name(other), title_name(city)
-    qtype = rng.choice(["where", "when", "who", "why"])
-    question = {
-        "where": f"Where did {N} {base} the {obj}?",
-        "when": f"When did {N} {base} the {obj}?",
-        "who": f"Who {past} the {obj} in {C}?",
-        "why": f"Why did {N} {base} the {obj}?",
-    }[qtype]
-    slot = {"where": f"in {C}", "when": f"in {year}", "why": reason, "who": ""}
+    N, Oth, C = title_name(name), title_name(other), title_name(city)  # noqa: N806 - the table's fields
+    qtype = rng.choice(table["question_types"])
+    words = locals()
+    detail = {kind: way.format_map(words) for kind, way in table["details"].items()}
     others = [k for k in ("where", "when", "why") if k != qtype]
-    if label == 0:
-        if qtype == "who":
-            sentence = rng.choice(
-                [f"{N} {past} the {obj} in {C} in {year}.", f"The {obj} in {C} was {past} by {N}."]
-            )
-        else:
-            extra = slot[rng.choice(others)] if rng.random() < 0.4 else ""
-            parts = " ".join(x for x in (slot[qtype], extra) if x)
-            sentence = rng.choice(
-                [f"{N} {past} the {obj} {parts}.", f"In the end, {N} {past} the {obj} {parts}."]
-            )
+    if label == 0:  # the sentence holds the asked-for detail (sometimes with another one)
+        extra = detail[rng.choice(others)] if qtype != "who" and rng.random() < 0.4 else ""
+        parts = " ".join(x for x in (detail[qtype], extra) if x)
+        kind = "who" if qtype == "who" else "detail"
+        sentence = realise(table["answers"][kind], {**words, "detail": parts}, rng)
     else:
-        distractor = rng.choice(["wrong_slot", "wrong_slot", "other_person"])
+        distractor = rng.choice(table["distractors"])
         if qtype == "who":
-            sentence = rng.choice(
-                [f"The {obj} in {C} was {past} in {year}.", f"{N} saw the {obj} in {C} in {year}."]
-            )
+            sentence = realise(table["non_answers"]["who"], words, rng)
         elif distractor == "wrong_slot":  # same person and event, but the asked-for detail is missing
-            sentence = f"{N} {past} the {obj} {slot[rng.choice(others)]}."
-        else:  # the asked-for detail is there, but about someone else
-            sentence = (
-                f"{Oth} {past} the {obj} {slot[qtype]}, not {N}."
-                if rng.random() < 0.3
-                else f"{Oth} {past} the {obj} {slot[qtype]}."
+            sentence = realise(
+                table["non_answers"]["wrong_slot"], {**words, "detail": detail[rng.choice(others)]}, rng
             )
-    return {"question": question, "sentence": sentence, "label": label}
+        else:  # the asked-for detail is there, but about someone else
+            kind = "other_person_denied" if rng.random() < 0.3 else "other_person"
+            sentence = realise(table["non_answers"][kind], {**words, "detail": detail[qtype]}, rng)
+    return {"question": table["questions"][qtype].format_map(words), "sentence": sentence, "label": label}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .words import SENTENCES, Row, Words, cap, choose_label, sentence, title_name, with_article
+from .words import SENTENCES, Row, Words, cap, choose_label, realise, sentence, title_name, with_article
 
 #: Standard deviation of the Gaussian "annotator" noise added to STS-B scores (both splits).
 STSB_SCORE_NOISE = 0.35
@@ -17,37 +17,19 @@ STSB_SCORE_NOISE = 0.35
 
 def mrpc(rng: random.Random, part: str) -> Row:
     w = Words("mrpc", part, rng)
+    table = SENTENCES["mrpc"]
     label = choose_label(rng, (0.35, 0.65))  # real MRPC is about 68% equivalent
     ent, other = w.two("entity")
     verb, syn, anto, obj = w.pick("event")
     num, num2 = w.two("number")
     day, day2 = w.two("day")
-    s1 = f"{cap(ent)} {verb} {num} {obj} on {day}."
-    paraphrases = [
-        f"On {day}, {ent} {syn} {num} {obj}.",
-        f"{cap(ent)} {syn} {num} {obj} on {day}.",
-        f"{cap(num)} {obj} were {syn} by {ent} on {day}.",
-        f"On {day}, {num} {obj} were {verb} by {ent}.",
-    ]
+    Ent, Other, Num, Num2 = cap(ent), cap(other), cap(num), cap(num2)  # noqa: N806 - sentence-initial
+    words = locals()
     if label == 1:
-        s2 = rng.choice(paraphrases)
-    else:
-        change = rng.choice(["number", "day", "antonym", "agent", "more"])
-        if change == "number":
-            s2 = rng.choice(paraphrases).replace(f" {num} ", f" {num2} ").replace(cap(num), cap(num2))
-        elif change == "day":
-            s2 = rng.choice(paraphrases).replace(day, day2)
-        elif change == "antonym":
-            s2 = rng.choice(
-                [f"On {day}, {ent} {anto} {num} {obj}.", f"{cap(ent)} {anto} {num} {obj} on {day}."]
-            )
-        elif change == "agent":
-            s2 = rng.choice(
-                [f"On {day}, {other} {syn} {num} {obj}.", f"{cap(other)} {verb} {num} {obj} on {day}."]
-            )
-        else:  # the second sentence reports only part of the event and adds a different claim
-            s2 = f"{cap(ent)} said on {day} that it {anto} {num2} {obj}."
-    return {"sentence1": s1, "sentence2": s2, "label": label}
+        s2 = realise(table["paraphrases"], words, rng)
+    else:  # a near-miss: another number, day, verb or agent, or only part of the event and another claim
+        s2 = realise(table["near_misses"][rng.choice(table["changes"])], words, rng, table)
+    return {"sentence1": table["first"].format_map(words), "sentence2": s2, "label": label}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -86,7 +68,6 @@ def stsb(rng: random.Random, part: str) -> Row:
     (p, p_syn) = w.pick("person")
     (act, act_syn, obj) = w.pick("action")
     place = w.pick("place")
-    s1 = f"{cap(with_article(p))} is {act} {with_article(obj)} in the {place}."
     # which slots survive in sentence 2; each lost slot costs similarity, the action most
     mode = rng.choice(["same", "same", "place", "person", "object", "action", "two", "unrelated"])
     p2, a2, o2, pl2 = p_syn, act_syn, obj, place
@@ -111,9 +92,22 @@ def stsb(rng: random.Random, part: str) -> Row:
         pl2 = rng.choice([x for x in w.all("place") if x != place])
         p2, a2, o2 = pp, aa[0], aa[2]
         score = 0.4
-    if rng.random() < 0.5:  # surface variation that keeps the meaning
-        s2 = f"{cap(with_article(p2))} is {a2} {with_article(o2)} in the {pl2}."
-    else:
-        s2 = f"In the {pl2}, {with_article(p2)} is {a2} {with_article(o2)}."
+    table = SENTENCES["stsb"]
+    words = {
+        "A_person": cap(with_article(p)),
+        "act": act,
+        "an_obj": with_article(obj),
+        "place": place,
+        "A_person2": cap(with_article(p2)),
+        "a_person2": with_article(p2),
+        "act2": a2,
+        "an_obj2": with_article(o2),
+        "place2": pl2,
+    }
+    order = "same_order" if rng.random() < 0.5 else "place_first"  # surface variation, same meaning
     score = min(5.0, max(0.0, score + rng.gauss(0.0, STSB_SCORE_NOISE)))
-    return {"sentence1": s1, "sentence2": s2, "label": round(score, 2)}
+    return {
+        "sentence1": table["first"].format_map(words),
+        "sentence2": table["second"][order].format_map(words),
+        "label": round(score, 2),
+    }

@@ -1,7 +1,7 @@
 """Vocabulary and small helpers shared by the GLUE proxy generators.
 
 The word pools and the SST-2 templates are data, read from ``deltalora/tasks/data/glue_proxy.json``
-(the sentence tables of MNLI, RTE and QQP from ``glue_sentences.json``):
+(the sentence tables of MRPC, QQP, STS-B, MNLI, QNLI and RTE from ``glue_sentences.json``):
 every pool has a ``train`` part and a disjoint ``val`` part (see the package docstring for why). JSON
 lists are read back as tuples, the types the generators were written for.
 """
@@ -27,8 +27,8 @@ VOCAB: dict[str, dict[str, Pool]] = _DATA["vocab"]
 FUNCTION_WORDS: frozenset[str] = frozenset(_DATA["function_words"])
 #: SST-2 sentence templates per kind ("simple", "negated", "contrast") and split part.
 SST2_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = _DATA["sst2_templates"]
-#: Sentence tables of MNLI, RTE and QQP (``deltalora/tasks/data/glue_sentences.json``): the generators
-#: draw words; the tables say which sentences they make.
+#: Sentence tables of the pair and inference tasks (``deltalora/tasks/data/glue_sentences.json``): the
+#: generators draw words; the tables say which sentences they make.
 SENTENCES: dict[str, Any] = load_data("glue_sentences.json")
 
 
@@ -37,6 +37,22 @@ def premise_and_hypothesis(
 ) -> tuple[str, str]:
     """A table's premise, then one of its hypotheses for ``key`` (a label, or a kind of non-entailment)."""
     return table["premise"].format_map(words), rng.choice(table["hypotheses"][str(key)]).format_map(words)
+
+
+def realise(
+    entry: Any, words: dict[str, Any], rng: random.Random, table: dict[str, Any] | None = None
+) -> str:
+    """One sentence of a table entry: a template; a list of templates (one drawn); or ``{"from": list,
+    "with": {field: other}}``: a template drawn from ``table[list]``, each field's word replaced by the
+    other field's (a near-miss of a sentence the table already has). A single template draws nothing, so
+    the generator's random stream is the one it had when the sentences were code."""
+    if isinstance(entry, str):
+        return entry.format_map(words)
+    if isinstance(entry, Sequence):
+        return rng.choice(entry).format_map(words)
+    assert table is not None, "a {'from': ...} entry needs the table it draws from"
+    swapped = {**words, **{field: words[other] for field, other in entry["with"].items()}}
+    return rng.choice(table[entry["from"]]).format_map(swapped)
 
 
 def sentence(entry: Any, words: dict[str, Any], said: dict[str, str]) -> str:

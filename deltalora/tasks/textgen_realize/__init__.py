@@ -10,7 +10,8 @@ have never seen an evaluation sentence.
 All functions are pure given the ``random.Random`` they receive. One module per task family
 (:mod:`.e2e`, :mod:`.webnlg`, :mod:`.xsum`); their word lists and phrase tables are data in
 ``deltalora/tasks/data/`` (``e2e_forms.json``, ``textgen_lexicon.json``, ``xsum_words.json``); the XSum
-stories' sentences are a table per story frame (``xsum_stories.json``).
+stories' sentences are a table per story frame (``xsum_stories.json``), and the E2E and WebNLG sentence
+shapes are ``textgen_sentences.json``: the code decides which phrase goes where, the tables how it reads.
 """
 
 from __future__ import annotations

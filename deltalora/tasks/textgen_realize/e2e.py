@@ -9,6 +9,13 @@ from ..textgen_lexicon import E2E_SLOTS, article, join_and
 
 # slot -> value (or "*", a template with {v}) -> {"adj", "post", "clause"} phrase lists
 _FORMS: dict = load_data("e2e_forms.json")
+# the sentence shapes the slots' phrases go into
+_SENTENCES: dict = load_data("textgen_sentences.json")["e2e"]
+
+
+def _posts(phrases: list[str]) -> str:
+    """Post-modifiers after the noun phrase, with their leading space (nothing when there are none)."""
+    return f" {join_and(phrases)}" if phrases else ""
 
 
 def _e2e_forms(slot: str, value: str) -> dict[str, list[str]]:
@@ -21,8 +28,9 @@ def _e2e_forms(slot: str, value: str) -> dict[str, list[str]]:
 
 def e2e_reference(mr: dict[str, str], rng: random.Random) -> str:
     """One reference text for an E2E meaning representation (slot -> value, ``name`` required)."""
+    t = _SENTENCES
     name = mr["name"]
-    head = mr["eatType"] if "eatType" in mr else rng.choice(["place", "venue", "spot"])
+    head = mr["eatType"] if "eatType" in mr else rng.choice(t["heads"])
     others = [s for s in mr if s not in ("name", "eatType")]
     rng.shuffle(others)
     forms = {s: _e2e_forms(s, mr[s]) for s in others}
@@ -38,19 +46,18 @@ def e2e_reference(mr: dict[str, str], rng: random.Random) -> str:
         style = rng.choice([0, 2])
     if style == 0:  # one sentence, post-modifiers ("that ..." relatives last, where they read best)
         posts = sorted((rng.choice(forms[s]["post"]) for s in rest), key=lambda p: p.startswith("that"))
-        text = f"{name} is {np_}" + (f" {join_and(posts)}" if posts else "") + "."
+        text = t["one_sentence"].format(name=name, np=np_, posts=_posts(posts))
     elif style == 1:  # a sentence, then "It ..." clauses
         k = rng.randint(0, min(1, len(rest) - 1))
         posts = [rng.choice(forms[s]["post"]) for s in rest[:k]]
         clauses = [rng.choice(forms[s]["clause"]) for s in rest[k:]]
-        first = f"{name} is {np_}" + (f" {join_and(posts)}" if posts else "") + "."
-        subj = rng.choice(["It", "It", f"{name}", "This " + (head or "place")])
-        text = f"{first} {subj} {join_and(clauses)}."
+        first = t["one_sentence"].format(name=name, np=np_, posts=_posts(posts))
+        subj = rng.choice(t["then_subjects"]).format(name=name, head=head or "place")
+        text = t["then"].format(first=first, subj=subj, clauses=join_and(clauses))
     elif style == 2:  # "There is a ... called X ..."
         posts = [rng.choice(forms[s]["post"]) for s in rest]
-        lead = rng.choice(["There is", "There is", "Here is"])
-        called = rng.choice(["called", "named"])
-        text = f"{lead} {np_} {called} {name}" + (f" {join_and(posts)}" if posts else "") + "."
+        lead, called = rng.choice(t["there_is_leads"]), rng.choice(t["there_is_called"])
+        text = t["there_is"].format(lead=lead, np=np_, called=called, name=name, posts=_posts(posts))
     else:  # fronted location or clause-only
         loc = [s for s in rest if s in ("area", "near")]
         if loc:
@@ -59,10 +66,11 @@ def e2e_reference(mr: dict[str, str], rng: random.Random) -> str:
             front = rng.choice(forms[s0]["post"])
             front = front[0].upper() + front[1:]
             clauses = [rng.choice(forms[s]["clause"]) for s in rest2]
-            text = f"{front}, {name} is {np_}" + (f" that {join_and(clauses)}" if clauses else "") + "."
+            shape = t["fronted"]["with_clauses" if clauses else "alone"]
+            text = shape.format(front=front, name=name, np=np_, clauses=join_and(clauses))
         else:
             clauses = [rng.choice(forms[s]["clause"]) for s in rest]
-            text = f"{name} is {np_} that {join_and(clauses)}."
+            text = t["that_clauses"].format(name=name, np=np_, clauses=join_and(clauses))
     return text
 
 
