@@ -20,6 +20,8 @@ import slurm_helpers  # noqa: E402 - after the cache settings above
 # One `deltalora mirror` per test session, shared by every test file that asks for it (a fixture
 # imported into a test module would be built again for that module).
 mirror_home = slurm_helpers.mirror_home
+# The paper smoke, built once per session across workers (tests/test_paper_smoke.py, tests/test_slurm.py).
+paper_smoke = slurm_helpers.paper_smoke
 
 
 def pytest_configure(config):  # noqa: ARG001

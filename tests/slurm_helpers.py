@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -62,10 +65,11 @@ def snakemake(
     )
 
 
-def build_smoke(d: Path, name: str, *config: str, env: dict) -> dict:
-    """`snakemake --cores 2 all` with the --configfile words `config` in `d`: log, job count, wall time."""
+def build_smoke(d: Path, name: str, *config: str, env: dict, timeout: int = 1800) -> dict:
+    """`snakemake --cores 2 all` with the words `config` (--configfile ..., a profile) in `d`: log, job
+    count, wall time."""
     started = time.monotonic()
-    r = snakemake(d, "--cores", "2", "all", *config, env=env, timeout=1800)
+    r = snakemake(d, "--cores", "2", "all", *config, env=env, timeout=timeout)
     wall = time.monotonic() - started
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-5000:]
@@ -116,3 +120,54 @@ def dag_rules(out: str) -> set[str]:
 
 PAPER = ("--configfile", "workflow/config/paper.yaml")
 SMOKE = ("--configfile", "workflow/config/paper.yaml", "workflow/config/smoke.yaml")
+
+
+def once_per_session(tmp_path_factory, name: str, build: Callable[[Path], dict]) -> dict:
+    """`build(folder)` once per test session, even across pytest-xdist workers (pytest-xdist's own recipe:
+    a lock in the root all workers share). Why: the paper smoke is minutes of CPU, and the local-smoke
+    checks and the SLURM checks sit in two files that `--dist loadfile` gives to different workers; one
+    build serves both. The first worker to ask builds and writes the JSON-able result; the others wait
+    and read it. A failed build is recorded too, so a second worker fails with its message instead of
+    building again."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    result = root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if not result.is_file():
+            folder = root / name
+            folder.mkdir()
+            try:
+                out = {"ok": True, **build(folder)}
+            except BaseException as e:  # recorded for the other workers, then raised here
+                result.write_text(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"[-5000:]}))
+                raise
+            result.write_text(json.dumps(out, default=str))
+            return out
+    out = json.loads(result.read_text())
+    if not out["ok"]:
+        pytest.fail(f"{name}: the build in another worker failed: {out['error']}")
+    return out
+
+
+SLURM_PROFILE = ("--workflow-profile", "workflow/profiles/slurm-local")
+
+
+@pytest.fixture(scope="session")
+def paper_smoke(tmp_path_factory, mirror_home) -> dict:
+    """The paper profile's whole smoke DAG, built once per session: through the local SLURM cluster when
+    one answers (CI brings it up), else with the local executor. `executor` says which; the SLURM tests
+    require "slurm", the smoke's content checks take either."""
+
+    def build(d: Path) -> dict:
+        copy_workflow(d)
+        slurm = have_slurm_plugin() and cluster_up()
+        extra = SLURM_PROFILE if slurm else ()
+        env = mirror_env(mirror_home, d)
+        out = build_smoke(
+            d, f"paper smoke ({'SLURM' if slurm else 'local'})", *SMOKE, *extra, env=env, timeout=2400
+        )
+        return {**out, "dir": str(d), "executor": "slurm" if slurm else "local"}
+
+    out = once_per_session(tmp_path_factory, "paper_smoke", build)
+    return {**out, "dir": Path(out["dir"])}

@@ -4,6 +4,9 @@
 loaders read them with HF_HUB_OFFLINE=1. Then the smoke DAG (paper.yaml + smoke.yaml) runs locally:
 every rule of the full paper DAG runs at least once, records say smoke and the precision really used,
 and every table and the audit say "smoke run, not the paper's numbers" in their titles.
+
+The smoke is built once per session (`slurm_helpers.paper_smoke`): through the local SLURM cluster when
+one answers (CI), else with the local executor. tests/test_slurm.py checks the same build's submissions.
 """
 
 from __future__ import annotations
@@ -14,24 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from slurm_helpers import (
-    PAPER,
-    SMOKE,
-    build_smoke,
-    copy_workflow,
-    dag_rules,
-    mirror_env,
-    rules_ran,
-    snakemake,
-)
+from slurm_helpers import PAPER, dag_rules, mirror_env, rules_ran, snakemake
 
 from deltalora import smoke
 
-
-@pytest.fixture(scope="session")
-def local_smoke(tmp_path_factory, mirror_home):  # noqa: F811 - the fixture
-    d = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    return build_smoke(d, "local smoke", *SMOKE, env=mirror_env(mirror_home, d))
+# The build runs inside the first test that uses it (in one worker; another worker waits for it): allow
+# more than the suite's 600 s per test.
+pytestmark = pytest.mark.timeout(2700)
 
 
 def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path):  # noqa: F811
@@ -83,20 +75,20 @@ def test_mirror_is_loaded_by_the_paper_profiles_own_calls(mirror_home, tmp_path)
     }
 
 
-def test_smoke_runs_every_rule_of_the_paper_dag(local_smoke):
-    r = snakemake(local_smoke["dir"], "-n", "all", *PAPER, env=local_smoke["env"], timeout=600)
+def test_smoke_runs_every_rule_of_the_paper_dag(paper_smoke):
+    r = snakemake(paper_smoke["dir"], "-n", "all", *PAPER, env=paper_smoke["env"], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     paper = dag_rules(r.stdout + r.stderr)
     assert {"glue_train", "nlg_train", "memory_table", "audit", "glue_table"} <= paper
-    assert rules_ran(local_smoke["log"]) == paper
+    assert rules_ran(paper_smoke["log"]) == paper
 
 
 def _records(d: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (d / "runs" / "paper-smoke").rglob("record.json")]
 
 
-def test_smoke_records_say_smoke_and_the_precision_really_used(local_smoke):
-    recs = _records(local_smoke["dir"])
+def test_smoke_records_say_smoke_and_the_precision_really_used(paper_smoke):
+    recs = _records(paper_smoke["dir"])
     assert len(recs) >= 17
     for rec in recs:
         assert rec["profile"] == "paper" and rec["smoke"] is True and smoke.is_smoke(rec)
@@ -104,7 +96,7 @@ def test_smoke_records_say_smoke_and_the_precision_really_used(local_smoke):
         assert rec["precision"]["requested"] == "fp16"
         assert rec["precision"]["used"] == ("fp16" if rec["precision"]["device"] == "cuda" else "fp32")
     # the GLUE table's RTE runs (the decisive study's RTE runs, with the same row names, start from RoBERTa)
-    glue_rte = local_smoke["dir"] / "runs" / "paper-smoke" / "glue" / "rte"
+    glue_rte = paper_smoke["dir"] / "runs" / "paper-smoke" / "glue" / "rte"
     rte = [
         json.loads(p.read_text())
         for row in ("lora", "delta_lora")
@@ -113,8 +105,8 @@ def test_smoke_records_say_smoke_and_the_precision_really_used(local_smoke):
     assert rte and all(r["config"]["train"]["init_from"].endswith("/init_state") for r in rte)  # MNLI init
 
 
-def test_every_table_and_the_audit_say_smoke_in_their_title(local_smoke):
-    res = local_smoke["dir"] / "results"
+def test_every_table_and_the_audit_say_smoke_in_their_title(paper_smoke):
+    res = paper_smoke["dir"] / "results"
     mds = sorted(res.glob("*.md"))
     names = {p.name for p in mds}
     assert {
@@ -136,15 +128,15 @@ def test_every_table_and_the_audit_say_smoke_in_their_title(local_smoke):
     assert "smoke mirror" in source, source  # the mirror's stand-ins, not the hub
 
 
-def test_every_csv_row_of_a_smoke_build_says_smoke(local_smoke):
+def test_every_csv_row_of_a_smoke_build_says_smoke(paper_smoke):
     import pandas as pd
 
-    csvs = sorted((local_smoke["dir"] / "results").glob("*.csv"))
+    csvs = sorted((paper_smoke["dir"] / "results").glob("*.csv"))
     assert {"glue_table.csv", "audit.csv", "memory_table.csv", "runtime_table.csv"} <= {p.name for p in csvs}
     for p in csvs:
         df = pd.read_csv(p, keep_default_na=False)
         assert "smoke" in df.columns and df["smoke"].astype(str).eq("True").all(), p.name
-    audit = pd.read_csv(local_smoke["dir"] / "results" / "audit.csv", keep_default_na=False)
+    audit = pd.read_csv(paper_smoke["dir"] / "results" / "audit.csv", keep_default_na=False)
     assert not audit["scale"].str.startswith("paper scale").any()
     assert audit["scale"].str.startswith("smoke scale").any()
 

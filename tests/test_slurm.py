@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from slurm_helpers import (
     PAPER,
     REPO,
-    SMOKE,
+    SLURM_PROFILE,
     cluster_up,
     copy_workflow,
     dag_rules,
@@ -101,7 +102,6 @@ def test_repository_has_no_workflow_cores_threads():
 
 
 # ------------------------------------------------------------------ a real single-node cluster
-SLURM_PROFILE = ("--workflow-profile", "workflow/profiles/slurm-local")
 GUARD_S = 1200  # generous guard timeouts: the tests wait on events, never assert on wall time
 
 
@@ -116,20 +116,17 @@ def _require_cluster() -> None:
     )
 
 
-def test_smoke_dag_runs_through_sbatch(tmp_path, mirror_home):  # noqa: F811 - the fixture
+@pytest.mark.timeout(2700)  # the session's paper smoke may be built inside this test
+def test_smoke_dag_runs_through_sbatch(paper_smoke):
     """The whole smoke DAG through snakemake-executor-plugin-slurm: training and memory jobs go to
-    sbatch, the tables and the audit run on the submit host (localrules), every paper rule runs."""
+    sbatch, the tables and the audit run on the submit host (localrules), every paper rule runs. The
+    build is the session's one paper smoke (slurm_helpers.paper_smoke), whose content
+    tests/test_paper_smoke.py checks."""
     _require_cluster()
-    (tmp_path / "wf").mkdir()
-    wf = copy_workflow(tmp_path / "wf")
-    env = mirror_env(mirror_home, wf)
-    started = time.monotonic()
-    r = snakemake(wf, "--cores", "all", "all", *SMOKE, *SLURM_PROFILE, env=env, timeout=GUARD_S * 2)
-    wall = time.monotonic() - started
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-5000:]
-    print(f"SLURM smoke: {len(re.findall(r'^Finished jobid', log, flags=re.M))} jobs in {wall:.0f}s")
-    dry = snakemake(wf, "-n", "all", *PAPER, env=env, timeout=600)
+    assert paper_smoke["executor"] == "slurm", "the session's paper smoke was built without the cluster"
+    wf, log = paper_smoke["dir"], paper_smoke["log"]
+    print(f"SLURM smoke: {paper_smoke['jobs']} jobs in {paper_smoke['wall_s']:.0f}s")
+    dry = snakemake(wf, "-n", "all", *PAPER, env=paper_smoke["env"], timeout=600)
     assert rules_ran(log) == dag_rules(dry.stdout + dry.stderr)
     submitted = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log))
     assert {
