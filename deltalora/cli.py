@@ -78,6 +78,10 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .startup import check_skip, skip_bitsandbytes
+
+    config_text = Path(args.config).read_text() if args.config and Path(args.config).is_file() else ""
+    skip_bitsandbytes([*(args.set or []), args.rows_json or "", config_text], args.model)
     from .config import resolve_run
     from .methods import METHODS
     from .run_config import RunConfig
@@ -114,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             cfg = RunConfig.from_dict({**resolved, "row": r["row"]})
             plan.append((cfg, Path(args.out.format(seed=s, row=r["row"]))))
+    check_skip(cfg.model_options.quantize for cfg, _ in plan)
     from .devices import select_device
 
     select_device(args.device)

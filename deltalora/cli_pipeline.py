@@ -213,7 +213,7 @@ def add_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers t
     s.add_argument("spec", help='JSON: [0, 1, 2] or {"paired_sd": 1.66, "effect": 1, "max": 20}')
     s.add_argument("--field", default="decisive.seeds", help="the config field named in error messages")
     s.set_defaults(func=_plan_seeds)
-    from .audit import add_audit_command
+    from .audit.command import add_audit_command
 
     add_audit_command(sub)
     from .mirror import add_mirror_command

@@ -12,7 +12,8 @@ import pytest
 
 from deltalora.audit import rules, stats
 from deltalora.audit.claims import CLAIMS, Settings
-from deltalora.audit.report import CSV_COLUMNS, add_audit_command, build_audit
+from deltalora.audit.command import add_audit_command
+from deltalora.audit.report import CSV_COLUMNS, build_audit
 from deltalora.audit.rules import INCONCLUSIVE, NOT_SUPPORTED, REFUTED, SUPPORTED, VERDICTS
 from deltalora.records import (
     REQUIRED_KEYS,

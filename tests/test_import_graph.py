@@ -279,6 +279,7 @@ SUITE_LAYERS: list[tuple[str, set[str]]] = [
             "deltalora.devices",
             "deltalora.init_state",
             "deltalora.metrics",
+            "deltalora.startup",
         },
     ),
     (

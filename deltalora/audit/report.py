@@ -1,6 +1,6 @@
 """The audit report: results/audit.md (a short report), results/audit.csv (one row per verdict), plots.
 
-``build_audit`` is the single entry point; ``add_audit_command`` adds ``deltalora audit`` to a CLI.
+``build_audit`` is the single entry point; ``cmd_audit`` runs ``deltalora audit`` (its parser: ``command``).
 """
 
 from __future__ import annotations
@@ -398,11 +398,13 @@ def _read_list(path: str) -> list[str]:
     return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def _cmd_audit(args: argparse.Namespace) -> int:
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`deltalora audit` (its parser: deltalora/audit/command.py)."""
     records = list(args.records or [])
     if args.records_from:
         records += _read_list(args.records_from)
-    settings = Settings(alpha=args.alpha, n_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
+    alpha = rules.ALPHA if args.alpha is None else args.alpha
+    settings = Settings(alpha=alpha, n_resamples=args.resamples, bootstrap_seed=args.bootstrap_seed)
     table = build_audit(
         records,
         profile=args.profile,
@@ -420,38 +422,3 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if r["level"] == "claim":
             print(f"  {r['id']:<4} {r['verdict']:<14} {_short(CLAIMS[r['id'].split('.')[0]].text, 90)}")
     return 0
-
-
-def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `deltalora audit` to an argparse sub-parser collection; returns the new parser."""
-    a = subparsers.add_parser(
-        "audit",
-        help="test the paper's claims on run records and measurements: results/audit.md + audit.csv",
-        description="Test each claim of the Delta-LoRA paper with a stated rule on measured numbers; write a "
-        "short Markdown report (summary of verdicts first), a CSV with one row per verdict, and "
-        "plots. Absent measurements make the claims that need them inconclusive; records of "
-        "another profile are refused.",
-    )
-    a.add_argument("records", nargs="*", help="run records (record.json)")
-    a.add_argument("--records-from", default=None, help="a file listing run-record paths, one per line")
-    a.add_argument(
-        "--profile",
-        required=True,
-        choices=["default", "paper"],
-        help="records of another profile are refused",
-    )
-    a.add_argument("--memory", default=None, help="memory table CSV (deltalora bench memory)")
-    a.add_argument(
-        "--dropout", default=None, help="dropout ablation summary CSV (results/ablation_dropout.csv)"
-    )
-    a.add_argument(
-        "--cosines", default=None, help="gradient cosines CSV (results/ablation_dropout_cosines.csv)"
-    )
-    a.add_argument("--out", default="results/audit.md", help="Markdown report path")
-    a.add_argument("--csv", default=None, help="CSV path (default: the report's path with .csv)")
-    a.add_argument("--plots", default=None, help="folder for the plots (PNG + PDF)")
-    a.add_argument("--alpha", type=float, default=rules.ALPHA, help="significance level (CI at 1 - alpha)")
-    a.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
-    a.add_argument("--bootstrap-seed", type=int, default=0)
-    a.set_defaults(func=_cmd_audit)
-    return a
