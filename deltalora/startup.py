@@ -11,7 +11,8 @@ imports PEFT: ``importlib.util.find_spec`` then answers None, which is how PEFT 
 and transformers ask, and both take the paths they take on a machine without bitsandbytes. The
 decision is made before the configurations are resolved (resolving them imports PEFT), so it is
 conservative: any mention of ``quantize`` in the command's settings, rows or config file, or a model
-other than the profile's own, keeps bitsandbytes. `check_skip` then refuses, loudly, a resolved run
+that may be quantized (a hub id, or a checkpoint whose config.json has a ``quantization_config``), keeps
+bitsandbytes. `check_skip` then refuses, loudly, a resolved run
 that quantizes in a process that skipped it (it cannot happen unless this rule is wrong).
 """
 
@@ -19,16 +20,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 _MARK = "quantize"
 _skipped = False
 
 
+def _unquantized_model(model: str | None) -> bool:
+    """The profile's own model (None), an embedded one, or a local checkpoint whose config.json has no
+    ``quantization_config`` (the workflow's pre-trained NLG models). A hub id may name a pre-quantized
+    checkpoint, so it keeps bitsandbytes."""
+    if model is None or model.startswith("embedded:"):
+        return True
+    config = Path(model) / "config.json"
+    return config.is_file() and "quantization_config" not in config.read_text(errors="replace")
+
+
 def may_skip(settings: Iterable[str], model: str | None, loaded: Iterable[str]) -> bool:
     """The rule: no mention of ``quantize`` in `settings` (the raw --set values, --rows-json and --config
-    text), the profile's own model (`model` None or embedded), and neither PEFT nor bitsandbytes in
+    text), a model that is not quantized (`_unquantized_model`), and neither PEFT nor bitsandbytes in
     `loaded` (the names of the modules already imported)."""
-    if model is not None and not model.startswith("embedded:"):
+    if not _unquantized_model(model):
         return False
     if any(_MARK in s for s in settings):
         return False

@@ -30,13 +30,23 @@ SMALL = [
         (['[{"row": "q", "method": "lora", "set": ["model_options.quantize=nf4"]}]'], None, [], False),
         (["model_options:\n  quantize: nf4\n"], None, [], False),  # a --config file's text
         ([], "TheBloke/some-model-bnb-4bit", [], False),  # a checkpoint may be pre-quantized
-        ([], "/data/my-checkpoint", [], False),
+        ([], "/data/no-such-checkpoint", [], False),
         ([], None, ["peft"], False),  # too late: PEFT has asked already
         ([], None, ["bitsandbytes"], False),
     ],
 )
 def test_the_rule_skips_only_what_cannot_be_needed(settings, model, loaded, expected):
     assert startup.may_skip(settings, model, loaded) is expected
+
+
+def test_a_local_checkpoint_keeps_bitsandbytes_only_when_it_is_quantized(tmp_path):
+    plain, quantized = tmp_path / "plain", tmp_path / "quantized"
+    q = {"model_type": "gpt2", "quantization_config": {"load_in_4bit": True}}
+    for d, cfg in ((plain, {"model_type": "gpt2"}), (quantized, q)):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+    assert startup.may_skip([], str(plain), []) is True  # e.g. the workflow's pre-trained NLG models
+    assert startup.may_skip([], str(quantized), []) is False
 
 
 def test_a_quantized_run_in_a_process_that_skipped_is_refused(monkeypatch):
