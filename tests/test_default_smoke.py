@@ -2,7 +2,8 @@
 default config runs every rule of the default DAG (`snakemake -n all`) once, with the default config's
 shape (the memory table's 4-bit rows on minilm only, as qlora_models: [minilm] asks), and every table says
 "smoke run". The paper profile's counterpart is tests/test_paper_smoke.py.
-Runtime: the build dominates, 241 s on 2 cores (33 jobs, 452 CPU-s); the shape checks take < 1 s."""
+Runtime: the build dominates, 573 s in CI's suite on 2 cores beside the paper smoke (58 jobs, measured
+2026-12-06); the shape checks take < 1 s."""
 
 from __future__ import annotations
 
