@@ -80,8 +80,9 @@ def _parse_seeds(text: str) -> list[int]:
 def cmd_train(args: argparse.Namespace) -> int:
     from .startup import check_skip, skip_bitsandbytes
 
-    config_text = Path(args.config).read_text() if args.config and Path(args.config).is_file() else ""
-    skip_bitsandbytes([*(args.set or []), args.rows_json or "", config_text], args.model)
+    if args.own_process:  # not a caller's process: `main([...])` from Python may quantize later
+        config_text = Path(args.config).read_text() if args.config and Path(args.config).is_file() else ""
+        skip_bitsandbytes([*(args.set or []), args.rows_json or "", config_text], args.model)
     from .config import resolve_run
     from .methods import METHODS
     from .run_config import RunConfig
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.own_process = argv is None  # the `deltalora` command itself (console script, python -m)
     try:
         # outputs a build writes (a table, an audit); `bench memory --measurements` alone writes no table
         builds = getattr(args, "command", None) in BUILD_COMMANDS and getattr(args, "out", None) is not None

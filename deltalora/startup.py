@@ -6,7 +6,8 @@ of a 9 to 12 s smoke-size training process on this project's 2-core machine (mea
 `deltalora train` on the RTE proxy, 4 steps, with and without). Only a run on a quantized base
 (``model_options.quantize``, QLoRA) or a pre-quantized checkpoint calls it.
 
-So a training process that cannot need it marks the package absent *for itself* before anything
+So a `deltalora train` command (never `cli.main([...])` called inside someone's Python process, which
+may quantize later) that cannot need it marks the package absent *for itself* before anything
 imports PEFT: ``importlib.util.find_spec`` then answers None, which is how PEFT (``is_bnb_available``)
 and transformers ask, and both take the paths they take on a machine without bitsandbytes. The
 decision is made before the configurations are resolved (resolving them imports PEFT), so it is

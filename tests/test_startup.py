@@ -58,13 +58,20 @@ def test_a_quantized_run_in_a_process_that_skipped_is_refused(monkeypatch):
     startup.check_skip(["nf4"])  # bitsandbytes kept: fine
 
 
-def _train(tmp_path: Path, name: str, *extra: str) -> tuple[dict, object]:
-    """`deltalora train` in a fresh process; the record and what sys.modules held for bitsandbytes."""
+def _train(tmp_path: Path, name: str, *extra: str, in_process_call: bool = False) -> tuple[dict, object]:
+    """`deltalora train` in a fresh process (as the command, or as `main([...])` called from Python);
+    the record and what sys.modules held for bitsandbytes."""
     out = tmp_path / name
+    argv = [*SMALL, "--out", str(out), *extra]
+    call = (
+        f"main({argv!r})"
+        if in_process_call
+        else f"(sys.argv.__setitem__(slice(1, None), {argv!r}), main())[1]"
+    )
     code = (
         "import sys, json\n"
         "from deltalora.cli import main\n"
-        f"rc = main({[*SMALL, '--out', str(out), *extra]!r})\n"
+        f"rc = {call}\n"
         "m = sys.modules.get('bitsandbytes', 'never imported')\n"
         "print('BNB' + json.dumps(m if m is None or isinstance(m, str) else 'imported'))\n"
         "sys.exit(rc)\n"
@@ -84,3 +91,10 @@ def test_skipping_bitsandbytes_trains_the_same_model(tmp_path):
     assert bnb_kept == "imported"  # PEFT imported it, as it does everywhere else
     for key in ("final", "best", "epochs", "train_curve", "params", "steps"):
         assert skipped[key] == kept[key], key
+
+
+def test_main_called_from_python_never_hides_bitsandbytes(tmp_path):
+    """`main([...])` runs inside a caller's process, which may quantize later: only the command skips."""
+    pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed: nothing to skip")
+    _, bnb = _train(tmp_path, "called", in_process_call=True)
+    assert bnb == "imported"
