@@ -2,16 +2,16 @@
 
 Each rank holds FSDP2 shards of a PEFT model (every block and the root `fully_shard`-ed) and trains on
 its half of every batch; FSDP2 averages the gradients, so the run must equal one unsharded process
-trained on the whole batch. The shapes are chosen so that shards are uneven and some are empty: BERT
-with hidden 26, intermediate 41 and a 1-output LoRA-adapted classifier (rank 1 holds no row of its W),
-r=3 (A splits 2/1); GPT-2 (Conv1D, W stored in x out) with hidden 27 and r=1 (rank 1 holds no row of
-A). Each run also writes a checkpoint halfway (each rank's model and optimizer state dicts, which
-carry Delta-LoRA's state), resumes from it in a fresh sharded model, and exports the rank-2r adapter
-(every rank calls export; rank 0 writes). Cost of the whole file (both engines, both models, resume
-included): 32 s of CPU time (user + sys, all processes), measured on 2026-12-06; its wall time was
-2 min 16 s under a load average of about 20 on a shared 2-core machine. Most of it is the two
-processes importing torch, transformers and peft.
-"""
+trained on the whole batch. The shapes are chosen so that shards are uneven and some are empty: BERT with
+hidden 26, intermediate 41 and a 1-output LoRA-adapted classifier (rank 1 holds no row of its W), r=3 (A
+splits 2/1); GPT-2 (Conv1D, W stored in x out) with hidden 27 and r=1 (rank 1 holds no row of A) on
+c_attn and both c_proj (attention's is square: the Linear shortcut of using B's own shard would take the
+wrong rows there). Each run also writes a checkpoint halfway (each rank's model and optimizer state
+dicts, which carry Delta-LoRA's state), resumes from it in a fresh sharded model, and exports the rank-2r
+adapter (every rank calls export; rank 0 writes). Cost of the whole file (both engines, both models,
+resume included): 27 s of CPU time (user + sys, all processes) and 33 s wall, measured on 2026-12-06
+beside a running build on a 2-core machine. Most of it is the two processes importing torch, transformers
+and peft."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ def lora(kind: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
             target_modules=["query", "value", "intermediate.dense", "classifier"],
         )
     else:
-        cfg = LoraConfig(r=1, lora_alpha=2, lora_dropout=0.0, target_modules=["c_attn"], fan_in_fan_out=True)
+        cfg = LoraConfig(
+            r=1, lora_alpha=2, lora_dropout=0.0, target_modules=["c_attn", "c_proj"], fan_in_fan_out=True
+        )
     model = get_peft_model(base(kind, dtype), cfg)
     randomize_lora(model)  # B != 0 from the start, so every step moves BA
     return model
@@ -122,11 +124,19 @@ def _optimizer(model):
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.01)
 
 
-def _train(model, opt, kind, steps, *, rank=0, world=1) -> None:
+def _train(model, opt, kind, steps, *, rank=0, world=1, collectives: list | None = None) -> None:
+    """Train on this rank's half of each batch; `collectives` gets each optimizer step's collective count."""
     for batch in steps:
         part = {k: v[rank * BATCH // world : (rank + 1) * BATCH // world] for k, v in batch.items()}
         model(**part).loss.backward()
-        opt.step()
+        if collectives is None:
+            opt.step()
+        else:  # Delta-LoRA's own cost: FSDP2's collectives are in forward/backward, never in the step
+            from torch.distributed.tensor.debug import CommDebugMode
+
+            with CommDebugMode() as comm:
+                opt.step()
+            collectives.append(comm.get_total_counts())
         opt.zero_grad(set_to_none=True)
 
 
@@ -151,14 +161,15 @@ def _sharded_run(kind, engine, mesh, rank, world, out: Path) -> dict:
     opt = _optimizer(model)
     handle = DeltaLoRA(model, opt, update_ratio=2.0, start_step=K, engine=engine)
     batches = data(kind, STEPS)
-    _train(model, opt, kind, batches[:HALFWAY], rank=rank, world=world)
+    collectives: list[int] = []
+    _train(model, opt, kind, batches[:HALFWAY], rank=rank, world=world, collectives=collectives)
     logits(model, kind)  # an evaluation forward: FSDP2's root keeps whole parameters registered after it
     ckpt = out / f"ckpt-{kind}-{engine}-rank{rank}.pt"
     torch.save({"model": model.state_dict(), "optim": opt.state_dict()}, ckpt)
     _train(model, opt, kind, batches[HALFWAY:], rank=rank, world=world)
     # W, the pre-step copies and the factors stay shards; only the snapshots are kept whole
     slot = handle.slots[-1]
-    rec = {}
+    rec = {"collectives": collectives, "layers": len(handle.slots)}
     rec["sharded"] = {
         "W": type(slot.weight).__name__,
         "A": type(slot.A).__name__,
@@ -315,6 +326,27 @@ def test_fsdp2_resume_from_sharded_checkpoint_is_exact(ranks, kind, engine):
         assert (res["logits"] - rec["logits"]).abs().max().item() < 1e-12
         assert _maxdiff(res["params"], rec["params"]) < 1e-12
         assert _maxdiff(res["W"], rec["W"]) < 1e-12
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fsdp2_collectives_per_step_are_the_documented_few(ranks, kind, engine):
+    """What a step costs on top of LoRA under FSDP2 (whose own gathers are in forward and backward).
+
+    folded: nothing but the snapshot at the switch (A and B of each layer, once). inplace: per layer and
+    step, one gather (A with its pre-step copy; a Linear's B is used as this rank holds it) or two for
+    GPT-2's Conv1D (A and B). Steps 0..K write nothing.
+    """
+    _, (r0, r1) = ranks
+    for r in (r0, r1):
+        rec = r[(kind, engine)]
+        n, got = rec["layers"], rec["collectives"]
+        assert n == (
+            7 if kind == "bert" else 6
+        )  # bert: query, value, intermediate x 2 + classifier; gpt2: 3 x 2
+        per_layer = 0 if engine == "folded" else (1 if kind == "bert" else 2)
+        expected = [0] * K + [2 * n] + [per_layer * n] * (HALFWAY - K - 1)  # step K ends with the snapshot
+        assert got == expected, (kind, engine, got, expected)
 
 
 def test_fsdp2_low_precision_inplace_follows_the_unsharded_rule(ranks):

@@ -8,9 +8,11 @@ Both engines stay exact without ever holding a whole W:
   numbers, like A and B) and kept whole, so the forward adds the folded term to the whole A and B that
   FSDP2 gathered anyway; there is no collective in the forward.
 * ``inplace`` adds lam*s*(B'A' - BA) to this rank's block of W only: rows o0:o1 and columns i0:i1 of
-  W need rows o0:o1 of B and columns i0:i1 of A. A and B (and their pre-step copies, kept sharded)
-  are gathered in the optimizer's post-step hook (small), and the update block is as large as the
-  local shard.
+  W need rows o0:o1 of B and columns i0:i1 of A. Under FSDP2's Shard(0), B and W split their common
+  `out` rows alike, so a Linear's B (and its pre-step copy) is used as this rank holds it, and only A
+  and its pre-step copy are gathered, stacked into one collective per layer per step. GPT-2's Conv1D
+  (W stored in x out) needs A's columns and all of B: two collectives. The update block is as large
+  as the local shard.
 
 Gathering (`DTensor.full_tensor`) is a collective: it is done only where every rank runs the same code
 (optimizer-step hooks, `export_adapter`, state), never under "rank 0 only".
@@ -169,6 +171,43 @@ def local_block(w: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slice]]:
     return local, tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
 
 
+def whole_pair(x1: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(whole x1, whole x0), with one collective for both when they are DTensors of one layout.
+
+    The two local shards are stacked on a new leading dimension and gathered as one DTensor whose shard
+    dimensions move up by one; `shape` is given, so uneven and empty shards gather as FSDP2 laid them out.
+    Any other layout gathers each (two collectives). Every rank decides alike: only global metadata
+    (placements, shapes, mesh) is read.
+    """
+    if not (is_dtensor(x1) and is_dtensor(x0)):
+        return whole(x1), whole(x0)
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
+    same = x1.placements == x0.placements and x1.shape == x0.shape and x1.device_mesh == x0.device_mesh
+    if not same or any(type(p) not in (Shard, Replicate) for p in x1.placements):
+        return whole(x1), whole(x0)
+    placements = [Shard(p.dim + 1) if isinstance(p, Shard) else p for p in x1.placements]
+    shape = torch.Size((2, *x1.shape))
+    stride = torch.empty(shape, device="meta").stride()  # contiguous, as torch.stack makes it
+    local = torch.stack((x1.to_local(), x0.to_local()))
+    both = DTensor.from_local(local, x1.device_mesh, placements, shape=shape, stride=stride).full_tensor()
+    return both[0], both[1]
+
+
+def _rows_shared(w: torch.Tensor, b: torch.Tensor) -> bool:
+    """True when this rank holds the same rows of `b` as of `w` (both split on dim 0 alike): no gather.
+
+    Decided from global metadata only, so that every rank takes the same branch of a collective.
+    """
+    if (
+        not (is_dtensor(w) and is_dtensor(b))
+        or w.device_mesh != b.device_mesh
+        or w.placements != b.placements
+    ):
+        return False
+    return b.shape[0] == w.shape[0] and all(type(p).__name__ in ("Shard", "Replicate") for p in w.placements)
+
+
 def block_factors(
     w: torch.Tensor,
     fan_in_fan_out: bool,
@@ -179,13 +218,25 @@ def block_factors(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(target, A1, B1, A0, B0): this rank's block of W and the rows of B / columns of A it needs.
 
-    Called from the inplace engine's post-step hook on every rank (the factors are gathered here).
-    Unsharded W: the inputs unchanged.
+    Called from the inplace engine's post-step hook on every rank (gathers are collectives). Unsharded
+    W: the inputs unchanged. Sharded Linear: B's own shard holds W's rows, so only A is gathered (one
+    collective for A and its pre-step copy); Conv1D: A and B are gathered (two).
     """
-    A1, B1, A0, B0 = (whole(t) for t in (A1, B1, A0, B0))  # noqa: N806
     target, (rows, cols) = local_block(w)
     out_idx, in_idx = (cols, rows) if fan_in_fan_out else (rows, cols)  # Conv1D stores W as (in, out)
-    return target, A1[:, in_idx], B1[out_idx], A0[:, in_idx], B0[out_idx]
+    A1, A0 = whole_pair(A1, A0)  # noqa: N806
+    if not fan_in_fan_out and _rows_shared(w, B1) and _rows_shared(w, B0):
+        local_rows = local_block(B1)[1][0]
+        if (local_rows.start, local_rows.stop) != (
+            rows.start,
+            rows.stop,
+        ):  # pragma: no cover - see _rows_shared
+            raise RuntimeError(f"B holds rows {local_rows} of W's {rows} on this rank")
+        B1, B0 = B1.to_local(), B0.to_local()  # noqa: N806
+    else:
+        B1, B0 = whole_pair(B1, B0)  # noqa: N806
+        B1, B0 = B1[out_idx], B0[out_idx]  # noqa: N806
+    return target, A1[:, in_idx], B1, A0[:, in_idx], B0
 
 
 def copy_weight(w: torch.Tensor, src: torch.Tensor) -> None:
