@@ -171,7 +171,7 @@ def test_trainer_fp16_with_callback(tmp_path):
     assert 6 <= cb.delta_lora.step <= 8  # fp16 scaler may skip the first steps while it calibrates
 
 
-# ---------------------------------------------------------------------------- two GPUs: FSDP2 (issue 26)
+# ------------------------------------------------------------------ two GPUs: FSDP2 (docs/sharding.md)
 def _fsdp2_nccl_worker(rank: int, world: int, out: str) -> None:
     """FSDP2 over NCCL, bf16 compute with fp32 sharded master weights, both engines."""
     import torch.distributed as dist

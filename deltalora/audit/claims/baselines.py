@@ -2,8 +2,8 @@
 
 * 4a: the abstract: "significantly outperforms" LoRA and AdaLoRA; DyLoRA is the tables' third low-rank
   baseline (docs/sources.md §0, §2.1).
-* 4b-4d: "consistent gains on all GLUE tasks", "+1.24 BLEU on E2E", "+0.79 BLEU on WebNLG": as stated in
-  the claim list of the audit issue; docs/sources.md §2 marks every cell of Delta-LoRA's own tables
+* 4b-4d: "consistent gains on all GLUE tasks", "+1.24 BLEU on E2E", "+0.79 BLEU on WebNLG": as quoted in
+  the claim list this audit was built on; docs/sources.md §2 marks every cell of Delta-LoRA's own tables
   UNCONFIRMED, so these magnitudes are not confirmed paper numbers (checked only at paper scale).
 """
 
@@ -40,21 +40,21 @@ CLAIM_4A = Claim(
 CLAIM_4B = Claim(
     "4b",
     '"Consistent gains on all GLUE tasks" over LoRA',
-    "as stated in the audit's claim list (issue 7); the paper's GLUE cells are UNCONFIRMED (docs/sources.md "
-    "§2.2)",
+    "as quoted in the claim list this audit was built on; the paper's GLUE cells were not retrieved and are "
+    "UNCONFIRMED (docs/sources.md §2.2)",
     "seed-paired Delta-LoRA - LoRA on each of the 8 GLUE tasks",
 )
 CLAIM_4C = Claim(
     "4c",
     '"+1.24 BLEU on E2E" over LoRA',
-    "as stated in the audit's claim list (issue 7); not a confirmed paper number (docs/sources.md §2: "
+    "as quoted in the claim list this audit was built on; not a confirmed paper number (docs/sources.md §2: "
     "UNCONFIRMED)",
     "seed-paired Delta-LoRA - LoRA BLEU on E2E",
 )
 CLAIM_4D = Claim(
     "4d",
     '"+0.79 BLEU on WebNLG" over LoRA',
-    "as stated in the audit's claim list (issue 7); not a confirmed paper number (docs/sources.md §2: "
+    "as quoted in the claim list this audit was built on; not a confirmed paper number (docs/sources.md §2: "
     "UNCONFIRMED)",
     "seed-paired Delta-LoRA - LoRA BLEU (all categories) on WebNLG",
 )
