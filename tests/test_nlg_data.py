@@ -140,6 +140,45 @@ def test_webnlg_rows_are_consistent(loaded):
             assert webnlg.references(ex)
 
 
+def test_webnlg_proxy_has_paths_as_well_as_stars():
+    """Version 2: some triple sets are paths (subject | place-property | P, P | country | X), as in the
+    real WebNLG; each lexicalisation names every entity. Version 1 drew stars only (never a path)."""
+    rows = webnlg_proxy_rows(WebNLGProxyConfig(seed=0))
+    paths = stars = 0
+    for split in ("train", "dev", "test"):
+        for ex in rows[split]:
+            triples = [webnlg.split_triple(t) for t in webnlg._triple_set(ex)]
+            subjects = [s for s, _, _ in triples]
+            if len(set(subjects)) == 1:
+                stars += 1
+                continue
+            paths += 1
+            assert (
+                len(triples) >= 3
+                and len(set(subjects)) == 2
+                and subjects.count(subjects[0]) == len(triples) - 1
+            )
+            (place, prop, country) = triples[-1]
+            assert prop == "country" and any(o == place for _, _, o in triples[:-1])
+            for text in webnlg.references(ex):
+                for s, _, o in triples:
+                    assert s.replace("_", " ") in text and o.replace("_", " ") in text, (text, triples)
+    assert stars > 0 and 0.03 < paths / (paths + stars) < 0.2, (paths, stars)
+
+
+def test_webnlg_sample_without_chains_draws_stars_only():
+    """chain_p=0 (the pretraining corpus's call) never makes a path."""
+    import random
+
+    from deltalora.tasks.textgen_lexicon import CATEGORIES
+    from deltalora.tasks.textgen_realize import webnlg_sample
+
+    rng = random.Random(0)
+    for i in range(400):
+        triples, _ = webnlg_sample(CATEGORIES[i % len(CATEGORIES)], 1 + i % 4, rng, "proxy")
+        assert len({s for s, _, _ in triples}) == 1
+
+
 def test_webnlg_accessors_accept_both_nested_layouts():
     ex_lists = {
         "modified_triple_sets": {"mtriple_set": [["A | p | B"]]},

@@ -36,8 +36,10 @@ from .textgen_realize import e2e_mr_string, e2e_reference, webnlg_sample, webnlg
 
 # Bump when a generator's output changes for the same parameters: invalidates cached proxy files.
 E2E_PROXY_VERSION = 1
-WEBNLG_PROXY_VERSION = 1
+WEBNLG_PROXY_VERSION = 2  # 2: path-shaped triple sets (WEBNLG_CHAIN_P); 1 had stars only
 XSUM_PROXY_VERSION = 1
+# Of the triple sets of 3 or more with a place among them, the share made a path (place | country | X).
+WEBNLG_CHAIN_P = 0.3
 
 Rows = dict[str, list[dict[str, Any]]]
 T = TypeVar("T")
@@ -147,7 +149,7 @@ TEST_UNSEEN_WITH_LEX = "testdata_unseen_with_lex"
 def _webnlg_entry(cat_name: str, rng: random.Random, max_triples: int, pool: Pool = "proxy"):
     cat = CATEGORY_BY_NAME[cat_name]
     n = rng.randint(1, max_triples)
-    triples, gender = webnlg_sample(cat, n, rng, pool)
+    triples, gender = webnlg_sample(cat, n, rng, pool, chain_p=WEBNLG_CHAIN_P)
     return cat, triples, gender
 
 

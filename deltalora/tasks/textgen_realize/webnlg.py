@@ -14,13 +14,18 @@ Triple = tuple[str, str, str]  # (subject, property, object), surface forms with
 _SENTENCES: dict = load_data("textgen_sentences.json")["webnlg"]
 
 
-def webnlg_sample(cat: Category, n_triples: int, rng: random.Random, pool: Pool) -> tuple[list[Triple], str]:
-    """A star-shaped triple set about one new subject of `cat` (1-4 distinct properties).
+def webnlg_sample(
+    cat: Category, n_triples: int, rng: random.Random, pool: Pool, *, chain_p: float = 0.0
+) -> tuple[list[Triple], str]:
+    """A triple set about one new subject of `cat`, and the subject's gender ("" for things).
 
-    Returns the triples and the subject's gender ("" for things). A chained triple (``city | country |
-    X``) is added only when more triples are asked for than the category has properties, which no
-    category's 1-4 triples reach: every proxy input is a star (the 30% branch below finds no room). Left
-    as it is because making it fire changes the generated data (a version bump and new digests).
+    Mostly a star: `n_triples` distinct properties of the subject. With probability `chain_p`, a set of
+    3 or more whose properties include a place becomes a path, as many of the real WebNLG's are: one of
+    the subject's other triples gives way to ``place | country | X`` (same size). A set asked for more
+    triples than the category has properties gets that chained triple on top.
+
+    `chain_p` = 0 (the pretraining corpus) draws exactly what version 1 of the proxy drew, so the
+    corpus is unchanged; the WebNLG proxy (version 2) passes `WEBNLG_CHAIN_P`.
     """
     subj, gender = subject_name(cat.subject, rng, pool)
     n_props = min(n_triples, len(cat.props))
@@ -29,12 +34,14 @@ def webnlg_sample(cat: Category, n_triples: int, rng: random.Random, pool: Pool)
     for p in props:
         o = object_value(p.kind, rng, pool)
         triples.append((subj, p.name, o))
-    if n_triples > n_props or (n_triples >= 3 and rng.random() < 0.3):
-        for _i, (_s, p, o) in enumerate(triples):
-            prop = next(x for x in cat.props if x.name == p)
-            if prop.kind == "place" and len(triples) < max(n_triples, 2):
-                triples.append((o, "country", object_value("country", rng, pool)))
-                break
+    fill = n_triples > n_props
+    # the draw happens for every set of 3 or more, chain_p or not: version 1's random stream
+    if fill or (n_triples >= 3 and rng.random() < chain_p):
+        place = next((t for t, p in zip(triples, props, strict=True) if p.kind == "place"), None)
+        if place is not None:
+            if not fill:  # a path in place of one of the star's other edges
+                triples.remove(next(t for t in reversed(triples) if t is not place))
+            triples.append((place[2], "country", object_value("country", rng, pool)))
     return triples[: max(n_triples, 1)], gender
 
 
