@@ -6,10 +6,11 @@ trained on the whole batch. The shapes are chosen so that shards are uneven and 
 hidden 26, intermediate 41 and a 1-output LoRA-adapted classifier (rank 1 holds no row of its W), r=3 (A
 splits 2/1); GPT-2 (Conv1D, W stored in x out) with hidden 27 and r=1 (rank 1 holds no row of A) on
 c_attn and both c_proj (attention's is square: the Linear shortcut of using B's own shard would take the
-wrong rows there). Each run also writes a checkpoint halfway (each rank's model and optimizer state
+wrong rows there); and BERT again with r=2 and every matrix split by columns (`shard_placement_fn`
+returning Shard(1)). Each run also writes a checkpoint halfway (each rank's model and optimizer state
 dicts, which carry Delta-LoRA's state), resumes from it in a fresh sharded model, and exports the rank-2r
-adapter (every rank calls export; rank 0 writes). Cost of the whole file (both engines, both models,
-resume included): 27 s of CPU time (user + sys, all processes) and 33 s wall, measured on 2026-12-06
+adapter (every rank calls export; rank 0 writes). Cost of the whole file (both engines, three models,
+resume included): 32 s of CPU time (user + sys, all processes) and 32 s wall, measured on 2026-12-06
 beside a running build on a 2-core machine. Most of it is the two processes importing torch, transformers
 and peft."""
 
@@ -32,7 +33,7 @@ from deltalora import DeltaLoRA, DeltaLoRACallback
 
 STEPS, K, BATCH, HALFWAY = 6, 2, 4, 4
 ENGINES = ("inplace", "folded")
-KINDS = ("bert", "gpt2")
+KINDS = ("bert", "gpt2", "bert_cols")  # bert_cols: BERT with every matrix split by columns (Shard(1))
 
 
 def _fsdp2_missing() -> str | None:
@@ -50,7 +51,7 @@ def _fsdp2_missing() -> str | None:
 
 def base(kind: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
     torch.manual_seed(0)
-    if kind == "bert":
+    if kind.startswith("bert"):
         cfg = BertConfig(
             vocab_size=VOCAB,
             hidden_size=26,
@@ -77,10 +78,11 @@ def base(kind: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
 
 
 def lora(kind: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
-    if kind == "bert":
+    if kind.startswith("bert"):
+        r = 2 if kind == "bert_cols" else 3  # bert_cols: B's r columns split evenly too
         cfg = LoraConfig(
-            r=3,
-            lora_alpha=6,
+            r=r,
+            lora_alpha=2 * r,
             lora_dropout=0.0,
             target_modules=["query", "value", "intermediate.dense", "classifier"],
         )
@@ -98,7 +100,11 @@ def data(kind: str, n: int, seed: int = 123) -> list[dict]:
     out = []
     for _ in range(n):
         ids = torch.randint(0, VOCAB, (BATCH, 9), generator=g)
-        labels = torch.randn(BATCH, 1, generator=g, dtype=torch.float64) if kind == "bert" else ids.clone()
+        labels = (
+            torch.randn(BATCH, 1, generator=g, dtype=torch.float64)
+            if kind.startswith("bert")
+            else ids.clone()
+        )
         out.append({"input_ids": ids, "labels": labels})
     return out
 
@@ -113,11 +119,18 @@ def logits(model, kind: str) -> torch.Tensor:
 
 def shard(model, kind: str, mesh) -> None:
     from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard
 
+    # bert_cols: FSDP2's shard_placement_fn splits every matrix by columns (W, A and B: in = 26, r = 2);
+    # FSDP2 splits dimensions other than 0 only evenly
+    def by_columns(p):
+        return Shard(1) if p.ndim == 2 and p.shape[1] % mesh.size() == 0 else None
+
+    kw = {"shard_placement_fn": by_columns} if kind == "bert_cols" else {}
     inner = model.base_model.model
-    for block in inner.bert.encoder.layer if kind == "bert" else inner.transformer.h:
-        fully_shard(block, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+    for block in inner.bert.encoder.layer if kind.startswith("bert") else inner.transformer.h:
+        fully_shard(block, mesh=mesh, **kw)
+    fully_shard(model, mesh=mesh, **kw)
 
 
 def _optimizer(model):
@@ -175,7 +188,7 @@ def _sharded_run(kind, engine, mesh, rank, world, out: Path) -> dict:
         "A": type(slot.A).__name__,
         "prev_A": type(slot.prev_A).__name__ if slot.prev_A is not None else None,
         "snap_A": type(slot.snap_A).__name__,
-        "W_local_rows": slot.weight.to_local().shape[0],
+        "W_local_shape": tuple(slot.weight.to_local().shape),
     }
     rec.update(_record(model, handle, kind))
     handle.export_adapter(out / f"adapter-{kind}-{engine}")  # every rank calls it; rank 0 writes
@@ -291,8 +304,10 @@ def test_fsdp2_two_ranks_on_half_batches_match_one_process(ranks, kind, engine):
     assert (s["W"], s["A"], s["snap_A"]) == ("DTensor", "DTensor", "Tensor")
     assert s["prev_A"] == ("DTensor" if engine == "inplace" else None)
     last_w = one["W"][list(one["W"])[-1]]
-    assert s["W_local_rows"] + b["sharded"]["W_local_rows"] == last_w.shape[0]
-    assert b["sharded"]["W_local_rows"] < last_w.shape[0]  # bert classifier: 1 row / 0 rows
+    dim = 1 if kind == "bert_cols" else 0
+    assert s["W_local_shape"][dim] + b["sharded"]["W_local_shape"][dim] == last_w.shape[dim]
+    assert b["sharded"]["W_local_shape"][dim] < last_w.shape[dim]  # bert classifier: 1 row / 0 rows
+    assert s["W_local_shape"][1 - dim] == last_w.shape[1 - dim]
     if engine == "folded":  # the file rank 0 wrote restores the unsharded run's state
         assert a["save"] == b["save"] == "written"
         fresh = lora(kind)
@@ -341,9 +356,8 @@ def test_fsdp2_collectives_per_step_are_the_documented_few(ranks, kind, engine):
     for r in (r0, r1):
         rec = r[(kind, engine)]
         n, got = rec["layers"], rec["collectives"]
-        assert n == (
-            7 if kind == "bert" else 6
-        )  # bert: query, value, intermediate x 2 + classifier; gpt2: 3 x 2
+        assert n == (6 if kind == "gpt2" else 7)  # bert: query, value, intermediate x 2, classifier
+        # a row-split Linear reads B from its own shard; Conv1D and column splits gather B too
         per_layer = 0 if engine == "folded" else (1 if kind == "bert" else 2)
         expected = [0] * K + [2 * n] + [per_layer * n] * (HALFWAY - K - 1)  # step K ends with the snapshot
         assert got == expected, (kind, engine, got, expected)

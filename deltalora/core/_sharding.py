@@ -205,7 +205,12 @@ def _rows_shared(w: torch.Tensor, b: torch.Tensor) -> bool:
         or w.placements != b.placements
     ):
         return False
-    return b.shape[0] == w.shape[0] and all(type(p).__name__ in ("Shard", "Replicate") for p in w.placements)
+    # only row splits: under shard_placement_fn's Shard(1), B's shard would hold some of its r columns
+    rows_only = all(
+        type(p).__name__ == "Replicate" or (type(p).__name__ == "Shard" and p.dim in (0, -w.ndim))
+        for p in w.placements
+    )
+    return rows_only and b.shape[0] == w.shape[0]
 
 
 def block_factors(
