@@ -86,6 +86,23 @@ def test_default_profile_shape_with_4bit_rows_on_one_model(tmp_path):
     assert f"peak x{106 / 105:.3f}" in md
 
 
+def test_a_verdict_from_disturbed_rounds_says_it_is_noisy(tmp_path):
+    """A goal verdict whose rounds spread wider than x1.5 (a full build's memory table once had a 4-bit
+    round at 5.3x the fastest, beside other work) is marked noisy; the undisturbed ones are not."""
+    rows = default_profile_rows()
+    for r in rows:
+        if r["model"] == "minilm" and r["config"] in ("folded_4bit", "inplace"):
+            r["step_s_max"] = r["step_s_min"] * 5.3
+    out = tmp_path / "memory_table.csv"
+    write_memory_table(rows, out, profile="default")
+    lines = [x for x in out.with_suffix(".md").read_text().splitlines() if x.startswith("- ")]
+    verdicts = {x.split(":")[0]: x for x in lines if "goal" in x and "noisy" not in x.split(":")[0]}
+    assert "noisy: slowest/fastest round folded_4bit x5.3" in verdicts["- minilm"]  # the QLoRA section
+    assert "noisy: slowest/fastest round inplace x5.3" in verdicts["- minilm fp32 inplace"]
+    for quiet in ("- minilm fp32 folded", "- gpt2m-4l fp32 inplace", "- gpt2m-4l fp32 folded"):
+        assert "noisy" not in verdicts[quiet], verdicts[quiet]
+
+
 def test_a_measurement_failing_table_keeps_the_measurements_and_a_rerun_does_not_measure(tmp_path):
     """`bench memory` writes the measured rows before the table; `collect memory` rebuilds the table from
     them (the workflow's memory_table rule) without measuring."""

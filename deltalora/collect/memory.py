@@ -18,6 +18,30 @@ GOAL = 1.02  # both engines within 1.02x of LoRA in peak memory and step time
 QLORA_GOAL = 1.05  # Delta-LoRA folded on the 4-bit base within 1.05x of QLoRA (peak memory and step time)
 
 
+# A comparison whose rounds' step times spread wider than this (slowest / fastest round) was disturbed,
+# e.g. by other work on the machine: its verdict against a goal says so rather than standing as measured.
+# On an idle 2-core machine the spread was x1.05-1.12 (2026-12-06); beside other work one round reached x5.3.
+NOISY_SPREAD = 1.5
+
+
+def noise_note(sub: pd.DataFrame, configs: Sequence[str]) -> str:
+    """ " (noisy: ...)" when any of `configs` (rows of one model and dtype, indexed by config) has step
+    rounds spread wider than NOISY_SPREAD, else ""."""
+    wide = []
+    for c in configs:
+        if c not in sub.index:
+            continue
+        lo, hi = sub.loc[c, "step_s_min"], sub.loc[c, "step_s_max"]
+        if pd.notna(lo) and pd.notna(hi) and lo > 0 and hi / lo > NOISY_SPREAD:
+            wide.append(f"{c} x{hi / lo:.1f}")
+    if not wide:
+        return ""
+    return (
+        f" (noisy: slowest/fastest round {', '.join(wide)}; not a reliable verdict, remeasure on an idle "
+        "machine or with more rounds)"
+    )
+
+
 def _mib(b: float) -> str:
     return f"{b / 2**20:.1f}"
 
@@ -164,6 +188,7 @@ def write_memory_table(
                         f"peak x{sub.loc[engine, 'peak_ratio_to_lora']:.3f}, step "
                         f"x{sub.loc[engine, 'step_ratio_to_lora']:.3f} of LoRA -> "
                         f"{'within' if ok else 'NOT within'} the {GOAL}x goal"
+                        + noise_note(sub, [engine, "lora"])
                     )
     if notes:
         lines += ["", "## Against the goal", "", *notes]
@@ -286,6 +311,7 @@ def qlora_section(df: pd.DataFrame) -> list[str]:
                 f"x{f['step_ratio_to_qlora']:.3f}, saved activations x{f['saved_ratio_to_qlora']:.3f} "
                 "of QLoRA -> "
                 f"{'within' if ok else 'NOT within'} the {QLORA_GOAL}x goal"
+                + noise_note(sub, ["folded_4bit", "qlora"])
             )
             if "inplace" in sub.index:
                 line += (
