@@ -28,6 +28,8 @@ def noise_note(sub: pd.DataFrame, configs: Sequence[str]) -> str:
     """ " (noisy: ...)" when any of `configs` (rows of one model and dtype, indexed by config) has step
     rounds spread wider than NOISY_SPREAD, else ""."""
     wide = []
+    if not {"step_s_min", "step_s_max"} <= set(sub.columns):  # rows measured without their rounds' range
+        return ""
     for c in configs:
         if c not in sub.index:
             continue
