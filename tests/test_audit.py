@@ -257,6 +257,25 @@ def test_rule_comparable_cost_each_verdict():
     _check(rules.rule_comparable_cost([(1.3, None)]), NOT_SUPPORTED)  # no full-FT reference: cannot refute
     _check(rules.rule_comparable_cost([]), INCONCLUSIVE)
     _check(rules.rule_comparable_cost([(float("nan"), 2.0)]), INCONCLUSIVE)
+    # a disturbed measurement decides nothing, however its ratios fall
+    _check(rules.rule_comparable_cost([(1.01, 2.5)], disturbed=["minilm fp32 inplace x5.3"]), INCONCLUSIVE)
+
+
+def test_claim_2_on_a_disturbed_memory_measurement_is_inconclusive(synthetic):
+    """The memory CSV carries each configuration's round range; one inplace round at 5.3x its fastest
+    makes claim 2 (inplace) inconclusive and says why, while the undisturbed folded row keeps its verdict."""
+    mem = pd.read_csv(synthetic["memory"])
+    mem["step_s_min"] = mem["median_step_s"] * 0.95
+    mem["step_s_max"] = mem["median_step_s"] * 1.05
+    mem.loc[mem["config"] == "inplace", "step_s_max"] = mem["step_s_min"] * 5.3
+    mem.to_csv(synthetic["memory"], index=False)
+    _, out = _build(synthetic, plots=False)
+    df = pd.read_csv(out / "audit.csv", keep_default_na=False).set_index("id")
+    assert df.loc["2", "verdict"] == INCONCLUSIVE
+    assert (
+        "disturbed measurement (slowest/fastest round): minilm fp32 inplace x5.3" in df.loc["2", "evidence"]
+    )
+    assert df.loc["2.folded", "verdict"] == SUPPORTED
 
 
 def test_rule_dropout_cosine_each_verdict():

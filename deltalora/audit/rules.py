@@ -208,18 +208,23 @@ def rule_telescoping(
 
 # --------------------------------------------------------------------------- claim 2: cost
 def rule_comparable_cost(
-    ratios: Sequence[tuple[float, float | None]], *, comparable: float = COMPARABLE_RATIO
+    ratios: Sequence[tuple[float, float | None]],
+    *,
+    comparable: float = COMPARABLE_RATIO,
+    disturbed: Sequence[str] = (),
 ) -> Verdict:
     """ratios: (cost / LoRA's, full fine-tuning's cost / LoRA's or None) per measured quantity and setting
-    (peak memory and step time, for each model and dtype)."""
+    (peak memory and step time, for each model and dtype). disturbed: the compared measurements whose
+    rounds spread too wide to be read (the memory table's `disturbed`)."""
     text = (
         "ratio to LoRA of peak memory and of median step time, for every measured model and dtype: "
         f"supported if every ratio is <= {comparable:g}; refuted if any ratio is at least halfway from "
         "LoRA to full fine-tuning (>= (1 + full-FT ratio) / 2: closer to full FT's cost than to "
-        "LoRA's); not supported otherwise; inconclusive without measurements"
+        "LoRA's); not supported otherwise; inconclusive without measurements, or when a compared "
+        "configuration's slowest round took more than 1.5x its fastest (a disturbed measurement)"
     )
     vals = [(r, f) for r, f in ratios if r is not None and math.isfinite(r)]
-    if not vals:
+    if not vals or disturbed:
         return INCONCLUSIVE, text
     if any(f is not None and math.isfinite(f) and f > 1 and r >= (1 + f) / 2 for r, f in vals):
         return REFUTED, text

@@ -24,18 +24,26 @@ QLORA_GOAL = 1.05  # Delta-LoRA folded on the 4-bit base within 1.05x of QLoRA (
 NOISY_SPREAD = 1.5
 
 
-def noise_note(sub: pd.DataFrame, configs: Sequence[str]) -> str:
-    """ " (noisy: ...)" when any of `configs` (rows of one model and dtype, indexed by config) has step
-    rounds spread wider than NOISY_SPREAD, else ""."""
-    wide = []
+def disturbed(sub: pd.DataFrame, configs: Sequence[str]) -> list[str]:
+    """ "<config> x<spread>" for each of `configs` (rows of one model and dtype, indexed by config) whose
+    slowest round took more than NOISY_SPREAD times its fastest; [] when the rows carry no range."""
     if not {"step_s_min", "step_s_max"} <= set(sub.columns):  # rows measured without their rounds' range
-        return ""
+        return []
+    wide = []
     for c in configs:
         if c not in sub.index:
             continue
         lo, hi = sub.loc[c, "step_s_min"], sub.loc[c, "step_s_max"]
+        if isinstance(lo, pd.Series):  # repeated rows of one config (an audit's input): their whole range
+            lo, hi = lo.min(), hi.max()
         if pd.notna(lo) and pd.notna(hi) and lo > 0 and hi / lo > NOISY_SPREAD:
             wide.append(f"{c} x{hi / lo:.1f}")
+    return wide
+
+
+def noise_note(sub: pd.DataFrame, configs: Sequence[str]) -> str:
+    """ " (noisy: ...)" when `disturbed` finds any of `configs`, else ""."""
+    wide = disturbed(sub, configs)
     if not wide:
         return ""
     return (

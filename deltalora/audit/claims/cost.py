@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ...collect.memory import disturbed
 from .. import rules
 from ..evidence import Evidence
 from .common import AuditRow, Claim, ClaimFamily, Settings, absent_evidence, audit_row, fmt
@@ -73,8 +74,10 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
                 }
             )
     for eng, lvl in (("inplace", "claim"), ("folded", "detail"), ("naive", "detail")):
-        ratios, parts = [], []
+        ratios, parts, noisy = [], [], []
         for m, d in groups:
+            sub = df[(df["model"].astype(str) == m) & (df["dtype"].astype(str) == d)].set_index("config")
+            noisy += [f"{m} {d} {w}" for w in disturbed(sub, [eng, "lora"])]
             pr, sr = val(m, d, eng, "peak_ratio_to_lora"), val(m, d, eng, "step_ratio_to_lora")
             fp, fs = val(m, d, "full_ft", "peak_ratio_to_lora"), val(m, d, "full_ft", "step_ratio_to_lora")
             if pr is None and sr is None:
@@ -85,6 +88,8 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
                 f"x{fmt(fp, 3)}, x{fmt(fs, 3)})"
             )
         evid = "; ".join(parts) if parts else f"no evidence: the memory table has no '{eng}' rows"
+        if noisy:
+            evid += f"; disturbed measurement (slowest/fastest round): {', '.join(noisy)}"
         rows.append(
             audit_row(
                 ev,
@@ -95,7 +100,7 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
                 "memory and median step time relative to "
                 "LoRA",
                 evid,
-                rules.rule_comparable_cost(ratios),
+                rules.rule_comparable_cost(ratios, disturbed=noisy),
                 scale,
                 {"table": table},
             )
