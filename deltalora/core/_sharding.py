@@ -231,13 +231,7 @@ def block_factors(
     out_idx, in_idx = (cols, rows) if fan_in_fan_out else (rows, cols)  # Conv1D stores W as (in, out)
     A1, A0 = whole_pair(A1, A0)  # noqa: N806
     if not fan_in_fan_out and _rows_shared(w, B1) and _rows_shared(w, B0):
-        local_rows = local_block(B1)[1][0]
-        if (local_rows.start, local_rows.stop) != (
-            rows.start,
-            rows.stop,
-        ):  # pragma: no cover - see _rows_shared
-            raise RuntimeError(f"B holds rows {local_rows} of W's {rows} on this rank")
-        B1, B0 = B1.to_local(), B0.to_local()  # noqa: N806
+        B1, B0 = B1.to_local(), B0.to_local()  # noqa: N806 - split exactly as W's rows (_rows_shared)
     else:
         B1, B0 = whole_pair(B1, B0)  # noqa: N806
         B1, B0 = B1[out_idx], B0[out_idx]  # noqa: N806

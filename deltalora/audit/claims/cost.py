@@ -73,11 +73,14 @@ def assess_cost(ev: Evidence, s: Settings) -> list[AuditRow]:
                     "step_ratio": val(m, d, cfg, "step_ratio_to_lora"),
                 }
             )
+    by_group = {
+        (m, d): df[(df["model"].astype(str) == m) & (df["dtype"].astype(str) == d)].set_index("config")
+        for m, d in groups
+    }
     for eng, lvl in (("inplace", "claim"), ("folded", "detail"), ("naive", "detail")):
         ratios, parts, noisy = [], [], []
         for m, d in groups:
-            sub = df[(df["model"].astype(str) == m) & (df["dtype"].astype(str) == d)].set_index("config")
-            noisy += [f"{m} {d} {w}" for w in disturbed(sub, [eng, "lora"])]
+            noisy += [f"{m} {d} {w}" for w in disturbed(by_group[(m, d)], [eng, "lora"])]
             pr, sr = val(m, d, eng, "peak_ratio_to_lora"), val(m, d, eng, "step_ratio_to_lora")
             fp, fs = val(m, d, "full_ft", "peak_ratio_to_lora"), val(m, d, "full_ft", "step_ratio_to_lora")
             if pr is None and sr is None:
